@@ -1,0 +1,11 @@
+"""fastbp: multi-layer perceptrons trained by compiled backpropagation.
+
+Drop-in replacements for scikit-learn's ``MLPClassifier`` and ``MLPRegressor``
+whose training loops are compiled with numba.
+"""
+
+from fastbp.estimators import BackpropClassifier, BackpropRegressor
+
+__version__ = "0.1.0"
+
+__all__ = ["BackpropClassifier", "BackpropRegressor", "__version__"]

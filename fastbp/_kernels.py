@@ -1,0 +1,493 @@
+"""Compiled kernels: activations, losses, forward and backward passes, one epoch.
+
+Every public kernel here is compiled once per dtype (float32, float64) and cached on
+disk. Options (activation, loss, solver) arrive as integer codes and are dispatched
+with ``if`` inside the kernels, so adding an option never adds a specialisation.
+The helpers a cached kernel calls live in this same file on purpose: numba checks a
+cached kernel against its own file only, and would miss an edit elsewhere.
+
+Conventions shared by all kernels
+---------------------------------
+* ``params`` is the flat parameter vector of :class:`fastbp._network.NetworkLayout`:
+  all coefficient matrices first (row-major), then all intercepts.
+* ``activations`` / ``deltas`` are flat workspaces; layer ``l`` of a batch of ``m``
+  rows lives at ``[layer_offsets[l], layer_offsets[l] + m * units[l])``.
+* Derivatives are written from the activation's *output*, as scikit-learn does, so no
+  pre-activation values are kept.
+* Inputs that the kernels only read (``X``, ``Y``, sample weights, the row order)
+  are passed as read-only arrays so that one compiled signature serves all callers.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+# Hidden-layer activations.
+IDENTITY = 0
+LOGISTIC = 1
+TANH = 2
+RELU = 3
+ACTIVATION_CODES = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
+
+# Losses. Each is paired with its canonical output activation (identity, exp,
+# softmax, logistic), which makes the output delta simply ``prediction - target``.
+SQUARED_ERROR = 0
+POISSON = 1
+LOG_LOSS = 2
+BINARY_LOG_LOSS = 3
+LOSS_CODES = {
+    "squared_error": SQUARED_ERROR,
+    "poisson": POISSON,
+    "log_loss": LOG_LOSS,
+    "binary_log_loss": BINARY_LOG_LOSS,
+}
+OUTPUT_ACTIVATION_OF_LOSS = {
+    "squared_error": "identity",
+    "poisson": "exp",
+    "log_loss": "softmax",
+    "binary_log_loss": "logistic",
+}
+
+SGD = 0
+ADAM = 1
+
+# Layout of the ``hyper`` vector handed to the epoch kernel (one dtype-typed array
+# instead of many scalars keeps float32 arithmetic in float32).
+H_LEARNING_RATE = 0
+H_MOMENTUM = 1
+H_BETA_1 = 2
+H_BETA_2 = 3
+H_EPSILON = 4
+H_ALPHA = 5
+N_HYPER = 6
+
+_JIT = dict(cache=True, nogil=True)
+
+
+# ---------------------------------------------------------------------------------
+# Activations: forward rule and derivative side by side.
+# ---------------------------------------------------------------------------------
+@njit(**_JIT)
+def _add_bias_and_activate(z, bias, code):
+    """z <- activation(z + bias), row by row, for a hidden layer."""
+    n_rows, n_units = z.shape
+    if code == IDENTITY:
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] += bias[j]
+    elif code == LOGISTIC:
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = 1.0 / (1.0 + math.exp(-(z[i, j] + bias[j])))
+    elif code == TANH:
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = math.tanh(z[i, j] + bias[j])
+    else:  # RELU; written so that NaN propagates like np.maximum does
+        for i in range(n_rows):
+            for j in range(n_units):
+                value = z[i, j] + bias[j]
+                if value < 0:
+                    value = 0
+                z[i, j] = value
+
+
+@njit(**_JIT)
+def _multiply_by_derivative(delta, activation, code):
+    """delta <- delta * f'(z), with f'(z) written from the output a = f(z)."""
+    n_rows, n_units = delta.shape
+    if code == IDENTITY:
+        return
+    if code == LOGISTIC:  # f' = a (1 - a)
+        for i in range(n_rows):
+            for j in range(n_units):
+                a = activation[i, j]
+                delta[i, j] = delta[i, j] * a * (1 - a)
+    elif code == TANH:  # f' = 1 - a^2
+        for i in range(n_rows):
+            for j in range(n_units):
+                a = activation[i, j]
+                delta[i, j] = delta[i, j] * (1 - a * a)
+    else:  # RELU: f' = 0 where the unit was clipped (a == 0), 1 elsewhere
+        for i in range(n_rows):
+            for j in range(n_units):
+                if activation[i, j] == 0:
+                    delta[i, j] = 0
+
+
+@njit(**_JIT)
+def _add_bias_and_output_activation(z, bias, loss_code):
+    """z <- output_activation(z + bias): identity, exp, softmax or logistic."""
+    n_rows, n_units = z.shape
+    if loss_code == SQUARED_ERROR:
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] += bias[j]
+    elif loss_code == POISSON:
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = math.exp(z[i, j] + bias[j])
+    elif loss_code == BINARY_LOG_LOSS:
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = 1.0 / (1.0 + math.exp(-(z[i, j] + bias[j])))
+    else:  # LOG_LOSS: softmax, shifted by the row maximum so exp cannot overflow
+        for i in range(n_rows):
+            row_max = z[i, 0] + bias[0]
+            for j in range(n_units):
+                z[i, j] += bias[j]
+                if z[i, j] > row_max:
+                    row_max = z[i, j]
+            total = z.dtype.type(0)
+            for j in range(n_units):
+                z[i, j] = math.exp(z[i, j] - row_max)
+                total += z[i, j]
+            for j in range(n_units):
+                z[i, j] /= total
+
+
+@njit(**_JIT)
+def _xlogy(x, y):
+    return 0.0 if x == 0 else x * math.log(y)
+
+
+@njit(**_JIT)
+def _output_delta_and_loss(prediction, target, sample_weight, use_weights, delta, loss_code):
+    """Write the output delta d loss / d z = prediction - target (times the sample
+    weight) and return the weighted sum of per-sample losses (float64).
+
+    The losses are scikit-learn's: half squared error, Poisson deviance, and the
+    (binary) cross-entropy with probabilities clipped to [eps, 1 - eps].
+    """
+    n_rows, n_outputs = prediction.shape
+    eps = np.finfo(prediction.dtype).eps
+    total = 0.0
+    for i in range(n_rows):
+        row_loss = 0.0
+        for j in range(n_outputs):
+            p = prediction[i, j]
+            t = target[i, j]
+            delta[i, j] = p - t
+            if loss_code == SQUARED_ERROR:
+                row_loss += 0.5 * (float(t) - float(p)) ** 2
+            elif loss_code == POISSON:
+                row_loss += _xlogy(float(t), float(t) / float(p)) - float(t) + float(p)
+            elif loss_code == LOG_LOSS:
+                clipped = min(max(float(p), eps), 1 - eps)
+                row_loss -= _xlogy(float(t), clipped)
+            else:
+                clipped = min(max(float(p), eps), 1 - eps)
+                row_loss -= _xlogy(float(t), clipped) + _xlogy(1 - float(t), 1 - clipped)
+        if use_weights:
+            weight = sample_weight[i]
+            for j in range(n_outputs):
+                delta[i, j] *= weight
+            row_loss *= float(weight)
+        total += row_loss
+    return total
+
+
+# ---------------------------------------------------------------------------------
+# Forward and backward passes over one batch.
+# ---------------------------------------------------------------------------------
+@njit(**_JIT)
+def _layer_view(buffer, offsets, layer, n_rows, n_units):
+    start = offsets[layer]
+    return buffer[start : start + n_rows * n_units].reshape(n_rows, n_units)
+
+
+@njit(**_JIT)
+def _coef_view(params, units, coef_offsets, layer):
+    fan_in = units[layer]
+    fan_out = units[layer + 1]
+    start = coef_offsets[layer]
+    return params[start : start + fan_in * fan_out].reshape(fan_in, fan_out)
+
+
+@njit(**_JIT)
+def _intercept_view(params, units, intercept_offsets, layer):
+    start = intercept_offsets[layer]
+    return params[start : start + units[layer + 1]]
+
+
+@njit(**_JIT)
+def _forward(
+    x, params, units, coef_offsets, intercept_offsets, activations, layer_offsets,
+    hidden_code, loss_code,
+):  # fmt: skip
+    """Forward pass for the rows of ``x``; returns the output layer's view."""
+    n_rows = x.shape[0]
+    n_layers = units.shape[0]
+    # The first layer reads x; the others read the previous workspace layer.
+    z = _layer_view(activations, layer_offsets, 1, n_rows, units[1])
+    np.dot(x, _coef_view(params, units, coef_offsets, 0), z)
+    bias = _intercept_view(params, units, intercept_offsets, 0)
+    if n_layers == 2:
+        _add_bias_and_output_activation(z, bias, loss_code)
+        return z
+    _add_bias_and_activate(z, bias, hidden_code)
+    for layer in range(2, n_layers):
+        previous = _layer_view(activations, layer_offsets, layer - 1, n_rows, units[layer - 1])
+        z = _layer_view(activations, layer_offsets, layer, n_rows, units[layer])
+        np.dot(previous, _coef_view(params, units, coef_offsets, layer - 1), z)
+        bias = _intercept_view(params, units, intercept_offsets, layer - 1)
+        if layer == n_layers - 1:
+            _add_bias_and_output_activation(z, bias, loss_code)
+        else:
+            _add_bias_and_activate(z, bias, hidden_code)
+    return z
+
+
+@njit(**_JIT)
+def _backward(
+    x, params, grads, units, coef_offsets, intercept_offsets, activations, deltas,
+    layer_offsets, hidden_code,
+):  # fmt: skip
+    """Backward pass by the chain rule, from the output delta already in ``deltas``.
+
+    Writes the *raw* gradients into ``grads``: ``a_{l-1}^T delta_l`` for each
+    coefficient matrix and ``sum_rows delta_l`` for each intercept, before the L2
+    term and the division by the weight sum (the optimizer step fuses those).
+    """
+    n_rows = x.shape[0]
+    n_layers = units.shape[0]
+    for layer in range(n_layers - 1, 0, -1):
+        delta = _layer_view(deltas, layer_offsets, layer, n_rows, units[layer])
+        coef_grad = _coef_view(grads, units, coef_offsets, layer - 1)
+        if layer == 1:
+            np.dot(x.T, delta, coef_grad)
+        else:
+            previous = _layer_view(activations, layer_offsets, layer - 1, n_rows, units[layer - 1])
+            np.dot(previous.T, delta, coef_grad)
+        intercept_grad = _intercept_view(grads, units, intercept_offsets, layer - 1)
+        intercept_grad[:] = 0
+        for i in range(n_rows):
+            for j in range(units[layer]):
+                intercept_grad[j] += delta[i, j]
+        if layer > 1:
+            # delta_{l-1} = (delta_l W_l^T) * f'(z_{l-1}); the input layer needs none.
+            previous_delta = _layer_view(deltas, layer_offsets, layer - 1, n_rows, units[layer - 1])
+            np.dot(delta, _coef_view(params, units, coef_offsets, layer - 1).T, previous_delta)
+            _multiply_by_derivative(previous_delta, previous, hidden_code)
+
+
+@njit(**_JIT)
+def _batch_loss_and_raw_grads(
+    x, y, sample_weight, use_weights, params, grads, units, coef_offsets,
+    intercept_offsets, activations, deltas, layer_offsets, hidden_code, loss_code,
+):  # fmt: skip
+    """Forward, output delta, backward for one batch; returns the weighted loss sum."""
+    n_rows = x.shape[0]
+    prediction = _forward(
+        x, params, units, coef_offsets, intercept_offsets, activations, layer_offsets,
+        hidden_code, loss_code,
+    )  # fmt: skip
+    last = units.shape[0] - 1
+    output_delta = _layer_view(deltas, layer_offsets, last, n_rows, units[last])
+    loss_sum = _output_delta_and_loss(
+        prediction, y, sample_weight, use_weights, output_delta, loss_code
+    )
+    _backward(
+        x, params, grads, units, coef_offsets, intercept_offsets, activations, deltas,
+        layer_offsets, hidden_code,
+    )  # fmt: skip
+    return loss_sum
+
+
+@njit(**_JIT)
+def _gather(X, Y, sample_weight, use_weights, order, start, stop, x_batch, y_batch, sw_batch):
+    """Copy the rows ``order[start:stop]`` into the batch buffers; return the
+    weight sum (the row count when there are no weights)."""
+    weight_sum = 0.0
+    for k in range(stop - start):
+        row = order[start + k]
+        x_batch[k, :] = X[row, :]
+        y_batch[k, :] = Y[row, :]
+        if use_weights:
+            sw_batch[k] = sample_weight[row]
+            weight_sum += sample_weight[row]
+    if not use_weights:
+        weight_sum = float(stop - start)
+    return weight_sum
+
+
+# ---------------------------------------------------------------------------------
+# Optimizer steps: element-wise over the flat vector, with the L2 term and the
+# normalisation by the weight sum fused in (no separate gradient pass).
+# ---------------------------------------------------------------------------------
+@njit(**_JIT)
+def _sgd_step(params, grads, velocity, n_coefs, hyper, nesterov, weight_sum):
+    """SGD with (Nesterov) momentum; returns sum of squared coefficients before it."""
+    learning_rate = hyper[H_LEARNING_RATE]
+    momentum = hyper[H_MOMENTUM]
+    alpha = hyper[H_ALPHA]
+    weight_sum = params.dtype.type(weight_sum)
+    squared_norm = 0.0
+    for k in range(params.shape[0]):
+        w = params[k]
+        if k < n_coefs:
+            squared_norm += float(w) * float(w)
+            g = (grads[k] + alpha * w) / weight_sum
+        else:
+            g = grads[k] / weight_sum
+        v = momentum * velocity[k] - learning_rate * g
+        velocity[k] = v
+        if nesterov:
+            params[k] = w + (momentum * v - learning_rate * g)
+        else:
+            params[k] = w + v
+    return squared_norm
+
+
+@njit(**_JIT)
+def _adam_step(params, grads, first_moment, second_moment, n_coefs, hyper, step, weight_sum):
+    """One Adam step (Kingma & Ba) at time ``step``; returns the squared coef norm."""
+    beta_1 = hyper[H_BETA_1]
+    beta_2 = hyper[H_BETA_2]
+    epsilon = hyper[H_EPSILON]
+    alpha = hyper[H_ALPHA]
+    one = params.dtype.type(1)
+    # Bias-corrected step size, computed in float64 as scikit-learn does.
+    corrected = (
+        float(hyper[H_LEARNING_RATE])
+        * math.sqrt(1 - float(beta_2) ** step)
+        / (1 - float(beta_1) ** step)
+    )
+    learning_rate = params.dtype.type(corrected)
+    weight_sum = params.dtype.type(weight_sum)
+    squared_norm = 0.0
+    for k in range(params.shape[0]):
+        w = params[k]
+        if k < n_coefs:
+            squared_norm += float(w) * float(w)
+            g = (grads[k] + alpha * w) / weight_sum
+        else:
+            g = grads[k] / weight_sum
+        m = beta_1 * first_moment[k] + (one - beta_1) * g
+        v = beta_2 * second_moment[k] + (one - beta_2) * (g * g)
+        first_moment[k] = m
+        second_moment[k] = v
+        params[k] = w + (-learning_rate * m) / (math.sqrt(v) + epsilon)
+    return squared_norm
+
+
+# ---------------------------------------------------------------------------------
+# Public kernels.
+# ---------------------------------------------------------------------------------
+@njit(**_JIT)
+def run_epoch(
+    X, Y, sample_weight, use_weights, order, batch_size, params, grads, state_1,
+    state_2, units, coef_offsets, intercept_offsets, activations, deltas,
+    layer_offsets, x_batch, y_batch, sw_batch, hidden_code, loss_code, solver_code,
+    hyper, nesterov, adam_step,
+):  # fmt: skip
+    """One epoch of minibatch training in the given row ``order``.
+
+    For each minibatch: gather, forward, loss, backward, update. ``state_1`` and
+    ``state_2`` are the optimizer's flat state (SGD: velocity and unused; Adam: first
+    and second moments). ``adam_step`` is the Adam time step before this epoch.
+
+    Returns
+    -------
+    loss_sum : float
+        Sum over batches of ``batch_loss * batch_rows`` (scikit-learn's accumulation).
+    finite : bool
+        False as soon as a batch loss or a parameter became non-finite; the epoch
+        stops there.
+    """
+    n_samples = order.shape[0]
+    n_coefs = intercept_offsets[0]
+    alpha = float(hyper[H_ALPHA])
+    loss_sum = 0.0
+    step = adam_step
+    for start in range(0, n_samples, batch_size):
+        stop = min(start + batch_size, n_samples)
+        n_rows = stop - start
+        weight_sum = _gather(
+            X, Y, sample_weight, use_weights, order, start, stop, x_batch, y_batch, sw_batch
+        )
+        batch_loss_sum = _batch_loss_and_raw_grads(
+            x_batch[:n_rows], y_batch[:n_rows], sw_batch[:n_rows], use_weights, params,
+            grads, units, coef_offsets, intercept_offsets, activations, deltas,
+            layer_offsets, hidden_code, loss_code,
+        )  # fmt: skip
+        if solver_code == SGD:
+            squared_norm = _sgd_step(params, grads, state_1, n_coefs, hyper, nesterov, weight_sum)
+        else:
+            step += 1
+            squared_norm = _adam_step(
+                params, grads, state_1, state_2, n_coefs, hyper, step, weight_sum
+            )
+        batch_loss = batch_loss_sum / weight_sum + 0.5 * alpha * squared_norm / weight_sum
+        loss_sum += batch_loss * n_rows
+        if not math.isfinite(batch_loss):
+            return loss_sum, False
+    for k in range(params.shape[0]):
+        if not math.isfinite(params[k]):
+            return loss_sum, False
+    return loss_sum, True
+
+
+@njit(**_JIT)
+def full_loss_and_gradient(
+    X, Y, sample_weight, use_weights, order, chunk_rows, params, grads, chunk_grads,
+    units, coef_offsets, intercept_offsets, activations, deltas, layer_offsets,
+    x_batch, y_batch, sw_batch, hidden_code, loss_code, alpha,
+):  # fmt: skip
+    """Full-batch loss and gradient (for L-BFGS), computed in row chunks so memory
+    stays bounded by ``chunk_rows``; ``grads`` receives the final gradient."""
+    n_samples = order.shape[0]
+    n_coefs = intercept_offsets[0]
+    loss_sum = 0.0
+    total_weight = 0.0
+    for start in range(0, n_samples, chunk_rows):
+        stop = min(start + chunk_rows, n_samples)
+        n_rows = stop - start
+        total_weight += _gather(
+            X, Y, sample_weight, use_weights, order, start, stop, x_batch, y_batch, sw_batch
+        )
+        target = grads if start == 0 else chunk_grads
+        loss_sum += _batch_loss_and_raw_grads(
+            x_batch[:n_rows], y_batch[:n_rows], sw_batch[:n_rows], use_weights, params,
+            target, units, coef_offsets, intercept_offsets, activations, deltas,
+            layer_offsets, hidden_code, loss_code,
+        )  # fmt: skip
+        if start > 0:
+            for k in range(grads.shape[0]):
+                grads[k] += chunk_grads[k]
+    weight_sum = grads.dtype.type(total_weight)
+    alpha_t = grads.dtype.type(alpha)
+    squared_norm = 0.0
+    for k in range(grads.shape[0]):
+        if k < n_coefs:
+            w = params[k]
+            squared_norm += float(w) * float(w)
+            grads[k] = (grads[k] + alpha_t * w) / weight_sum
+        else:
+            grads[k] = grads[k] / weight_sum
+    return loss_sum / total_weight + 0.5 * alpha * squared_norm / total_weight
+
+
+@njit(**_JIT)
+def predict_forward(X, params, units, coef_offsets, intercept_offsets, hidden_code, loss_code, out):
+    """Output-layer values for every row of ``X`` into ``out``, in chunks of rows."""
+    n_samples = X.shape[0]
+    n_layers = units.shape[0]
+    chunk_rows = min(n_samples, 1024)
+    layer_offsets = np.zeros(n_layers, dtype=np.intp)
+    total = 0
+    for layer in range(1, n_layers):
+        layer_offsets[layer] = total
+        total += chunk_rows * units[layer]
+    activations = np.empty(total, dtype=params.dtype)
+    n_outputs = units[n_layers - 1]
+    for start in range(0, n_samples, chunk_rows):
+        stop = min(start + chunk_rows, n_samples)
+        result = _forward(
+            X[start:stop], params, units, coef_offsets, intercept_offsets, activations,
+            layer_offsets, hidden_code, loss_code,
+        )  # fmt: skip
+        for i in range(stop - start):
+            for j in range(n_outputs):
+                out[start + i, j] = result[i, j]

@@ -1,0 +1,103 @@
+"""Network layout: layer sizes to one flat parameter buffer, and training workspaces.
+
+Everything the compiled kernels touch is a flat, C-contiguous array. The layout is
+the one scikit-learn's ``_pack`` uses for L-BFGS: every coefficient matrix (row-major,
+``fan_in x fan_out``) first, then every intercept vector. ``coefs_`` and ``intercepts_``
+are views into that buffer, so the optimizers can work element-wise on it.
+"""
+
+import numpy as np
+
+
+class NetworkLayout:
+    """Offsets of each layer's parameters inside the flat parameter vector.
+
+    Parameters
+    ----------
+    layer_units : sequence of int
+        Units per layer, input first and output last.
+    """
+
+    def __init__(self, layer_units):
+        self.layer_units = np.asarray(layer_units, dtype=np.intp)
+        fan_in = self.layer_units[:-1]
+        fan_out = self.layer_units[1:]
+        coef_sizes = fan_in * fan_out
+        self.coef_offsets = np.concatenate(([0], np.cumsum(coef_sizes)[:-1])).astype(
+            np.intp
+        )
+        n_coefs = int(coef_sizes.sum())
+        self.intercept_offsets = (
+            n_coefs + np.concatenate(([0], np.cumsum(fan_out)[:-1]))
+        ).astype(np.intp)
+        self.n_coefs = n_coefs
+        self.n_params = n_coefs + int(fan_out.sum())
+
+    @property
+    def n_layers(self):
+        return len(self.layer_units)
+
+    def views(self, params):
+        """Return ``(coefs, intercepts)``: lists of views into ``params``."""
+        coefs, intercepts = [], []
+        for i in range(self.n_layers - 1):
+            fan_in, fan_out = int(self.layer_units[i]), int(self.layer_units[i + 1])
+            start = self.coef_offsets[i]
+            coefs.append(params[start : start + fan_in * fan_out].reshape(fan_in, fan_out))
+            start = self.intercept_offsets[i]
+            intercepts.append(params[start : start + fan_out])
+        return coefs, intercepts
+
+    def pack(self, coefs, intercepts, dtype):
+        """Copy per-layer arrays into a new flat buffer of ``dtype``."""
+        params = np.empty(self.n_params, dtype=dtype)
+        target_coefs, target_intercepts = self.views(params)
+        for target, source in zip(target_coefs + target_intercepts, coefs + intercepts):
+            source = np.asarray(source)
+            if source.shape != target.shape:
+                raise ValueError(
+                    f"A parameter array has shape {source.shape}; the network layout "
+                    f"{self.layer_units.tolist()} needs {target.shape}."
+                )
+            target[...] = source
+        return params
+
+    def initialize(self, random_state, activation, dtype):
+        """Glorot-uniform initial parameters, drawn exactly as scikit-learn draws them.
+
+        scikit-learn draws, layer by layer, the coefficient matrix and then the
+        intercept vector from ``uniform(-bound, bound)`` in float64 and casts them;
+        drawing in the same order from the same ``RandomState`` gives the same network.
+        """
+        # Glorot et al. recommend a factor of 2 for the logistic sigmoid, 6 otherwise.
+        factor = 2.0 if activation == "logistic" else 6.0
+        params = np.empty(self.n_params, dtype=dtype)
+        coefs, intercepts = self.views(params)
+        for coef, intercept in zip(coefs, intercepts):
+            fan_in, fan_out = coef.shape
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coef[...] = random_state.uniform(-bound, bound, (fan_in, fan_out))
+            intercept[...] = random_state.uniform(-bound, bound, fan_out)
+        return params
+
+
+class Workspace:
+    """Buffers for one minibatch, allocated once per fit and reused by every batch.
+
+    ``activations`` and ``deltas`` hold layers 1..L-1 back to back; layer ``l``
+    starts at ``layer_offsets[l]`` and holds ``batch_rows x layer_units[l]`` values
+    (entry 0 is unused: the input layer is the gathered ``x_batch``).
+    """
+
+    def __init__(self, layout, batch_rows, dtype):
+        units = layout.layer_units
+        sizes = batch_rows * units
+        sizes[0] = 0
+        self.layer_offsets = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
+        total = int(sizes.sum())
+        self.activations = np.empty(total, dtype=dtype)
+        self.deltas = np.empty(total, dtype=dtype)
+        self.x_batch = np.empty((batch_rows, int(units[0])), dtype=dtype)
+        self.y_batch = np.empty((batch_rows, int(units[-1])), dtype=dtype)
+        self.sw_batch = np.empty(batch_rows, dtype=dtype)
+        self.grads = np.empty(layout.n_params, dtype=dtype)

@@ -1,0 +1,906 @@
+"""The scikit-learn face of fastbp: parameters, validation and the epoch loop.
+
+The estimators mirror :class:`sklearn.neural_network.MLPClassifier` and
+:class:`~sklearn.neural_network.MLPRegressor` parameter for parameter; the numerical
+work happens in :mod:`fastbp._kernels`, one compiled call per epoch.
+"""
+
+import warnings
+from abc import ABC, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.optimize
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    RegressorMixin,
+    _fit_context,
+    is_classifier,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    type_of_target,
+    unique_labels,
+)
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from fastbp import _kernels
+from fastbp._network import NetworkLayout, Workspace
+from fastbp._optimizers import AdamOptimizer, SGDOptimizer
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
+# Rows per chunk for the full-batch (L-BFGS) gradient: bounds its workspace to
+# about this many values per layer unit, whatever the data size.
+_LBFGS_CHUNK_VALUES = 1 << 21
+
+
+def _read_only(array):
+    """A read-only view: the kernels take read-only inputs, so every caller shares
+    one compiled signature, and the user's array can never be written to."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def _shuffled(sample_idx, random_state):
+    """``sklearn.utils.shuffle(sample_idx, random_state=...)`` without its checks:
+    the same draws from the same ``RandomState``, hence the same order."""
+    permutation = np.arange(sample_idx.shape[0])
+    random_state.shuffle(permutation)
+    return sample_idx[permutation]
+
+
+class _BaseBackprop(BaseEstimator, ABC):
+    """Shared machinery of :class:`BackpropClassifier` and :class:`BackpropRegressor`."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    @abstractmethod
+    def __init__(
+        self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
+        learning_rate_init, power_t, max_iter, loss, shuffle, random_state, tol,
+        verbose, warm_start, momentum, nesterovs_momentum, early_stopping,
+        validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, max_fun,
+    ):  # fmt: skip
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.loss = loss
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    # ------------------------------------------------------------------ layout
+    def _loss_name(self):
+        """The loss the kernels use; it fixes the output activation."""
+        if not is_classifier(self):
+            return self.loss
+        return "binary_log_loss" if self.out_activation_ == "logistic" else "log_loss"
+
+    def _adopt_params(self, layout, params):
+        """Make ``params`` the model's buffer; coefs_ and intercepts_ become views."""
+        self._layout = layout
+        self._params = params
+        self.coefs_, self.intercepts_ = layout.views(params)
+
+    def _packed_params(self):
+        """The flat parameter vector behind coefs_ and intercepts_.
+
+        If a user replaced an entry of ``coefs_``/``intercepts_`` (for instance to load
+        weights), the lists no longer view our buffer: pack them again.
+        """
+        params = getattr(self, "_params", None)
+        arrays = self.coefs_ + self.intercepts_
+        if params is not None and all(a.base is params for a in arrays):
+            return params
+        dtype = np.result_type(*arrays)
+        if dtype not in (np.float32, np.float64):
+            dtype = np.float64
+        layout = NetworkLayout(
+            [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+        )
+        self._adopt_params(layout, layout.pack(self.coefs_, self.intercepts_, dtype))
+        return self._params
+
+    # ----------------------------------------------------------------- fitting
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        # A call that fails leaves the estimator exactly as it was: every array the
+        # fit mutates is a fresh copy, so restoring the attribute dict is enough.
+        saved_state = self.__dict__.copy()
+        try:
+            return self._fit_unguarded(X, y, sample_weight, incremental)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved_state)
+            raise
+
+    def _fit_unguarded(self, X, y, sample_weight, incremental):
+        hidden_layer_sizes = self.hidden_layer_sizes
+        if not hasattr(hidden_layer_sizes, "__iter__"):
+            hidden_layer_sizes = [hidden_layer_sizes]
+        hidden_layer_sizes = list(hidden_layer_sizes)
+        if np.any(np.array(hidden_layer_sizes) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
+
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+            if not sample_weight.sum() > 0:
+                raise ValueError("Sample weights must sum to a positive value.")
+
+        dtype = X.dtype if first_pass else self._packed_params().dtype
+        X = np.ascontiguousarray(X, dtype=dtype)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        if sample_weight is not None:
+            sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
+
+        layer_units = [X.shape[1]] + hidden_layer_sizes + [y.shape[1]]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(y, layer_units, dtype)
+        else:
+            existing = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+            if existing != layer_units:
+                raise ValueError(
+                    f"The network has layer sizes {existing}, but this call needs "
+                    f"{layer_units} (features, hidden_layer_sizes, outputs). Set "
+                    "warm_start=False or fit a new estimator to change the architecture."
+                )
+            # Train on a private copy, so that a failed call changes nothing.
+            layout = NetworkLayout(layer_units)
+            self._adopt_params(layout, layout.pack(self.coefs_, self.intercepts_, dtype))
+        self.n_outputs_ = y.shape[1]
+
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._fit_stochastic(X, y, sample_weight, incremental)
+        else:
+            self._fit_lbfgs(X, y, sample_weight)
+
+        if not np.isfinite(self._params).all():
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may"
+                " contain large values and need to be preprocessed."
+            )
+        return self
+
+    def _initialize(self, y, layer_units, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        if not is_classifier(self):
+            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
+        elif self._label_binarizer.y_type_ == "multiclass":
+            self.out_activation_ = "softmax"
+        else:
+            self.out_activation_ = "logistic"
+
+        layout = NetworkLayout(layer_units)
+        self._adopt_params(layout, layout.initialize(self._random_state, self.activation, dtype))
+        self._best_params = self._params.copy()
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _make_optimizer(self, n_params, dtype):
+        if self.solver == "sgd":
+            return SGDOptimizer(
+                n_params, dtype, self.learning_rate_init, self.learning_rate,
+                self.momentum, self.nesterovs_momentum, self.power_t,
+            )  # fmt: skip
+        return AdamOptimizer(
+            n_params, dtype, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon
+        )
+
+    def _fit_stochastic(self, X, y, sample_weight, incremental):
+        layout, params = self._layout, self._params
+        dtype = params.dtype
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._make_optimizer(layout.n_params, dtype)
+        else:
+            self._optimizer = self._optimizer.copy()
+        # Lists the loop appends to are copied too (warm start / partial_fit).
+        self.loss_curve_ = list(getattr(self, "loss_curve_", None) or [])
+        if getattr(self, "validation_scores_", None) is not None:
+            self.validation_scores_ = list(self.validation_scores_)
+
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        if early_stopping:
+            # Stratify only binary problems, exactly as scikit-learn does.
+            should_stratify = is_classifier(self) and self.n_outputs_ == 1
+            stratify = y if should_stratify else None
+            arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+            split = train_test_split(
+                *arrays,
+                random_state=self._random_state,
+                test_size=self.validation_fraction,
+                stratify=stratify,
+            )
+            X_train, X_val, y_train, y_val = split[:4]
+            sample_weight_train, sample_weight_val = (
+                (None, None) if sample_weight is None else split[4:]
+            )
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' "
+                    "or the size of your dataset."
+                )
+            if is_classifier(self):
+                y_val = self._label_binarizer.inverse_transform(y_val)
+        else:
+            X_train, y_train, sample_weight_train = X, y, sample_weight
+            X_val = y_val = sample_weight_val = None
+
+        n_samples = X_train.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than "
+                    "sample size. It is going to be clipped"
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+        n_batches = -(-n_samples // batch_size)
+
+        workspace = Workspace(layout, batch_size, dtype)
+        use_weights = sample_weight_train is not None
+        X_kernel = _read_only(np.ascontiguousarray(X_train, dtype=dtype))
+        y_kernel = _read_only(np.ascontiguousarray(y_train, dtype=dtype))
+        sw_kernel = _read_only(
+            np.ascontiguousarray(sample_weight_train, dtype=dtype)
+            if use_weights
+            else np.ones(0, dtype=dtype)
+        )
+        hidden_code = _kernels.ACTIVATION_CODES[self.activation]
+        loss_code = _kernels.LOSS_CODES[self._loss_name()]
+        sample_idx = np.arange(n_samples, dtype=np.intp)
+        optimizer = self._optimizer
+        nesterov = bool(self.solver == "sgd" and self.nesterovs_momentum)
+
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    sample_idx = _shuffled(sample_idx, self._random_state)
+                state_1, state_2 = optimizer.state_arrays()
+                loss_sum, finite = _kernels.run_epoch(
+                    X_kernel, y_kernel, sw_kernel, use_weights, _read_only(sample_idx),
+                    batch_size, params, workspace.grads, state_1, state_2,
+                    layout.layer_units, layout.coef_offsets, layout.intercept_offsets,
+                    workspace.activations, workspace.deltas, workspace.layer_offsets,
+                    workspace.x_batch, workspace.y_batch, workspace.sw_batch,
+                    hidden_code, loss_code, optimizer.solver_code,
+                    optimizer.hyperparameters(self.alpha, dtype), nesterov,
+                    optimizer.step,
+                )  # fmt: skip
+                optimizer.epoch_ends(n_batches)
+                if not finite:
+                    raise ValueError(
+                        f"The training loss diverged (became NaN or infinite) in epoch "
+                        f"{self.n_iter_ + 1}. Try a smaller learning_rate_init, or scale "
+                        "the inputs (for instance with StandardScaler)."
+                    )
+                self.n_iter_ += 1
+                self.loss_ = loss_sum / n_samples
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+
+                self._update_no_improvement_count(
+                    early_stopping, X_val, y_val, sample_weight_val
+                )
+                optimizer.iteration_ends(self.t_)
+
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if early_stopping:
+                        msg = (
+                            "Validation score did not improve more than "
+                            "tol=%f for %d consecutive epochs."
+                            % (self.tol, self.n_iter_no_change)
+                        )
+                    else:
+                        msg = (
+                            "Training loss did not improve more than tol=%f"
+                            " for %d consecutive epochs." % (self.tol, self.n_iter_no_change)
+                        )
+                    if optimizer.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) "
+                        "reached and the optimization hasn't converged yet." % self.max_iter,
+                        ConvergenceWarning,
+                    )
+        except KeyboardInterrupt:
+            # The interrupt lands between compiled epochs, so the weights are whole.
+            warnings.warn("Training interrupted by user.")
+
+        if early_stopping:
+            params[:] = self._best_params
+
+    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sample_weight_val):
+        if early_stopping:
+            val_score = self._score(X_val, y_val, sample_weight=sample_weight_val)
+            self.validation_scores_.append(val_score)
+            if self.verbose:
+                print("Validation score: %f" % self.validation_scores_[-1])
+            last_valid_score = self.validation_scores_[-1]
+            if last_valid_score < (self.best_validation_score_ + self.tol):
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if last_valid_score > self.best_validation_score_:
+                self.best_validation_score_ = last_valid_score
+                self._best_params = self._params.copy()
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _fit_lbfgs(self, X, y, sample_weight):
+        layout, params = self._layout, self._params
+        dtype = params.dtype
+        n_samples = X.shape[0]
+        chunk_rows = int(
+            min(n_samples, max(256, _LBFGS_CHUNK_VALUES // int(layout.layer_units.sum())))
+        )
+        workspace = Workspace(layout, chunk_rows, dtype)
+        chunk_grads = np.empty(layout.n_params, dtype=dtype)
+        use_weights = sample_weight is not None
+        X_kernel = _read_only(X)
+        y_kernel = _read_only(np.ascontiguousarray(y, dtype=dtype))
+        sw_kernel = _read_only(sample_weight if use_weights else np.ones(0, dtype=dtype))
+        order = _read_only(np.arange(n_samples, dtype=np.intp))
+        hidden_code = _kernels.ACTIVATION_CODES[self.activation]
+        loss_code = _kernels.LOSS_CODES[self._loss_name()]
+
+        def loss_and_gradient(packed):
+            params[:] = packed
+            loss = _kernels.full_loss_and_gradient(
+                X_kernel, y_kernel, sw_kernel, use_weights, order, chunk_rows, params,
+                workspace.grads, chunk_grads, layout.layer_units, layout.coef_offsets,
+                layout.intercept_offsets, workspace.activations, workspace.deltas,
+                workspace.layer_offsets, workspace.x_batch, workspace.y_batch,
+                workspace.sw_batch, hidden_code, loss_code, float(self.alpha),
+            )  # fmt: skip
+            return loss, workspace.grads.astype(np.float64)
+
+        callback = None
+        if self.verbose:
+            iteration = [0]
+
+            def callback(intermediate_result):
+                iteration[0] += 1
+                print("Iteration %d, loss = %.8f" % (iteration[0], intermediate_result.fun))
+
+        result = scipy.optimize.minimize(
+            loss_and_gradient,
+            params.astype(np.float64),
+            method="L-BFGS-B",
+            jac=True,
+            callback=callback,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+        )
+        if result.status != 0:
+            message = result.message
+            if isinstance(message, bytes):
+                message = message.decode("latin1")
+            warnings.warn(
+                f"lbfgs failed to converge after {result.nit} iteration(s) "
+                f"(status={result.status}):\n{message}\n\nIncrease the number of "
+                f"iterations to improve the convergence (max_iter={self.max_iter}).\n"
+                "You might also want to scale the data as shown in:\n"
+                "    https://scikit-learn.org/stable/modules/preprocessing.html",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self.n_iter_ = min(result.nit, self.max_iter)
+        self.loss_ = float(result.fun)
+        params[:] = result.x
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            The input data. float32 data trains in float32; anything else in float64.
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The target values (class labels in classification, real numbers in
+            regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic"
+                " optimizers. %s is not stochastic." % self.solver
+            )
+        return True
+
+    # -------------------------------------------------------------- prediction
+    def _forward_pass_fast(self, X, check_input=True):
+        """Output-layer activations for the rows of X."""
+        params = self._packed_params()
+        if check_input:
+            X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        X = _read_only(np.ascontiguousarray(X, dtype=params.dtype))
+        layout = self._layout
+        out = np.empty((X.shape[0], int(layout.layer_units[-1])), dtype=params.dtype)
+        _kernels.predict_forward(
+            X, params, layout.layer_units, layout.coef_offsets, layout.intercept_offsets,
+            _kernels.ACTIVATION_CODES[self.activation],
+            _kernels.LOSS_CODES[self._loss_name()], out,
+        )  # fmt: skip
+        return out
+
+    def _score_with_function(self, X, y, sample_weight, score_function):
+        """Score without input validation (it would drop feature names)."""
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return score_function(y, y_pred, sample_weight=sample_weight)
+
+
+_PARAMETERS_DOC = """
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer.
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation function of the hidden layers.
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        Weight optimizer: L-BFGS (full batch, through ``scipy.optimize``), SGD with
+        momentum, or Adam.
+    alpha : float, default=0.0001
+        Strength of the L2 penalty, divided by the sample-weight sum of each batch.
+    batch_size : int or 'auto', default='auto'
+        Minibatch size for the stochastic solvers; 'auto' means
+        ``min(200, n_samples)``.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        SGD learning-rate schedule. 'invscaling' uses
+        ``learning_rate_init / t**power_t``; 'adaptive' divides the rate by 5 each
+        time ``n_iter_no_change`` epochs fail to improve by ``tol``.
+    learning_rate_init : float, default=0.001
+        Initial learning rate (sgd and adam).
+    power_t : float, default=0.5
+        Exponent of the 'invscaling' schedule.
+    max_iter : int, default=200
+        Maximum number of epochs (stochastic solvers) or iterations (lbfgs).
+    shuffle : bool, default=True
+        Whether to shuffle the samples at every epoch.
+    random_state : int, RandomState instance or None, default=None
+        Controls the initial weights, the shuffling and the validation split. With
+        the same value, the weights equal scikit-learn's.
+    tol : float, default=1e-4
+        Tolerance of the convergence and early-stopping tests.
+    verbose : bool, default=False
+        Print one line per epoch.
+    warm_start : bool, default=False
+        Reuse the previous solution as initialisation.
+    momentum : float, default=0.9
+        Momentum of the sgd solver.
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum (sgd with momentum > 0).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when the validation
+        score stops improving; the best weights are restored.
+    validation_fraction : float, default=0.1
+        Proportion of the training data held out for early stopping.
+    beta_1 : float, default=0.9
+        Adam's decay rate of the first-moment estimates.
+    beta_2 : float, default=0.999
+        Adam's decay rate of the second-moment estimates.
+    epsilon : float, default=1e-8
+        Adam's numerical-stability constant.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of ``tol`` before stopping.
+    max_fun : int, default=15000
+        Maximum number of loss evaluations (lbfgs only)."""
+
+_ATTRIBUTES_DOC = """
+    loss_ : float
+        The current loss (training loss for lbfgs: the final full-batch value).
+    best_loss_ : float or None
+        Minimum training loss reached (None with early stopping).
+    loss_curve_ : list of shape (n_iter_,)
+        Training loss at the end of each epoch (stochastic solvers).
+    validation_scores_ : list of shape (n_iter_,) or None
+        Validation score after each epoch, with early stopping.
+    best_validation_score_ : float or None
+        Best validation score, with early stopping.
+    t_ : int
+        Number of training samples seen by the solver.
+    coefs_ : list of ndarray, length n_layers - 1
+        Weight matrices; views into one flat parameter vector.
+    intercepts_ : list of ndarray, length n_layers - 1
+        Bias vectors; views into the same vector.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, when X has string column names.
+    n_iter_ : int
+        Number of epochs (or lbfgs iterations) run.
+    n_layers_ : int
+        Number of layers, input and output included.
+    n_outputs_ : int
+        Number of outputs.
+    out_activation_ : str
+        Name of the output activation."""
+
+
+class BackpropClassifier(ClassifierMixin, _BaseBackprop):
+    __doc__ = f"""Multi-layer perceptron classifier trained by compiled backpropagation.
+
+    A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier`: the same
+    parameters, defaults and fitted attributes, and with the same ``random_state`` the
+    same weights. Binary and multilabel targets use a logistic output with binary
+    cross-entropy; multiclass targets a softmax with cross-entropy.
+
+    Parameters
+    ----------{_PARAMETERS_DOC}
+
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray of shape (n_classes,)
+        Class labels of each output.{_ATTRIBUTES_DOC}
+
+    See Also
+    --------
+    BackpropRegressor : The regressor.
+    sklearn.neural_network.MLPClassifier : The scikit-learn estimator it mirrors.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from fastbp import BackpropClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = BackpropClassifier(random_state=0, max_iter=50).fit(X / 16, y)
+    >>> clf.score(X / 16, y) > 0.95
+    True
+    """
+
+    def __init__(
+        self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+        alpha=0.0001, batch_size="auto", learning_rate="constant",
+        learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+        random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+        nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+        beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+    ):  # fmt: skip
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            loss="log_loss", shuffle=shuffle, random_state=random_state, tol=tol,
+            verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+        )  # fmt: skip
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+
+        # First fit (or a fresh fit) defines classes_; warm start must keep them;
+        # partial_fit must only see known classes.
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same "
+                        "classes as in the previous call to fit. Previously "
+                        f"got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    "`y` has classes not in `self.classes_`. "
+                    f"`self.classes_` has {self.classes_}. 'y' has {classes}."
+                )
+        y = self._label_binarizer.transform(y).astype(bool)
+        return X, y
+
+    def predict(self, X):
+        """Predict class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted classes.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, accuracy_score)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with one epoch over the given data (sgd and adam).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+        classes : array of shape (n_classes,), default=None
+            All the classes; required on the first call, ignored afterwards.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y_prob : ndarray of shape (n_samples, n_classes)
+            The probability of each class, in the order of ``classes_``.
+        """
+        check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def predict_log_proba(self, X):
+        """Logarithm of the probability estimates.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        log_y_prob : ndarray of shape (n_samples, n_classes)
+            ``log(predict_proba(X))``.
+        """
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class BackpropRegressor(RegressorMixin, _BaseBackprop):
+    __doc__ = f"""Multi-layer perceptron regressor trained by compiled backpropagation.
+
+    A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`: the same
+    parameters, defaults and fitted attributes, and with the same ``random_state`` the
+    same weights.
+
+    Parameters
+    ----------
+    loss : {{'squared_error', 'poisson'}}, default='squared_error'
+        Half squared error with an identity output, or half Poisson deviance with an
+        exponential output. With several outputs the reported loss is summed over
+        outputs, which is the loss the gradient descends (scikit-learn reports its
+        mean, which disagrees with its own gradient).{_PARAMETERS_DOC}
+
+    Attributes
+    ----------{_ATTRIBUTES_DOC}
+
+    See Also
+    --------
+    BackpropClassifier : The classifier.
+    sklearn.neural_network.MLPRegressor : The scikit-learn estimator it mirrors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastbp import BackpropRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-1, 1, (500, 3))
+    >>> y = X @ [1.0, -2.0, 0.5]
+    >>> reg = BackpropRegressor(solver="lbfgs", random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.99
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseBackprop._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(
+        self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+        solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+        learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+        random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+        nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+        beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+    ):  # fmt: skip
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            loss=loss, shuffle=shuffle, random_state=random_state, tol=tol,
+            verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+        )  # fmt: skip
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self, X, y, multi_output=True, y_numeric=True,
+            dtype=(np.float64, np.float32), reset=reset,
+        )  # fmt: skip
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError(
+                "Some value(s) of y are negative which is not allowed for "
+                "loss='poisson'."
+            )
+        return X, y
+
+    def predict(self, X):
+        """Predict using the multi-layer perceptron.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values.
+        """
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, r2_score)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with one epoch over the given data (sgd and adam).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
