@@ -23,13 +23,11 @@ class NetworkLayout:
         fan_in = self.layer_units[:-1]
         fan_out = self.layer_units[1:]
         coef_sizes = fan_in * fan_out
-        self.coef_offsets = np.concatenate(([0], np.cumsum(coef_sizes)[:-1])).astype(
+        self.coef_offsets = np.concatenate(([0], np.cumsum(coef_sizes)[:-1])).astype(np.intp)
+        n_coefs = int(coef_sizes.sum())
+        self.intercept_offsets = (n_coefs + np.concatenate(([0], np.cumsum(fan_out)[:-1]))).astype(
             np.intp
         )
-        n_coefs = int(coef_sizes.sum())
-        self.intercept_offsets = (
-            n_coefs + np.concatenate(([0], np.cumsum(fan_out)[:-1]))
-        ).astype(np.intp)
         self.n_coefs = n_coefs
         self.n_params = n_coefs + int(fan_out.sum())
 
@@ -101,3 +99,14 @@ class Workspace:
         self.y_batch = np.empty((batch_rows, int(units[-1])), dtype=dtype)
         self.sw_batch = np.empty(batch_rows, dtype=dtype)
         self.grads = np.empty(layout.n_params, dtype=dtype)
+
+
+def read_only(array):
+    """A read-only view of ``array``.
+
+    The kernels take their inputs as read-only arrays, so every caller shares one
+    compiled signature, and a user's array can never be written to.
+    """
+    view = array.view()
+    view.flags.writeable = False
+    return view

@@ -11,6 +11,7 @@ import copy
 import numpy as np
 
 from fastbp import _kernels
+from fastbp._network import Workspace, read_only
 
 
 class SGDOptimizer:
@@ -126,9 +127,7 @@ class AdamOptimizer:
     def epoch_ends(self, n_batches):
         self.t += n_batches
         self.learning_rate = (
-            self.learning_rate_init
-            * np.sqrt(1 - self.beta_2**self.t)
-            / (1 - self.beta_1**self.t)
+            self.learning_rate_init * np.sqrt(1 - self.beta_2**self.t) / (1 - self.beta_1**self.t)
         )
 
     def iteration_ends(self, time_step):
@@ -141,3 +140,62 @@ class AdamOptimizer:
 
     def copy(self):
         return copy.deepcopy(self)
+
+
+class FullBatchObjective:
+    """Loss and gradient over the whole training set, for L-BFGS and for tests.
+
+    One compiled call computes both, in row chunks so that the workspace stays
+    bounded however many samples there are.
+
+    Parameters
+    ----------
+    layout : NetworkLayout
+    X : ndarray of shape (n_samples, n_features), C-contiguous, the model's dtype
+    y : ndarray of shape (n_samples, n_outputs)
+    sample_weight : ndarray of shape (n_samples,) or None
+    activation : str
+        Hidden activation name.
+    loss : str
+        One of ``_kernels.LOSS_CODES``.
+    alpha : float
+        L2 penalty.
+    chunk_rows : int
+        Rows per chunk.
+    """
+
+    def __init__(self, layout, X, y, sample_weight, activation, loss, alpha, chunk_rows):
+        dtype = X.dtype
+        n_samples = X.shape[0]
+        self.layout = layout
+        self.chunk_rows = int(max(1, min(n_samples, chunk_rows)))
+        self.workspace = Workspace(layout, self.chunk_rows, dtype)
+        self.chunk_grads = np.empty(layout.n_params, dtype=dtype)
+        self.use_weights = sample_weight is not None
+        self.X = read_only(np.ascontiguousarray(X))
+        self.y = read_only(np.ascontiguousarray(y, dtype=dtype))
+        self.sample_weight = read_only(
+            np.ascontiguousarray(sample_weight, dtype=dtype)
+            if self.use_weights
+            else np.ones(0, dtype=dtype)
+        )
+        self.order = read_only(np.arange(n_samples, dtype=np.intp))
+        self.hidden_code = _kernels.ACTIVATION_CODES[activation]
+        self.loss_code = _kernels.LOSS_CODES[loss]
+        self.alpha = float(alpha)
+
+    def __call__(self, params):
+        """Return ``(loss, gradient)`` at ``params`` (flat, the model's dtype).
+
+        The gradient is a view of an internal buffer, overwritten by the next call.
+        """
+        layout, workspace = self.layout, self.workspace
+        loss = _kernels.full_loss_and_gradient(
+            self.X, self.y, self.sample_weight, self.use_weights, self.order,
+            self.chunk_rows, params, workspace.grads, self.chunk_grads,
+            layout.layer_units, layout.coef_offsets, layout.intercept_offsets,
+            workspace.activations, workspace.deltas, workspace.layer_offsets,
+            workspace.x_batch, workspace.y_batch, workspace.sw_batch, self.hidden_code,
+            self.loss_code, self.alpha,
+        )  # fmt: skip
+        return loss, workspace.grads

@@ -33,21 +33,13 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastbp import _kernels
-from fastbp._network import NetworkLayout, Workspace
-from fastbp._optimizers import AdamOptimizer, SGDOptimizer
+from fastbp._network import NetworkLayout, Workspace, read_only
+from fastbp._optimizers import AdamOptimizer, FullBatchObjective, SGDOptimizer
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 # Rows per chunk for the full-batch (L-BFGS) gradient: bounds its workspace to
 # about this many values per layer unit, whatever the data size.
 _LBFGS_CHUNK_VALUES = 1 << 21
-
-
-def _read_only(array):
-    """A read-only view: the kernels take read-only inputs, so every caller shares
-    one compiled signature, and the user's array can never be written to."""
-    view = array.view()
-    view.flags.writeable = False
-    return view
 
 
 def _shuffled(sample_idx, random_state):
@@ -148,9 +140,7 @@ class _BaseBackprop(BaseEstimator, ABC):
         dtype = np.result_type(*arrays)
         if dtype not in (np.float32, np.float64):
             dtype = np.float64
-        layout = NetworkLayout(
-            [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
-        )
+        layout = NetworkLayout([self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_])
         self._adopt_params(layout, layout.pack(self.coefs_, self.intercepts_, dtype))
         return self._params
 
@@ -302,16 +292,17 @@ class _BaseBackprop(BaseEstimator, ABC):
             if self.batch_size > n_samples:
                 warnings.warn(
                     "Got `batch_size` less than 1 or larger than "
-                    "sample size. It is going to be clipped"
+                    "sample size. It is going to be clipped",
+                    stacklevel=3,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         n_batches = -(-n_samples // batch_size)
 
         workspace = Workspace(layout, batch_size, dtype)
         use_weights = sample_weight_train is not None
-        X_kernel = _read_only(np.ascontiguousarray(X_train, dtype=dtype))
-        y_kernel = _read_only(np.ascontiguousarray(y_train, dtype=dtype))
-        sw_kernel = _read_only(
+        X_kernel = read_only(np.ascontiguousarray(X_train, dtype=dtype))
+        y_kernel = read_only(np.ascontiguousarray(y_train, dtype=dtype))
+        sw_kernel = read_only(
             np.ascontiguousarray(sample_weight_train, dtype=dtype)
             if use_weights
             else np.ones(0, dtype=dtype)
@@ -329,7 +320,7 @@ class _BaseBackprop(BaseEstimator, ABC):
                     sample_idx = _shuffled(sample_idx, self._random_state)
                 state_1, state_2 = optimizer.state_arrays()
                 loss_sum, finite = _kernels.run_epoch(
-                    X_kernel, y_kernel, sw_kernel, use_weights, _read_only(sample_idx),
+                    X_kernel, y_kernel, sw_kernel, use_weights, read_only(sample_idx),
                     batch_size, params, workspace.grads, state_1, state_2,
                     layout.layer_units, layout.coef_offsets, layout.intercept_offsets,
                     workspace.activations, workspace.deltas, workspace.layer_offsets,
@@ -352,17 +343,14 @@ class _BaseBackprop(BaseEstimator, ABC):
                 if self.verbose:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
-                self._update_no_improvement_count(
-                    early_stopping, X_val, y_val, sample_weight_val
-                )
+                self._update_no_improvement_count(early_stopping, X_val, y_val, sample_weight_val)
                 optimizer.iteration_ends(self.t_)
 
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
                         msg = (
                             "Validation score did not improve more than "
-                            "tol=%f for %d consecutive epochs."
-                            % (self.tol, self.n_iter_no_change)
+                            "tol=%f for %d consecutive epochs." % (self.tol, self.n_iter_no_change)
                         )
                     else:
                         msg = (
@@ -380,10 +368,11 @@ class _BaseBackprop(BaseEstimator, ABC):
                         "Stochastic Optimizer: Maximum iterations (%d) "
                         "reached and the optimization hasn't converged yet." % self.max_iter,
                         ConvergenceWarning,
+                        stacklevel=3,
                     )
         except KeyboardInterrupt:
             # The interrupt lands between compiled epochs, so the weights are whole.
-            warnings.warn("Training interrupted by user.")
+            warnings.warn("Training interrupted by user.", stacklevel=3)
 
         if early_stopping:
             params[:] = self._best_params
@@ -412,31 +401,16 @@ class _BaseBackprop(BaseEstimator, ABC):
 
     def _fit_lbfgs(self, X, y, sample_weight):
         layout, params = self._layout, self._params
-        dtype = params.dtype
-        n_samples = X.shape[0]
-        chunk_rows = int(
-            min(n_samples, max(256, _LBFGS_CHUNK_VALUES // int(layout.layer_units.sum())))
-        )
-        workspace = Workspace(layout, chunk_rows, dtype)
-        chunk_grads = np.empty(layout.n_params, dtype=dtype)
-        use_weights = sample_weight is not None
-        X_kernel = _read_only(X)
-        y_kernel = _read_only(np.ascontiguousarray(y, dtype=dtype))
-        sw_kernel = _read_only(sample_weight if use_weights else np.ones(0, dtype=dtype))
-        order = _read_only(np.arange(n_samples, dtype=np.intp))
-        hidden_code = _kernels.ACTIVATION_CODES[self.activation]
-        loss_code = _kernels.LOSS_CODES[self._loss_name()]
+        chunk_rows = max(256, _LBFGS_CHUNK_VALUES // int(layout.layer_units.sum()))
+        objective = FullBatchObjective(
+            layout, X, y, sample_weight, self.activation, self._loss_name(), self.alpha,
+            chunk_rows,
+        )  # fmt: skip
 
         def loss_and_gradient(packed):
             params[:] = packed
-            loss = _kernels.full_loss_and_gradient(
-                X_kernel, y_kernel, sw_kernel, use_weights, order, chunk_rows, params,
-                workspace.grads, chunk_grads, layout.layer_units, layout.coef_offsets,
-                layout.intercept_offsets, workspace.activations, workspace.deltas,
-                workspace.layer_offsets, workspace.x_batch, workspace.y_batch,
-                workspace.sw_batch, hidden_code, loss_code, float(self.alpha),
-            )  # fmt: skip
-            return loss, workspace.grads.astype(np.float64)
+            loss, gradient = objective(params)
+            return loss, gradient.astype(np.float64)
 
         callback = None
         if self.verbose:
@@ -506,7 +480,7 @@ class _BaseBackprop(BaseEstimator, ABC):
         params = self._packed_params()
         if check_input:
             X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        X = _read_only(np.ascontiguousarray(X, dtype=params.dtype))
+        X = read_only(np.ascontiguousarray(X, dtype=params.dtype))
         layout = self._layout
         out = np.empty((X.shape[0], int(layout.layer_units[-1])), dtype=params.dtype)
         _kernels.predict_forward(
@@ -854,8 +828,7 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and np.any(y < 0):
             raise ValueError(
-                "Some value(s) of y are negative which is not allowed for "
-                "loss='poisson'."
+                "Some value(s) of y are negative which is not allowed for loss='poisson'."
             )
         return X, y
 
