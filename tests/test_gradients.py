@@ -81,12 +81,12 @@ def test_float32_gradient_matches_float64(activation, loss, alpha):
     X, y, sample_weight = _problem(loss, True, rng)
     layout = NetworkLayout([4, 6, 3])
     params = layout.initialize(rng, activation, np.float64)
-    loss64, grad64 = _objective(
-        layout, X, y, sample_weight, activation, loss, alpha, np.float64
-    )(params)
-    loss32, grad32 = _objective(
-        layout, X, y, sample_weight, activation, loss, alpha, np.float32
-    )(params.astype(np.float32))
+    loss64, grad64 = _objective(layout, X, y, sample_weight, activation, loss, alpha, np.float64)(
+        params
+    )
+    loss32, grad32 = _objective(layout, X, y, sample_weight, activation, loss, alpha, np.float32)(
+        params.astype(np.float32)
+    )
     assert grad32.dtype == np.float32
     assert_allclose(loss32, loss64, rtol=1e-5)
     assert_allclose(grad32, grad64, rtol=1e-3, atol=1e-5 * np.abs(grad64).max())

@@ -59,8 +59,9 @@ def test_stochastic_solvers_match_sklearn_on_multiclass(solver, activation, smal
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_lbfgs_matches_sklearn(activation, small_classification):
     X, y = small_classification
-    params = dict(hidden_layer_sizes=(10,), activation=activation, solver="lbfgs",
-                  max_iter=30, random_state=1)  # fmt: skip
+    params = dict(
+        hidden_layer_sizes=(10,), activation=activation, solver="lbfgs", max_iter=30, random_state=1
+    )
     ours, theirs = _fit_pair(*_both("classifier", **params), X, y)
     _assert_same_parameters(ours, theirs, rtol=1e-6)
     assert_allclose(ours.loss_, theirs.loss_, rtol=1e-8)
@@ -79,8 +80,15 @@ def test_lbfgs_matches_sklearn(activation, small_classification):
 )
 def test_sgd_schedules_match_sklearn(sgd_params, small_regression):
     X, y = small_regression
-    params = dict(hidden_layer_sizes=(9,), solver="sgd", max_iter=15, batch_size=20,
-                  learning_rate_init=0.05, random_state=0, **sgd_params)  # fmt: skip
+    params = dict(
+        hidden_layer_sizes=(9,),
+        solver="sgd",
+        max_iter=15,
+        batch_size=20,
+        learning_rate_init=0.05,
+        random_state=0,
+        **sgd_params,
+    )
     ours, theirs = _fit_pair(*_both("regressor", **params), X, y)
     _assert_same_parameters(ours, theirs, rtol=1e-8)
     assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
@@ -92,8 +100,14 @@ def test_early_stopping_matches_sklearn(kind, small_classification, small_regres
     X, y = small_classification if kind == "classifier" else small_regression
     if kind == "classifier":
         y = y == 1  # a binary problem, which scikit-learn stratifies
-    params = dict(hidden_layer_sizes=(8,), early_stopping=True, max_iter=40,
-                  n_iter_no_change=3, learning_rate_init=0.01, random_state=5)  # fmt: skip
+    params = dict(
+        hidden_layer_sizes=(8,),
+        early_stopping=True,
+        max_iter=40,
+        n_iter_no_change=3,
+        learning_rate_init=0.01,
+        random_state=5,
+    )
     ours, theirs = _fit_pair(*_both(kind, **params), X, y)
     _assert_same_parameters(ours, theirs, rtol=1e-8)
     assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-10)
@@ -156,8 +170,15 @@ def test_float32_stays_close_to_sklearn(small_classification):
 def test_initial_weights_equal_sklearn(small_classification):
     X, y = small_classification
     for activation in ("logistic", "relu"):
-        params = dict(hidden_layer_sizes=(4, 3), activation=activation, random_state=11,
-                      solver="sgd", learning_rate_init=1e-300, max_iter=1, momentum=0.0)  # fmt: skip
+        params = dict(
+            hidden_layer_sizes=(4, 3),
+            activation=activation,
+            random_state=11,
+            solver="sgd",
+            learning_rate_init=1e-300,
+            max_iter=1,
+            momentum=0.0,
+        )
         ours, theirs = _fit_pair(*_both("classifier", **params), X, y)
         for mine, reference in zip(ours.coefs_, theirs.coefs_):
             assert_allclose(mine, reference, rtol=0, atol=0)

@@ -1,0 +1,327 @@
+"""Behaviour of the estimators as a scikit-learn user relies on it."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPRegressor
+from sklearn.utils._param_validation import InvalidParameterError
+
+from fastbp import BackpropClassifier, BackpropRegressor, _kernels
+
+
+@pytest.fixture(autouse=True)
+def _quiet_convergence():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def test_digits_accuracy_with_default_parameters(digits):
+    X, y = digits
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    clf = BackpropClassifier(random_state=0).fit(X_train, y_train)
+    assert clf.score(X_test, y_test) >= 0.95
+
+
+def test_regression_r2_on_par_with_mlpregressor():
+    from sklearn.datasets import make_friedman1
+
+    X, y = make_friedman1(n_samples=1200, noise=0.3, random_state=0)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    params = dict(hidden_layer_sizes=(50,), max_iter=300, random_state=0)
+    ours = BackpropRegressor(**params).fit(X_train, y_train).score(X_test, y_test)
+    theirs = MLPRegressor(**params).fit(X_train, y_train).score(X_test, y_test)
+    assert ours > 0.8
+    assert ours == pytest.approx(theirs, abs=0.01)
+
+
+def test_fitted_attributes(small_classification):
+    X, y = small_classification
+    clf = BackpropClassifier(hidden_layer_sizes=(6, 5), max_iter=4, random_state=0).fit(X, y)
+    assert clf.n_layers_ == 4 and clf.n_outputs_ == 3
+    assert clf.out_activation_ == "softmax"
+    assert [c.shape for c in clf.coefs_] == [(8, 6), (6, 5), (5, 3)]
+    assert [b.shape for b in clf.intercepts_] == [(6,), (5,), (3,)]
+    assert clf.n_features_in_ == 8 and clf.n_iter_ == 4 and clf.t_ == 4 * len(y)
+    assert len(clf.loss_curve_) == 4 and clf.loss_ == clf.loss_curve_[-1]
+    assert clf.best_loss_ == min(clf.loss_curve_)
+    assert clf.validation_scores_ is None and clf.best_validation_score_ is None
+    assert_array_equal(clf.classes_, [0, 1, 2])
+    # coefs_ and intercepts_ are views into one flat parameter vector
+    assert all(c.base is clf._params for c in clf.coefs_ + clf.intercepts_)
+
+
+def test_predict_proba_rows_sum_to_one_and_log_proba_matches(small_classification):
+    X, y = small_classification
+    clf = BackpropClassifier(max_iter=5, random_state=0).fit(X, y)
+    proba = clf.predict_proba(X)
+    assert_allclose(proba.sum(axis=1), 1)
+    assert_allclose(clf.predict_log_proba(X), np.log(proba))
+    assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(axis=1)])
+
+
+def test_string_labels_and_binary_target(small_classification):
+    X, y = small_classification
+    labels = np.array(["cat", "dog"])[(y == 1).astype(int)]
+    clf = BackpropClassifier(max_iter=20, random_state=0).fit(X, labels)
+    assert clf.out_activation_ == "logistic" and clf.n_outputs_ == 1
+    assert clf.predict_proba(X).shape == (len(X), 2)
+    assert set(clf.predict(X)) <= {"cat", "dog"}
+
+
+def test_multilabel_indicator_target(small_classification):
+    X, y = small_classification
+    Y = np.column_stack([y == 0, y == 1, y == 2, y != 1]).astype(int)
+    clf = BackpropClassifier(max_iter=200, random_state=0).fit(X, Y)
+    assert clf.out_activation_ == "logistic" and clf.n_outputs_ == 4
+    assert clf.predict(X).shape == Y.shape
+    assert clf.score(X, Y) > 0.7
+
+
+def test_multi_output_regression(small_regression):
+    X, y = small_regression
+    Y = np.column_stack([y, 2 * y + 1])
+    reg = BackpropRegressor(solver="lbfgs", max_iter=300, random_state=0).fit(X, Y)
+    assert reg.predict(X).shape == Y.shape
+    assert reg.score(X, Y) > 0.9
+
+
+@pytest.mark.parametrize("Estimator", [BackpropClassifier, BackpropRegressor])
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_float32_in_float32_out(Estimator, solver, small_classification):
+    X, y = small_classification
+    X = X.astype(np.float32)
+    est = Estimator(solver=solver, max_iter=5, random_state=0).fit(X, y)
+    assert all(p.dtype == np.float32 for p in est.coefs_ + est.intercepts_)
+    out = est.predict_proba(X) if Estimator is BackpropClassifier else est.predict(X)
+    assert out.dtype == np.float32
+
+
+def test_integer_input_trains_in_float64(small_classification):
+    X, y = small_classification
+    est = BackpropClassifier(max_iter=3, random_state=0).fit((X * 10).astype(int), y)
+    assert est.coefs_[0].dtype == np.float64
+
+
+def test_read_only_input_is_accepted_and_never_written(small_classification):
+    X, y = small_classification
+    X = np.asfortranarray(X)  # neither C-contiguous nor writable
+    X.flags.writeable = False
+    y = y.copy()
+    y.flags.writeable = False
+    before = X.copy()
+    for solver in ("adam", "lbfgs"):
+        clf = BackpropClassifier(solver=solver, max_iter=3, random_state=0).fit(X, y)
+        clf.predict(X)
+    assert_array_equal(X, before)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_same_random_state_gives_identical_models(solver, small_classification):
+    X, y = small_classification
+    a = BackpropClassifier(solver=solver, max_iter=5, random_state=7).fit(X, y)
+    b = BackpropClassifier(solver=solver, max_iter=5, random_state=7).fit(X, y)
+    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        assert_array_equal(p, q)
+    c = BackpropClassifier(solver=solver, max_iter=5, random_state=8).fit(X, y)
+    assert not np.array_equal(a.coefs_[0], c.coefs_[0])
+
+
+def test_partial_fit_equals_one_epoch_of_fit(small_classification):
+    X, y = small_classification
+    params = dict(max_iter=1, random_state=0, shuffle=False)
+    fitted = BackpropClassifier(**params).fit(X, y)
+    partial = BackpropClassifier(**params).partial_fit(X, y, classes=np.unique(y))
+    for p, q in zip(fitted.coefs_, partial.coefs_):
+        assert_allclose(p, q)
+    for _ in range(3):
+        partial.partial_fit(X, y)
+    assert partial.n_iter_ == 1 and partial.t_ == 4 * len(y)
+    assert len(partial.loss_curve_) == 4
+
+
+def test_partial_fit_rules(small_classification):
+    X, y = small_classification
+    clf = BackpropClassifier(max_iter=3)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])  # a chunk may miss classes
+    with pytest.raises(ValueError, match="`y` has classes not in `self.classes_`"):
+        clf.partial_fit(X, y + 1)
+    assert not hasattr(BackpropClassifier(solver="lbfgs"), "partial_fit")
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
+        BackpropRegressor(early_stopping=True).partial_fit(X, y.astype(float))
+
+
+def test_warm_start_continues_from_previous_weights(small_classification):
+    X, y = small_classification
+    clf = BackpropClassifier(max_iter=3, random_state=0, warm_start=True).fit(X, y)
+    loss_after_first_fit = clf.loss_
+    clf.fit(X, y)
+    assert len(clf.loss_curve_) == 6
+    assert clf.loss_ < loss_after_first_fit
+    cold = BackpropClassifier(max_iter=3, random_state=0).fit(X, y)
+    cold.fit(X, y)
+    assert len(cold.loss_curve_) == 3
+    with pytest.raises(ValueError, match="warm_start can only be used"):
+        clf.fit(X[y < 2], y[y < 2])
+
+
+def test_early_stopping_records_scores_and_restores_best_weights(small_classification):
+    X, y = small_classification
+    clf = BackpropClassifier(
+        early_stopping=True,
+        n_iter_no_change=3,
+        max_iter=300,
+        learning_rate_init=0.05,
+        random_state=0,
+    ).fit(X, y)
+    assert len(clf.validation_scores_) == clf.n_iter_ < 300
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    assert clf.best_loss_ is None
+
+
+@pytest.mark.parametrize("learning_rate", ["constant", "invscaling", "adaptive"])
+def test_every_learning_rate_schedule_trains(learning_rate, small_regression):
+    X, y = small_regression
+    reg = BackpropRegressor(
+        solver="sgd",
+        learning_rate=learning_rate,
+        learning_rate_init=0.05,
+        max_iter=60,
+        random_state=0,
+    ).fit(X, y)
+    assert reg.loss_curve_[-1] < reg.loss_curve_[0]
+    if learning_rate == "invscaling":
+        expected = 0.05 / (reg.t_ + 1) ** reg.power_t
+        assert reg._optimizer.learning_rate == pytest.approx(expected)
+
+
+def test_adaptive_schedule_divides_the_rate_by_five(small_regression):
+    X, y = small_regression
+    reg = BackpropRegressor(
+        solver="sgd",
+        learning_rate="adaptive",
+        tol=10.0,
+        n_iter_no_change=1,
+        max_iter=4,
+        random_state=0,
+    ).fit(X, y)
+    assert reg._optimizer.learning_rate == pytest.approx(0.001 / 5)
+
+
+def test_convergence_warning_when_max_iter_is_hit(small_classification):
+    X, y = small_classification
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations \\(2\\) reached"):
+        BackpropClassifier(max_iter=2).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match="lbfgs failed to converge"):
+        BackpropClassifier(solver="lbfgs", max_iter=2).fit(X, y)
+
+
+def test_training_stops_when_loss_stops_improving(small_classification):
+    X, y = small_classification
+    clf = BackpropClassifier(tol=1.0, n_iter_no_change=2, max_iter=100).fit(X, y)
+    # Epoch 1 sets best_loss_; epochs 2-4 fail to improve by tol; the third failure
+    # exceeds n_iter_no_change and stops training, as in scikit-learn.
+    assert clf.n_iter_ == 4
+
+
+def test_verbose_prints_one_line_per_epoch(small_classification, capsys):
+    X, y = small_classification
+    BackpropClassifier(max_iter=3, verbose=True, random_state=0).fit(X, y)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Iteration")]
+    assert len(lines) == 3 and lines[0].startswith("Iteration 1, loss = ")
+
+
+def test_keyboard_interrupt_stops_cleanly_with_a_usable_model(small_classification, monkeypatch):
+    X, y = small_classification
+    real_epoch = _kernels.run_epoch
+    calls = []
+
+    def interrupted_after_two_epochs(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_epoch(*args)
+
+    monkeypatch.setattr(_kernels, "run_epoch", interrupted_after_two_epochs)
+    clf = BackpropClassifier(max_iter=50, random_state=0)
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 2
+    assert np.isfinite(clf.predict_proba(X)).all()
+
+
+def test_divergence_raises_and_leaves_a_fitted_model_unchanged(small_regression):
+    X, y = small_regression
+    reg = BackpropRegressor(solver="sgd", max_iter=5, random_state=0).fit(X, y)
+    before = reg.predict(X)
+    coefs_before = [c.copy() for c in reg.coefs_]
+    reg.set_params(learning_rate_init=1e6, warm_start=True)
+    with pytest.raises(ValueError, match=r"diverged .* in epoch \d+\. Try a smaller"):
+        reg.fit(X, y * 1e6)
+    assert_array_equal(reg.predict(X), before)
+    for c, d in zip(reg.coefs_, coefs_before):
+        assert_array_equal(c, d)
+
+
+def test_invalid_hyperparameters_raise_invalid_parameter_error(small_classification):
+    X, y = small_classification
+    for bad in (
+        dict(activation="softmax"),
+        dict(solver="newton"),
+        dict(alpha=-1.0),
+        dict(batch_size=0),
+        dict(learning_rate="cosine"),
+        dict(learning_rate_init=0.0),
+        dict(max_iter=0),
+        dict(momentum=1.5),
+        dict(validation_fraction=1.0),
+        dict(beta_1=1.0),
+        dict(epsilon=0.0),
+        dict(n_iter_no_change=0),
+        dict(max_fun=0),
+    ):
+        with pytest.raises(InvalidParameterError):
+            BackpropClassifier(**bad).fit(X, y)
+    with pytest.raises(InvalidParameterError):
+        BackpropRegressor(loss="huber").fit(X, y)
+    with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):
+        BackpropClassifier(hidden_layer_sizes=(5, 0)).fit(X, y)
+
+
+def test_bad_input_errors_name_the_problem(small_classification):
+    X, y = small_classification
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        BackpropClassifier().fit(np.where(X > 2, np.nan, X), y)
+    clf = BackpropClassifier(max_iter=2).fit(X, y)
+    with pytest.raises(ValueError, match="X has 3 features, but BackpropClassifier is expecting 8"):
+        clf.predict(X[:, :3])
+    with pytest.raises(ValueError, match="negative"):
+        BackpropRegressor(loss="poisson").fit(X, -np.abs(y.astype(float)) - 1)
+    with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
+        BackpropClassifier().fit(X, y, sample_weight=-np.ones(len(y)))
+
+
+def test_clone_and_pickle_round_trip(small_classification):
+    X, y = small_classification
+    clf = BackpropClassifier(max_iter=3, random_state=0).fit(X, y)
+    restored = pickle.loads(pickle.dumps(clf))
+    assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+    assert all(c.base is restored._params for c in restored.coefs_)
+    assert clone(clf).get_params() == clf.get_params()
+
+
+def test_assigned_weights_are_used_for_prediction(small_regression):
+    X, y = small_regression
+    reg = BackpropRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, y)
+    reg.coefs_ = [np.zeros_like(c) for c in reg.coefs_]
+    reg.intercepts_ = [np.zeros_like(b) for b in reg.intercepts_]
+    reg.intercepts_[-1][:] = 3.0
+    assert_allclose(reg.predict(X), 3.0)
