@@ -609,7 +609,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
     >>> from sklearn.datasets import load_digits
     >>> from fastbp import BackpropClassifier
     >>> X, y = load_digits(return_X_y=True)
-    >>> clf = BackpropClassifier(random_state=0, max_iter=50).fit(X / 16, y)
+    >>> clf = BackpropClassifier(random_state=0, tol=1e-3).fit(X / 16, y)
     >>> clf.score(X / 16, y) > 0.95
     True
     """

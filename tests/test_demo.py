@@ -1,0 +1,15 @@
+import subprocess
+import sys
+
+
+def test_demo_runs_and_reports_both_estimators():
+    result = subprocess.run(
+        [sys.executable, "-m", "fastbp", "--max-iter", "5"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    assert "BackpropClassifier" in result.stdout and "MLPClassifier" in result.stdout
+    assert "test accuracy" in result.stdout
+    assert "same weights as MLPClassifier (rtol 1e-6): yes" in result.stdout
