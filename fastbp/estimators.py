@@ -293,7 +293,7 @@ class _BaseBackprop(BaseEstimator, ABC):
                 warnings.warn(
                     "Got `batch_size` less than 1 or larger than "
                     "sample size. It is going to be clipped",
-                    stacklevel=3,
+                    stacklevel=6,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         n_batches = -(-n_samples // batch_size)
@@ -368,11 +368,11 @@ class _BaseBackprop(BaseEstimator, ABC):
                         "Stochastic Optimizer: Maximum iterations (%d) "
                         "reached and the optimization hasn't converged yet." % self.max_iter,
                         ConvergenceWarning,
-                        stacklevel=3,
+                        stacklevel=6,
                     )
         except KeyboardInterrupt:
             # The interrupt lands between compiled epochs, so the weights are whole.
-            warnings.warn("Training interrupted by user.", stacklevel=3)
+            warnings.warn("Training interrupted by user.", stacklevel=6)
 
         if early_stopping:
             params[:] = self._best_params
@@ -439,7 +439,7 @@ class _BaseBackprop(BaseEstimator, ABC):
                 "You might also want to scale the data as shown in:\n"
                 "    https://scikit-learn.org/stable/modules/preprocessing.html",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=6,
             )
         self.n_iter_ = min(result.nit, self.max_iter)
         self.loss_ = float(result.fun)
