@@ -7,6 +7,7 @@ work happens in :mod:`fastbp._kernels`, one compiled call per epoch.
 
 import warnings
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -40,6 +41,23 @@ _STOCHASTIC_SOLVERS = ("sgd", "adam")
 # Rows per chunk for the full-batch (L-BFGS) gradient: bounds its workspace to
 # about this many values per layer unit, whatever the data size.
 _LBFGS_CHUNK_VALUES = 1 << 21
+
+
+@contextmanager
+def _unchanged_on_failure(estimator):
+    """Restore the estimator's attributes if the block raises.
+
+    Fitting never mutates an array it did not create in the same call (parameters,
+    optimizer state and curves are copied first), so a shallow copy of the attribute
+    dict is enough to undo a failed call.
+    """
+    saved_state = estimator.__dict__.copy()
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved_state)
+        raise
 
 
 def _shuffled(sample_idx, random_state):
@@ -146,15 +164,8 @@ class _BaseBackprop(BaseEstimator, ABC):
 
     # ----------------------------------------------------------------- fitting
     def _fit(self, X, y, sample_weight=None, incremental=False):
-        # A call that fails leaves the estimator exactly as it was: every array the
-        # fit mutates is a fresh copy, so restoring the attribute dict is enough.
-        saved_state = self.__dict__.copy()
-        try:
+        with _unchanged_on_failure(self):
             return self._fit_unguarded(X, y, sample_weight, incremental)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved_state)
-            raise
 
     def _fit_unguarded(self, X, y, sample_weight, incremental):
         hidden_layer_sizes = self.hidden_layer_sizes
@@ -709,13 +720,14 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         self : object
             The updated estimator.
         """
-        if _check_partial_fit_first_call(self, classes):
-            self._label_binarizer = LabelBinarizer()
-            if type_of_target(y).startswith("multilabel"):
-                self._label_binarizer.fit(y)
-            else:
-                self._label_binarizer.fit(classes)
-        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        with _unchanged_on_failure(self):
+            if _check_partial_fit_first_call(self, classes):
+                self._label_binarizer = LabelBinarizer()
+                if type_of_target(y).startswith("multilabel"):
+                    self._label_binarizer.fit(y)
+                else:
+                    self._label_binarizer.fit(classes)
+            return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict_proba(self, X):
         """Probability estimates.

@@ -325,3 +325,24 @@ def test_assigned_weights_are_used_for_prediction(small_regression):
     reg.intercepts_ = [np.zeros_like(b) for b in reg.intercepts_]
     reg.intercepts_[-1][:] = 3.0
     assert_allclose(reg.predict(X), 3.0)
+
+
+def test_failed_partial_fit_leaves_an_unfitted_estimator_unfitted(small_classification):
+    X, y = small_classification
+    clf = BackpropClassifier()
+    with pytest.raises(ValueError):
+        clf.partial_fit(np.full_like(X, np.nan), y, classes=[0, 1, 2])
+    assert not hasattr(clf, "classes_") and not hasattr(clf, "coefs_")
+
+
+def test_failed_fit_leaves_a_fitted_estimator_unchanged(small_classification):
+    X, y = small_classification
+    clf = BackpropClassifier(max_iter=3, random_state=0).fit(X, y)
+    state = {k: v for k, v in clf.__dict__.items()}
+    proba = clf.predict_proba(X)
+    with pytest.raises(ValueError):
+        clf.fit(X[:, :5], y, sample_weight=-np.ones(len(y)))
+    assert clf.__dict__.keys() == state.keys()
+    assert clf.n_features_in_ == 8
+    assert_array_equal(clf.classes_, [0, 1, 2])
+    assert_array_equal(clf.predict_proba(X), proba)
