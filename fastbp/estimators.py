@@ -162,6 +162,14 @@ class _BaseBackprop(BaseEstimator, ABC):
         self._adopt_params(layout, layout.pack(self.coefs_, self.intercepts_, dtype))
         return self._params
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # Pickle stores coefs_/intercepts_ as copies, not views: rebuild the flat
+        # buffer from them so the unpickled model predicts without repacking.
+        if "coefs_" in state and "intercepts_" in state:
+            self._params = None
+            self._packed_params()
+
     # ----------------------------------------------------------------- fitting
     def _fit(self, X, y, sample_weight=None, incremental=False):
         with _unchanged_on_failure(self):

@@ -313,8 +313,8 @@ def test_clone_and_pickle_round_trip(small_classification):
     X, y = small_classification
     clf = BackpropClassifier(max_iter=3, random_state=0).fit(X, y)
     restored = pickle.loads(pickle.dumps(clf))
+    assert all(c.base is restored._params for c in restored.coefs_ + restored.intercepts_)
     assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
-    assert all(c.base is restored._params for c in restored.coefs_)
     assert clone(clf).get_params() == clf.get_params()
 
 
