@@ -212,16 +212,54 @@ def _intercept_view(params, units, intercept_offsets, layer):
 
 
 @njit(**_JIT)
+def _sparse_rows_dot(csr, rows, coef, out):
+    """out = X[rows] @ coef for a CSR matrix ``csr = (data, indices, indptr)``,
+    touching only the stored entries."""
+    data, indices, indptr = csr
+    out[:] = 0
+    n_units = coef.shape[1]
+    for k in range(rows.shape[0]):
+        row = rows[k]
+        for p in range(indptr[row], indptr[row + 1]):
+            column = indices[p]
+            value = data[p]
+            for j in range(n_units):
+                out[k, j] += value * coef[column, j]
+
+
+@njit(**_JIT)
+def _sparse_rows_transpose_dot(csr, rows, delta, out):
+    """out = X[rows]^T @ delta for a CSR matrix, touching only the stored entries."""
+    data, indices, indptr = csr
+    out[:] = 0
+    n_units = delta.shape[1]
+    for k in range(rows.shape[0]):
+        row = rows[k]
+        for p in range(indptr[row], indptr[row + 1]):
+            column = indices[p]
+            value = data[p]
+            for j in range(n_units):
+                out[column, j] += value * delta[k, j]
+
+
+@njit(**_JIT)
 def _forward(
-    x, params, units, coef_offsets, intercept_offsets, activations, layer_offsets,
-    hidden_code, loss_code,
+    x, csr, rows, is_sparse, params, units, coef_offsets, intercept_offsets, activations,
+    layer_offsets, hidden_code, loss_code,
 ):  # fmt: skip
-    """Forward pass for the rows of ``x``; returns the output layer's view."""
-    n_rows = x.shape[0]
+    """Forward pass for one batch; returns the output layer's view.
+
+    The batch is the dense rows ``x`` or, when ``is_sparse``, the rows ``rows`` of
+    the CSR matrix ``csr`` (which the first layer multiplies without densifying).
+    """
+    n_rows = rows.shape[0]
     n_layers = units.shape[0]
-    # The first layer reads x; the others read the previous workspace layer.
+    # The first layer reads the input; the others read the previous workspace layer.
     z = _layer_view(activations, layer_offsets, 1, n_rows, units[1])
-    np.dot(x, _coef_view(params, units, coef_offsets, 0), z)
+    if is_sparse:
+        _sparse_rows_dot(csr, rows, _coef_view(params, units, coef_offsets, 0), z)
+    else:
+        np.dot(x, _coef_view(params, units, coef_offsets, 0), z)
     bias = _intercept_view(params, units, intercept_offsets, 0)
     if n_layers == 2:
         _add_bias_and_output_activation(z, bias, loss_code)
@@ -241,8 +279,8 @@ def _forward(
 
 @njit(**_JIT)
 def _backward(
-    x, params, grads, units, coef_offsets, intercept_offsets, activations, deltas,
-    layer_offsets, hidden_code,
+    x, csr, rows, is_sparse, params, grads, units, coef_offsets, intercept_offsets,
+    activations, deltas, layer_offsets, hidden_code,
 ):  # fmt: skip
     """Backward pass by the chain rule, from the output delta already in ``deltas``.
 
@@ -250,38 +288,41 @@ def _backward(
     coefficient matrix and ``sum_rows delta_l`` for each intercept, before the L2
     term and the division by the weight sum (the optimizer step fuses those).
     """
-    n_rows = x.shape[0]
+    n_rows = rows.shape[0]
     n_layers = units.shape[0]
     for layer in range(n_layers - 1, 0, -1):
         delta = _layer_view(deltas, layer_offsets, layer, n_rows, units[layer])
         coef_grad = _coef_view(grads, units, coef_offsets, layer - 1)
-        if layer == 1:
-            np.dot(x.T, delta, coef_grad)
-        else:
-            previous = _layer_view(activations, layer_offsets, layer - 1, n_rows, units[layer - 1])
-            np.dot(previous.T, delta, coef_grad)
         intercept_grad = _intercept_view(grads, units, intercept_offsets, layer - 1)
         intercept_grad[:] = 0
         for i in range(n_rows):
             for j in range(units[layer]):
                 intercept_grad[j] += delta[i, j]
-        if layer > 1:
-            # delta_{l-1} = (delta_l W_l^T) * f'(z_{l-1}); the input layer needs none.
-            previous_delta = _layer_view(deltas, layer_offsets, layer - 1, n_rows, units[layer - 1])
-            np.dot(delta, _coef_view(params, units, coef_offsets, layer - 1).T, previous_delta)
-            _multiply_by_derivative(previous_delta, previous, hidden_code)
+        if layer == 1:
+            if is_sparse:
+                _sparse_rows_transpose_dot(csr, rows, delta, coef_grad)
+            else:
+                np.dot(x.T, delta, coef_grad)
+            continue
+        previous = _layer_view(activations, layer_offsets, layer - 1, n_rows, units[layer - 1])
+        np.dot(previous.T, delta, coef_grad)
+        # delta_{l-1} = (delta_l W_l^T) * f'(z_{l-1}); the input layer needs none.
+        previous_delta = _layer_view(deltas, layer_offsets, layer - 1, n_rows, units[layer - 1])
+        np.dot(delta, _coef_view(params, units, coef_offsets, layer - 1).T, previous_delta)
+        _multiply_by_derivative(previous_delta, previous, hidden_code)
 
 
 @njit(**_JIT)
 def _batch_loss_and_raw_grads(
-    x, y, sample_weight, use_weights, params, grads, units, coef_offsets,
-    intercept_offsets, activations, deltas, layer_offsets, hidden_code, loss_code,
+    x, csr, rows, is_sparse, y, sample_weight, use_weights, params, grads, units,
+    coef_offsets, intercept_offsets, activations, deltas, layer_offsets, hidden_code,
+    loss_code,
 ):  # fmt: skip
     """Forward, output delta, backward for one batch; returns the weighted loss sum."""
-    n_rows = x.shape[0]
+    n_rows = rows.shape[0]
     prediction = _forward(
-        x, params, units, coef_offsets, intercept_offsets, activations, layer_offsets,
-        hidden_code, loss_code,
+        x, csr, rows, is_sparse, params, units, coef_offsets, intercept_offsets,
+        activations, layer_offsets, hidden_code, loss_code,
     )  # fmt: skip
     last = units.shape[0] - 1
     output_delta = _layer_view(deltas, layer_offsets, last, n_rows, units[last])
@@ -289,26 +330,30 @@ def _batch_loss_and_raw_grads(
         prediction, y, sample_weight, use_weights, output_delta, loss_code
     )
     _backward(
-        x, params, grads, units, coef_offsets, intercept_offsets, activations, deltas,
-        layer_offsets, hidden_code,
+        x, csr, rows, is_sparse, params, grads, units, coef_offsets, intercept_offsets,
+        activations, deltas, layer_offsets, hidden_code,
     )  # fmt: skip
     return loss_sum
 
 
 @njit(**_JIT)
-def _gather(X, Y, sample_weight, use_weights, order, start, stop, x_batch, y_batch, sw_batch):
-    """Copy the rows ``order[start:stop]`` into the batch buffers; return the
-    weight sum (the row count when there are no weights)."""
+def _gather(
+    X, is_sparse, Y, sample_weight, use_weights, rows, x_batch, y_batch, sw_batch
+):  # fmt: skip
+    """Copy the given rows into the batch buffers (sparse X stays where it is: the
+    first layer reads its rows in place); return the weight sum of the batch (the
+    row count when there are no weights)."""
     weight_sum = 0.0
-    for k in range(stop - start):
-        row = order[start + k]
-        x_batch[k, :] = X[row, :]
+    for k in range(rows.shape[0]):
+        row = rows[k]
+        if not is_sparse:
+            x_batch[k, :] = X[row, :]
         y_batch[k, :] = Y[row, :]
         if use_weights:
             sw_batch[k] = sample_weight[row]
             weight_sum += sample_weight[row]
     if not use_weights:
-        weight_sum = float(stop - start)
+        weight_sum = float(rows.shape[0])
     return weight_sum
 
 
@@ -373,12 +418,14 @@ def _adam_step(params, grads, first_moment, second_moment, n_coefs, hyper, step,
 
 
 # ---------------------------------------------------------------------------------
-# Public kernels.
+# Public kernels. Dense and sparse input share one signature: a dense call passes
+# an empty CSR triple, a sparse call an empty (0, n_features) dense X, so each dtype
+# compiles once.
 # ---------------------------------------------------------------------------------
 @njit(**_JIT)
 def run_epoch(
-    X, Y, sample_weight, use_weights, order, batch_size, params, grads, state_1,
-    state_2, units, coef_offsets, intercept_offsets, activations, deltas,
+    X, csr, is_sparse, Y, sample_weight, use_weights, order, batch_size, params, grads,
+    state_1, state_2, units, coef_offsets, intercept_offsets, activations, deltas,
     layer_offsets, x_batch, y_batch, sw_batch, hidden_code, loss_code, solver_code,
     hyper, nesterov, adam_step,
 ):  # fmt: skip
@@ -395,6 +442,9 @@ def run_epoch(
     finite : bool
         False as soon as a batch loss or a parameter became non-finite; the epoch
         stops there.
+    adam_step : int
+        The Adam time step after this epoch (batches whose weights sum to zero take
+        no step).
     """
     n_samples = order.shape[0]
     n_coefs = intercept_offsets[0]
@@ -404,13 +454,16 @@ def run_epoch(
     for start in range(0, n_samples, batch_size):
         stop = min(start + batch_size, n_samples)
         n_rows = stop - start
+        rows = order[start:stop]
         weight_sum = _gather(
-            X, Y, sample_weight, use_weights, order, start, stop, x_batch, y_batch, sw_batch
+            X, is_sparse, Y, sample_weight, use_weights, rows, x_batch, y_batch, sw_batch
         )
+        if weight_sum == 0:
+            continue  # every row weighs zero: nothing to learn from this batch
         batch_loss_sum = _batch_loss_and_raw_grads(
-            x_batch[:n_rows], y_batch[:n_rows], sw_batch[:n_rows], use_weights, params,
-            grads, units, coef_offsets, intercept_offsets, activations, deltas,
-            layer_offsets, hidden_code, loss_code,
+            x_batch[:n_rows], csr, rows, is_sparse, y_batch[:n_rows], sw_batch[:n_rows],
+            use_weights, params, grads, units, coef_offsets, intercept_offsets,
+            activations, deltas, layer_offsets, hidden_code, loss_code,
         )  # fmt: skip
         if solver_code == SGD:
             squared_norm = _sgd_step(params, grads, state_1, n_coefs, hyper, nesterov, weight_sum)
@@ -422,18 +475,18 @@ def run_epoch(
         batch_loss = batch_loss_sum / weight_sum + 0.5 * alpha * squared_norm / weight_sum
         loss_sum += batch_loss * n_rows
         if not math.isfinite(batch_loss):
-            return loss_sum, False
+            return loss_sum, False, step
     for k in range(params.shape[0]):
         if not math.isfinite(params[k]):
-            return loss_sum, False
-    return loss_sum, True
+            return loss_sum, False, step
+    return loss_sum, True, step
 
 
 @njit(**_JIT)
 def full_loss_and_gradient(
-    X, Y, sample_weight, use_weights, order, chunk_rows, params, grads, chunk_grads,
-    units, coef_offsets, intercept_offsets, activations, deltas, layer_offsets,
-    x_batch, y_batch, sw_batch, hidden_code, loss_code, alpha,
+    X, csr, is_sparse, Y, sample_weight, use_weights, order, chunk_rows, params, grads,
+    chunk_grads, units, coef_offsets, intercept_offsets, activations, deltas,
+    layer_offsets, x_batch, y_batch, sw_batch, hidden_code, loss_code, alpha,
 ):  # fmt: skip
     """Full-batch loss and gradient (for L-BFGS), computed in row chunks so memory
     stays bounded by ``chunk_rows``; ``grads`` receives the final gradient."""
@@ -444,14 +497,15 @@ def full_loss_and_gradient(
     for start in range(0, n_samples, chunk_rows):
         stop = min(start + chunk_rows, n_samples)
         n_rows = stop - start
+        rows = order[start:stop]
         total_weight += _gather(
-            X, Y, sample_weight, use_weights, order, start, stop, x_batch, y_batch, sw_batch
+            X, is_sparse, Y, sample_weight, use_weights, rows, x_batch, y_batch, sw_batch
         )
         target = grads if start == 0 else chunk_grads
         loss_sum += _batch_loss_and_raw_grads(
-            x_batch[:n_rows], y_batch[:n_rows], sw_batch[:n_rows], use_weights, params,
-            target, units, coef_offsets, intercept_offsets, activations, deltas,
-            layer_offsets, hidden_code, loss_code,
+            x_batch[:n_rows], csr, rows, is_sparse, y_batch[:n_rows], sw_batch[:n_rows],
+            use_weights, params, target, units, coef_offsets, intercept_offsets,
+            activations, deltas, layer_offsets, hidden_code, loss_code,
         )  # fmt: skip
         if start > 0:
             for k in range(grads.shape[0]):
@@ -470,9 +524,16 @@ def full_loss_and_gradient(
 
 
 @njit(**_JIT)
-def predict_forward(X, params, units, coef_offsets, intercept_offsets, hidden_code, loss_code, out):
-    """Output-layer values for every row of ``X`` into ``out``, in chunks of rows."""
-    n_samples = X.shape[0]
+def predict_forward(
+    X, csr, is_sparse, all_rows, params, units, coef_offsets, intercept_offsets,
+    hidden_code, loss_code, out,
+):  # fmt: skip
+    """Output-layer values for every row of the input into ``out``, in row chunks.
+
+    ``all_rows`` is ``arange(n_samples)``; the input is dense ``X`` or the CSR
+    matrix ``csr``, as in :func:`run_epoch`.
+    """
+    n_samples = all_rows.shape[0]
     n_layers = units.shape[0]
     chunk_rows = min(n_samples, 1024)
     layer_offsets = np.zeros(n_layers, dtype=np.intp)
@@ -484,9 +545,10 @@ def predict_forward(X, params, units, coef_offsets, intercept_offsets, hidden_co
     n_outputs = units[n_layers - 1]
     for start in range(0, n_samples, chunk_rows):
         stop = min(start + chunk_rows, n_samples)
+        x = X[0:0] if is_sparse else X[start:stop]
         result = _forward(
-            X[start:stop], params, units, coef_offsets, intercept_offsets, activations,
-            layer_offsets, hidden_code, loss_code,
+            x, csr, all_rows[start:stop], is_sparse, params, units, coef_offsets,
+            intercept_offsets, activations, layer_offsets, hidden_code, loss_code,
         )  # fmt: skip
         for i in range(stop - start):
             for j in range(n_outputs):

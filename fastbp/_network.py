@@ -7,6 +7,7 @@ are views into that buffer, so the optimizers can work element-wise on it.
 """
 
 import numpy as np
+import scipy.sparse as sp
 
 
 class NetworkLayout:
@@ -110,3 +111,28 @@ def read_only(array):
     view = array.view()
     view.flags.writeable = False
     return view
+
+
+def kernel_input(X, dtype):
+    """Normalise X for the kernels: ``(dense, csr, is_sparse)``.
+
+    Dense X becomes a C-contiguous array of ``dtype`` (copied only if needed) and
+    an empty CSR triple; sparse X (CSR or CSC) becomes a CSR triple
+    ``(data, indices, indptr)`` with ``intp`` indices and an empty dense array, so
+    that dense and sparse calls share one compiled signature. Everything is
+    read-only: the kernels never write into a user's data.
+    """
+    if sp.issparse(X):
+        X = X.tocsr()
+        csr = (
+            read_only(np.ascontiguousarray(X.data, dtype=dtype)),
+            read_only(np.ascontiguousarray(X.indices, dtype=np.intp)),
+            read_only(np.ascontiguousarray(X.indptr, dtype=np.intp)),
+        )
+        return read_only(np.empty((0, X.shape[1]), dtype=dtype)), csr, True
+    empty_csr = (
+        read_only(np.empty(0, dtype=dtype)),
+        read_only(np.empty(0, dtype=np.intp)),
+        read_only(np.zeros(1, dtype=np.intp)),
+    )
+    return read_only(np.ascontiguousarray(X, dtype=dtype)), empty_csr, False

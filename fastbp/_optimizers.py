@@ -11,7 +11,7 @@ import copy
 import numpy as np
 
 from fastbp import _kernels
-from fastbp._network import Workspace, read_only
+from fastbp._network import Workspace, kernel_input, read_only
 
 
 class SGDOptimizer:
@@ -57,8 +57,8 @@ class SGDOptimizer:
         hyper[_kernels.H_ALPHA] = alpha
         return hyper
 
-    def epoch_ends(self, n_batches):
-        """Record that an epoch of ``n_batches`` steps ran (SGD keeps no step count)."""
+    def epoch_ends(self, step):
+        """Record the time step reached by an epoch (SGD keeps no step count)."""
 
     def iteration_ends(self, time_step):
         """Update the learning rate after an epoch; ``time_step`` counts samples seen."""
@@ -124,8 +124,8 @@ class AdamOptimizer:
         hyper[_kernels.H_ALPHA] = alpha
         return hyper
 
-    def epoch_ends(self, n_batches):
-        self.t += n_batches
+    def epoch_ends(self, step):
+        self.t = step
         self.learning_rate = (
             self.learning_rate_init * np.sqrt(1 - self.beta_2**self.t) / (1 - self.beta_1**self.t)
         )
@@ -151,7 +151,7 @@ class FullBatchObjective:
     Parameters
     ----------
     layout : NetworkLayout
-    X : ndarray of shape (n_samples, n_features), C-contiguous, the model's dtype
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
     y : ndarray of shape (n_samples, n_outputs)
     sample_weight : ndarray of shape (n_samples,) or None
     activation : str
@@ -165,14 +165,14 @@ class FullBatchObjective:
     """
 
     def __init__(self, layout, X, y, sample_weight, activation, loss, alpha, chunk_rows):
-        dtype = X.dtype
+        dtype = np.dtype(X.dtype)
         n_samples = X.shape[0]
         self.layout = layout
         self.chunk_rows = int(max(1, min(n_samples, chunk_rows)))
         self.workspace = Workspace(layout, self.chunk_rows, dtype)
         self.chunk_grads = np.empty(layout.n_params, dtype=dtype)
         self.use_weights = sample_weight is not None
-        self.X = read_only(np.ascontiguousarray(X))
+        self.X, self.csr, self.is_sparse = kernel_input(X, dtype)
         self.y = read_only(np.ascontiguousarray(y, dtype=dtype))
         self.sample_weight = read_only(
             np.ascontiguousarray(sample_weight, dtype=dtype)
@@ -191,7 +191,8 @@ class FullBatchObjective:
         """
         layout, workspace = self.layout, self.workspace
         loss = _kernels.full_loss_and_gradient(
-            self.X, self.y, self.sample_weight, self.use_weights, self.order,
+            self.X, self.csr, self.is_sparse, self.y, self.sample_weight, self.use_weights,
+            self.order,
             self.chunk_rows, params, workspace.grads, self.chunk_grads,
             layout.layer_units, layout.coef_offsets, layout.intercept_offsets,
             workspace.activations, workspace.deltas, workspace.layer_offsets,

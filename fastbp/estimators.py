@@ -34,7 +34,7 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastbp import _kernels
-from fastbp._network import NetworkLayout, Workspace, read_only
+from fastbp._network import NetworkLayout, Workspace, kernel_input, read_only
 from fastbp._optimizers import AdamOptimizer, FullBatchObjective, SGDOptimizer
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -191,7 +191,8 @@ class _BaseBackprop(BaseEstimator, ABC):
                 raise ValueError("Sample weights must sum to a positive value.")
 
         dtype = X.dtype if first_pass else self._packed_params().dtype
-        X = np.ascontiguousarray(X, dtype=dtype)
+        if X.dtype != dtype:
+            X = X.astype(dtype)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         if sample_weight is not None:
@@ -315,11 +316,10 @@ class _BaseBackprop(BaseEstimator, ABC):
                     stacklevel=6,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
-        n_batches = -(-n_samples // batch_size)
 
         workspace = Workspace(layout, batch_size, dtype)
         use_weights = sample_weight_train is not None
-        X_kernel = read_only(np.ascontiguousarray(X_train, dtype=dtype))
+        X_kernel, csr, is_sparse = kernel_input(X_train, dtype)
         y_kernel = read_only(np.ascontiguousarray(y_train, dtype=dtype))
         sw_kernel = read_only(
             np.ascontiguousarray(sample_weight_train, dtype=dtype)
@@ -338,8 +338,10 @@ class _BaseBackprop(BaseEstimator, ABC):
                 if self.shuffle:
                     sample_idx = _shuffled(sample_idx, self._random_state)
                 state_1, state_2 = optimizer.state_arrays()
-                loss_sum, finite = _kernels.run_epoch(
-                    X_kernel, y_kernel, sw_kernel, use_weights, read_only(sample_idx),
+                loss_sum, finite, step = _kernels.run_epoch(
+                    X_kernel,
+                    csr,
+                    is_sparse, y_kernel, sw_kernel, use_weights, read_only(sample_idx),
                     batch_size, params, workspace.grads, state_1, state_2,
                     layout.layer_units, layout.coef_offsets, layout.intercept_offsets,
                     workspace.activations, workspace.deltas, workspace.layer_offsets,
@@ -348,7 +350,7 @@ class _BaseBackprop(BaseEstimator, ABC):
                     optimizer.hyperparameters(self.alpha, dtype), nesterov,
                     optimizer.step,
                 )  # fmt: skip
-                optimizer.epoch_ends(n_batches)
+                optimizer.epoch_ends(step)
                 if not finite:
                     raise ValueError(
                         f"The training loss diverged (became NaN or infinite) in epoch "
@@ -498,16 +500,33 @@ class _BaseBackprop(BaseEstimator, ABC):
         """Output-layer activations for the rows of X."""
         params = self._packed_params()
         if check_input:
-            X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        X = read_only(np.ascontiguousarray(X, dtype=params.dtype))
+            X = validate_data(
+                self, X, accept_sparse=["csr", "csc"], reset=False, dtype=(np.float64, np.float32)
+            )
+        X_kernel, csr, is_sparse = kernel_input(X, params.dtype)
         layout = self._layout
-        out = np.empty((X.shape[0], int(layout.layer_units[-1])), dtype=params.dtype)
+        n_samples = X.shape[0]
+        out = np.empty((n_samples, int(layout.layer_units[-1])), dtype=params.dtype)
         _kernels.predict_forward(
-            X, params, layout.layer_units, layout.coef_offsets, layout.intercept_offsets,
+            X_kernel,
+            csr,
+            is_sparse,
+            read_only(np.arange(n_samples, dtype=np.intp)),
+            params,
+            layout.layer_units,
+            layout.coef_offsets,
+            layout.intercept_offsets,
             _kernels.ACTIVATION_CODES[self.activation],
-            _kernels.LOSS_CODES[self._loss_name()], out,
-        )  # fmt: skip
+            _kernels.LOSS_CODES[self._loss_name()],
+            out,
+        )
         return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # CSR/CSC, multiplied in place by the first layer
+        tags.target_tags.multi_output = True
+        return tags
 
     def _score_with_function(self, X, y, sample_weight, score_function):
         """Score without input validation (it would drop feature names)."""
@@ -654,7 +673,13 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
-            self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -752,6 +777,12 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         """
         check_is_fitted(self)
         y_pred = self._forward_pass_fast(X)
+        if self.out_activation_ == "logistic":
+            # A saturated sigmoid rounds to exactly 0 or 1; keep probabilities strictly
+            # inside (0, 1), one rounding step from the bounds, so that log-probabilities
+            # stay finite and the complement 1 - p is never 0.
+            info = np.finfo(y_pred.dtype)
+            np.clip(y_pred, info.tiny, 1 - info.epsneg, out=y_pred)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
         if y_pred.ndim == 1:
@@ -841,7 +872,7 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
-            self, X, y, multi_output=True, y_numeric=True,
+            self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
             dtype=(np.float64, np.float32), reset=reset,
         )  # fmt: skip
         if y.ndim == 2 and y.shape[1] == 1:
