@@ -25,6 +25,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
@@ -184,11 +185,17 @@ class _BaseBackprop(BaseEstimator, ABC):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
 
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
-        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        X, y, class_sample_weight = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
-            if not sample_weight.sum() > 0:
-                raise ValueError("Sample weights must sum to a positive value.")
+        if class_sample_weight is not None:
+            sample_weight = (
+                class_sample_weight
+                if sample_weight is None
+                else sample_weight * class_sample_weight
+            )
+        if sample_weight is not None and not sample_weight.sum() > 0:
+            raise ValueError("Sample weights must sum to a positive value.")
 
         dtype = X.dtype if first_pass else self._packed_params().dtype
         if X.dtype != dtype:
@@ -631,6 +638,11 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
 
     Parameters
     ----------{_PARAMETERS_DOC}
+    class_weight : dict, list of dict, 'balanced' or None, default=None
+        Weights of the classes, multiplying the sample weights (an addition to
+        scikit-learn's MLP, which has no class_weight). 'balanced' weighs each class
+        by ``n_samples / (n_classes * count)``; it is refused in ``partial_fit``,
+        where one chunk's counts are not the data's: pass a dict there.
 
     Attributes
     ----------
@@ -659,7 +671,9 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
         nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
         beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+        class_weight=None,
     ):  # fmt: skip
+        self.class_weight = class_weight
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -670,6 +684,11 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
         )  # fmt: skip
+
+    _parameter_constraints: dict = {
+        **_BaseBackprop._parameter_constraints,
+        "class_weight": [dict, list, StrOptions({"balanced"}), None],
+    }
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
@@ -683,6 +702,18 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+
+        class_sample_weight = None
+        if self.class_weight is not None:
+            if incremental and isinstance(self.class_weight, str):
+                raise ValueError(
+                    "class_weight 'balanced' is not supported for partial_fit: one chunk's "
+                    "class frequencies are not the data's. Compute the weights once with "
+                    "sklearn.utils.class_weight.compute_class_weight('balanced', "
+                    "classes=classes, y=y) on (a large sample of) the training targets and "
+                    "pass the resulting dict as class_weight."
+                )
+            class_sample_weight = compute_sample_weight(self.class_weight, y).astype(X.dtype)
 
         # First fit (or a fresh fit) defines classes_; warm start must keep them;
         # partial_fit must only see known classes.
@@ -705,7 +736,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                     f"`self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
         y = self._label_binarizer.transform(y).astype(bool)
-        return X, y
+        return X, y, class_sample_weight
 
     def predict(self, X):
         """Predict class labels.
@@ -881,7 +912,7 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
             raise ValueError(
                 "Some value(s) of y are negative which is not allowed for loss='poisson'."
             )
-        return X, y
+        return X, y, None
 
     def predict(self, X):
         """Predict using the multi-layer perceptron.
