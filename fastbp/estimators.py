@@ -930,6 +930,11 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
         check_is_fitted(self)
         return self._predict(X)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = self.loss == "poisson"
+        return tags
+
     def _predict(self, X, check_input=True):
         y_pred = self._forward_pass_fast(X, check_input=check_input)
         if y_pred.shape[1] == 1:
