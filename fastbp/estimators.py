@@ -735,6 +735,11 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                     "`y` has classes not in `self.classes_`. "
                     f"`self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
+        if self._label_binarizer.y_type_ != "multilabel-indicator" and len(self.classes_) < 2:
+            raise ValueError(
+                f"The target y has only one class ({self.classes_[0]!r}); a classifier "
+                "needs samples of at least two classes."
+            )
         y = self._label_binarizer.transform(y).astype(bool)
         return X, y, class_sample_weight
 
