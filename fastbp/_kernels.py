@@ -19,6 +19,7 @@ Conventions shared by all kernels
 """
 
 import math
+import warnings
 
 import numpy as np
 from numba import njit
@@ -62,7 +63,37 @@ H_EPSILON = 4
 H_ALPHA = 5
 N_HYPER = 6
 
-_JIT = dict(cache=True, nogil=True)
+
+def _cache_probe():  # pragma: no cover - only decorated, never called
+    return 0
+
+
+def _numba_cache_is_usable():
+    """True when numba finds a writable cache location for this file.
+
+    With ``cache=True`` numba raises at decoration time when no location is writable
+    (a read-only install and home directory), which would make ``import fastbp``
+    fail. Probe once with a function of this file, and fall back to compiling
+    without a cache.
+    """
+    try:
+        njit(cache=True)(_cache_probe)
+    except RuntimeError:
+        return False
+    return True
+
+
+CACHE_ENABLED = _numba_cache_is_usable()
+if not CACHE_ENABLED:
+    warnings.warn(
+        "fastbp: numba found no writable cache location for its compiled kernels (the "
+        "package directory and the user cache are read-only), so they are compiled anew "
+        "in every process. Set NUMBA_CACHE_DIR to a writable directory to cache them.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+_JIT = dict(cache=CACHE_ENABLED, nogil=True)
 
 
 # ---------------------------------------------------------------------------------

@@ -358,6 +358,18 @@ class _BaseBackprop(BaseEstimator, ABC):
                     optimizer.step,
                 )  # fmt: skip
                 optimizer.epoch_ends(step)
+                if not finite and early_stopping and self.validation_scores_:
+                    # Keep the model usable: stop here and restore (below) the weights
+                    # of the best validation score, which are finite.
+                    warnings.warn(
+                        f"The training loss diverged (became NaN or infinite) in epoch "
+                        f"{self.n_iter_ + 1}; training stopped and the weights with the "
+                        f"best validation score were restored. Try a smaller "
+                        "learning_rate_init, or scale the inputs.",
+                        ConvergenceWarning,
+                        stacklevel=6,
+                    )
+                    break
                 if not finite:
                     raise ValueError(
                         f"The training loss diverged (became NaN or infinite) in epoch "

@@ -346,3 +346,17 @@ def test_failed_fit_leaves_a_fitted_estimator_unchanged(small_classification):
     assert clf.n_features_in_ == 8
     assert_array_equal(clf.classes_, [0, 1, 2])
     assert_array_equal(clf.predict_proba(X), proba)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_divergence_with_early_stopping_keeps_the_best_finite_weights(small_regression):
+    X, y = small_regression
+    reg = BackpropRegressor(
+        solver="sgd", early_stopping=True, max_iter=50, random_state=0, learning_rate_init=0.01
+    )
+    reg.fit(X, y)
+    reg.set_params(warm_start=True, learning_rate_init=1e5, n_iter_no_change=1000)
+    with pytest.warns(ConvergenceWarning, match="diverged .* best validation score"):
+        reg.fit(X, y * 1e4)
+    assert all(np.isfinite(c).all() for c in reg.coefs_ + reg.intercepts_)
+    assert np.isfinite(reg.predict(X)).all()
