@@ -4,8 +4,8 @@ Drop-in replacements for scikit-learn's ``MLPClassifier`` and ``MLPRegressor``
 whose training loops are compiled with numba.
 """
 
-from fastbp.estimators import BackpropClassifier, BackpropRegressor
+from fastbp.estimators import SKOPS_TRUSTED_TYPES, BackpropClassifier, BackpropRegressor
 
 __version__ = "0.1.0"
 
-__all__ = ["BackpropClassifier", "BackpropRegressor", "__version__"]
+__all__ = ["BackpropClassifier", "BackpropRegressor", "SKOPS_TRUSTED_TYPES", "__version__"]

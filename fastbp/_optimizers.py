@@ -14,7 +14,23 @@ from fastbp import _kernels
 from fastbp._network import Workspace, kernel_input, read_only
 
 
-class SGDOptimizer:
+class _PlainState:
+    """Export and rebuild an optimizer as a dict of arrays and plain values, so a
+    fitted estimator persists with no fastbp type inside (safe for ``skops.io``)."""
+
+    def to_state(self):
+        return {"kind": self.kind, **vars(self)}
+
+    @staticmethod
+    def from_state(state):
+        state = dict(state)
+        optimizer_class = {"sgd": SGDOptimizer, "adam": AdamOptimizer}[state.pop("kind")]
+        optimizer = optimizer_class.__new__(optimizer_class)
+        optimizer.__dict__.update(state)
+        return optimizer
+
+
+class SGDOptimizer(_PlainState):
     """SGD with momentum or Nesterov momentum and a learning-rate schedule.
 
     Parameters
@@ -31,6 +47,7 @@ class SGDOptimizer:
     """
 
     solver_code = _kernels.SGD
+    kind = "sgd"
 
     def __init__(self, n_params, dtype, learning_rate_init, lr_schedule, momentum,
                  nesterov, power_t):  # fmt: skip
@@ -84,7 +101,7 @@ class SGDOptimizer:
         return copy.deepcopy(self)
 
 
-class AdamOptimizer:
+class AdamOptimizer(_PlainState):
     """Adam (Kingma & Ba, 2014) with scikit-learn's defaults and bias correction.
 
     Parameters
@@ -97,6 +114,7 @@ class AdamOptimizer:
     """
 
     solver_code = _kernels.ADAM
+    kind = "adam"
 
     def __init__(self, n_params, dtype, learning_rate_init, beta_1, beta_2, epsilon):
         self.learning_rate_init = learning_rate_init

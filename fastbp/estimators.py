@@ -36,9 +36,17 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from fastbp import _kernels
 from fastbp._network import NetworkLayout, Workspace, kernel_input, read_only
-from fastbp._optimizers import AdamOptimizer, FullBatchObjective, SGDOptimizer
+from fastbp._optimizers import AdamOptimizer, FullBatchObjective, SGDOptimizer, _PlainState
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
+
+#: The types to pass as ``trusted=`` to ``skops.io.load`` for a fastbp model. A fitted
+#: estimator holds nothing else of fastbp's: numpy arrays, plain Python values and
+#: scikit-learn's own LabelBinarizer, which skops trusts by default.
+SKOPS_TRUSTED_TYPES = [
+    "fastbp.estimators.BackpropClassifier",
+    "fastbp.estimators.BackpropRegressor",
+]
 # Rows per chunk for the full-batch (L-BFGS) gradient: bounds its workspace to
 # about this many values per layer unit, whatever the data size.
 _LBFGS_CHUNK_VALUES = 1 << 21
@@ -163,10 +171,23 @@ class _BaseBackprop(BaseEstimator, ABC):
         self._adopt_params(layout, layout.pack(self.coefs_, self.intercepts_, dtype))
         return self._params
 
+    def __getstate__(self):
+        # Persist plain values and arrays only (see SKOPS_TRUSTED_TYPES): the layout
+        # is derived from coefs_, and the optimizer travels as a dict.
+        state = dict(super().__getstate__())  # object.__getstate__ returns __dict__ itself
+        state.pop("_layout", None)
+        state.pop("_params", None)
+        if "_optimizer" in state:
+            state["_optimizer"] = state["_optimizer"].to_state()
+        return state
+
     def __setstate__(self, state):
+        state = dict(state)
+        if isinstance(state.get("_optimizer"), dict):
+            state["_optimizer"] = _PlainState.from_state(state["_optimizer"])
         super().__setstate__(state)
-        # Pickle stores coefs_/intercepts_ as copies, not views: rebuild the flat
-        # buffer from them so the unpickled model predicts without repacking.
+        # coefs_/intercepts_ come back as separate arrays: pack them into one flat
+        # buffer again, so the loaded model predicts without repacking.
         if "coefs_" in state and "intercepts_" in state:
             self._params = None
             self._packed_params()
