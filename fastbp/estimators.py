@@ -560,6 +560,14 @@ class _BaseBackprop(BaseEstimator, ABC):
             _kernels.LOSS_CODES[self._loss_name()],
             out,
         )
+        if check_input and not np.isfinite(out).all():
+            # Finite inputs can still overflow the network (say, features in the
+            # 1e300s): refuse rather than hand back NaN or infinite predictions.
+            raise ValueError(
+                "The network's output overflowed (is not finite) for some rows of X: "
+                "their values are far larger than the model was trained on. Scale X "
+                "the way the training data was scaled."
+            )
         return out
 
     def __sklearn_tags__(self):

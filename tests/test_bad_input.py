@@ -269,3 +269,19 @@ def test_invalid_class_weight_and_loss_are_named():
         BackpropRegressor(loss="huber").fit(X, Y_REG)
     with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):
         BackpropClassifier(hidden_layer_sizes=(5, 0)).fit(X, Y_CLASS)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_overflowing_inputs_never_give_nan_predictions():
+    clf = BackpropClassifier(max_iter=2, random_state=0).fit(X, Y_CLASS)
+    reg = BackpropRegressor(max_iter=2, random_state=0).fit(X, Y_REG)
+    huge = np.full((2, 5), 1e307) * np.sign(rng.normal(size=(2, 5)))
+    with pytest.raises(ValueError, match="overflowed"):
+        reg.predict(huge)
+    for method in (clf.predict_proba, clf.predict):
+        try:
+            output = method(huge)
+        except ValueError as error:
+            assert "overflowed" in str(error)
+        else:
+            assert np.isfinite(output.astype(float)).all()
