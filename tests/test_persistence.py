@@ -23,7 +23,8 @@ def _fitted(Estimator, solver):
     y = (X[:, 0] > 0).astype(int) if Estimator is BackpropClassifier else X @ [1, 2, 0, -1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return Estimator(hidden_layer_sizes=(5,), solver=solver, max_iter=5).fit(X, y), X, y
+        est = Estimator(hidden_layer_sizes=(5,), solver=solver, max_iter=5, random_state=0)
+        return est.fit(X, y), X, y
 
 
 def _outputs(est, X):
