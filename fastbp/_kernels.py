@@ -93,7 +93,10 @@ if not CACHE_ENABLED:
         stacklevel=2,
     )
 
-_JIT = dict(cache=CACHE_ENABLED, nogil=True)
+# error_model="numpy": float division by zero gives inf/NaN as in numpy (which the
+# epoch kernel detects) instead of a per-division check that also stops LLVM from
+# vectorising the loops.
+_JIT = dict(cache=CACHE_ENABLED, nogil=True, error_model="numpy")
 
 
 # ---------------------------------------------------------------------------------
@@ -141,10 +144,11 @@ def _multiply_by_derivative(delta, activation, code):
                 a = activation[i, j]
                 delta[i, j] = delta[i, j] * (1 - a * a)
     else:  # RELU: f' = 0 where the unit was clipped (a == 0), 1 elsewhere
+        zero = delta.dtype.type(0)
         for i in range(n_rows):
             for j in range(n_units):
-                if activation[i, j] == 0:
-                    delta[i, j] = 0
+                # a select rather than a conditional store, so the loop vectorises
+                delta[i, j] = zero if activation[i, j] == 0 else delta[i, j]
 
 
 @njit(**_JIT)
@@ -375,11 +379,16 @@ def _gather(
     first layer reads its rows in place); return the weight sum of the batch (the
     row count when there are no weights)."""
     weight_sum = 0.0
+    n_features = x_batch.shape[1]
+    n_outputs = y_batch.shape[1]
     for k in range(rows.shape[0]):
         row = rows[k]
+        # element loops: a slice assignment per row costs more than the copy itself
         if not is_sparse:
-            x_batch[k, :] = X[row, :]
-        y_batch[k, :] = Y[row, :]
+            for j in range(n_features):
+                x_batch[k, j] = X[row, j]
+        for j in range(n_outputs):
+            y_batch[k, j] = Y[row, j]
         if use_weights:
             sw_batch[k] = sample_weight[row]
             weight_sum += sample_weight[row]
@@ -393,59 +402,77 @@ def _gather(
 # normalisation by the weight sum fused in (no separate gradient pass).
 # ---------------------------------------------------------------------------------
 @njit(**_JIT)
-def _sgd_step(params, grads, velocity, n_coefs, hyper, nesterov, weight_sum):
-    """SGD with (Nesterov) momentum; returns sum of squared coefficients before it."""
-    learning_rate = hyper[H_LEARNING_RATE]
-    momentum = hyper[H_MOMENTUM]
-    alpha = hyper[H_ALPHA]
-    weight_sum = params.dtype.type(weight_sum)
-    squared_norm = 0.0
-    for k in range(params.shape[0]):
+def _squared_coef_norm(params, units, coef_offsets):
+    """Sum of squared coefficients, one dot product per layer as scikit-learn does."""
+    total = 0.0
+    for layer in range(units.shape[0] - 1):
+        start = coef_offsets[layer]
+        coefs = params[start : start + units[layer] * units[layer + 1]]
+        total += float(np.dot(coefs, coefs))
+    return total
+
+
+@njit(**_JIT)
+def _sgd_update(params, grads, velocity, start, stop, alpha, weight_sum, learning_rate,
+                momentum, nesterov):  # fmt: skip
+    for k in range(start, stop):
         w = params[k]
-        if k < n_coefs:
-            squared_norm += float(w) * float(w)
-            g = (grads[k] + alpha * w) / weight_sum
-        else:
-            g = grads[k] / weight_sum
+        g = (grads[k] + alpha * w) / weight_sum
         v = momentum * velocity[k] - learning_rate * g
         velocity[k] = v
         if nesterov:
             params[k] = w + (momentum * v - learning_rate * g)
         else:
             params[k] = w + v
-    return squared_norm
+
+
+@njit(**_JIT)
+def _sgd_step(params, grads, velocity, n_coefs, hyper, nesterov, weight_sum):
+    """SGD with (Nesterov) momentum. The L2 term applies to coefficients only."""
+    dtype = params.dtype.type
+    weight_sum = dtype(weight_sum)
+    learning_rate = hyper[H_LEARNING_RATE]
+    momentum = hyper[H_MOMENTUM]
+    # Two branch-free loops (coefficients, then intercepts) so that each vectorises.
+    _sgd_update(params, grads, velocity, 0, n_coefs, hyper[H_ALPHA], weight_sum,
+                learning_rate, momentum, nesterov)  # fmt: skip
+    _sgd_update(params, grads, velocity, n_coefs, params.shape[0], dtype(0), weight_sum,
+                learning_rate, momentum, nesterov)  # fmt: skip
+
+
+@njit(**_JIT)
+def _adam_update(params, grads, first_moment, second_moment, start, stop, alpha, weight_sum,
+                 learning_rate, beta_1, beta_2, epsilon):  # fmt: skip
+    one = params.dtype.type(1)
+    for k in range(start, stop):
+        w = params[k]
+        g = (grads[k] + alpha * w) / weight_sum
+        m = beta_1 * first_moment[k] + (one - beta_1) * g
+        v = beta_2 * second_moment[k] + (one - beta_2) * (g * g)
+        first_moment[k] = m
+        second_moment[k] = v
+        params[k] = w + (-learning_rate * m) / (math.sqrt(v) + epsilon)
 
 
 @njit(**_JIT)
 def _adam_step(params, grads, first_moment, second_moment, n_coefs, hyper, step, weight_sum):
-    """One Adam step (Kingma & Ba) at time ``step``; returns the squared coef norm."""
+    """One Adam step (Kingma & Ba) at time ``step``. L2 on coefficients only."""
+    dtype = params.dtype.type
     beta_1 = hyper[H_BETA_1]
     beta_2 = hyper[H_BETA_2]
-    epsilon = hyper[H_EPSILON]
-    alpha = hyper[H_ALPHA]
-    one = params.dtype.type(1)
     # Bias-corrected step size, computed in float64 as scikit-learn does.
     corrected = (
         float(hyper[H_LEARNING_RATE])
         * math.sqrt(1 - float(beta_2) ** step)
         / (1 - float(beta_1) ** step)
     )
-    learning_rate = params.dtype.type(corrected)
-    weight_sum = params.dtype.type(weight_sum)
-    squared_norm = 0.0
-    for k in range(params.shape[0]):
-        w = params[k]
-        if k < n_coefs:
-            squared_norm += float(w) * float(w)
-            g = (grads[k] + alpha * w) / weight_sum
-        else:
-            g = grads[k] / weight_sum
-        m = beta_1 * first_moment[k] + (one - beta_1) * g
-        v = beta_2 * second_moment[k] + (one - beta_2) * (g * g)
-        first_moment[k] = m
-        second_moment[k] = v
-        params[k] = w + (-learning_rate * m) / (math.sqrt(v) + epsilon)
-    return squared_norm
+    learning_rate = dtype(corrected)
+    weight_sum = dtype(weight_sum)
+    epsilon = hyper[H_EPSILON]
+    _adam_update(params, grads, first_moment, second_moment, 0, n_coefs, hyper[H_ALPHA],
+                 weight_sum, learning_rate, beta_1, beta_2, epsilon)  # fmt: skip
+    _adam_update(params, grads, first_moment, second_moment, n_coefs, params.shape[0],
+                 dtype(0), weight_sum, learning_rate, beta_1, beta_2, epsilon)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------
@@ -496,13 +523,13 @@ def run_epoch(
             use_weights, params, grads, units, coef_offsets, intercept_offsets,
             activations, deltas, layer_offsets, hidden_code, loss_code,
         )  # fmt: skip
+        # The reported loss uses the weights before this step's update.
+        squared_norm = _squared_coef_norm(params, units, coef_offsets)
         if solver_code == SGD:
-            squared_norm = _sgd_step(params, grads, state_1, n_coefs, hyper, nesterov, weight_sum)
+            _sgd_step(params, grads, state_1, n_coefs, hyper, nesterov, weight_sum)
         else:
             step += 1
-            squared_norm = _adam_step(
-                params, grads, state_1, state_2, n_coefs, hyper, step, weight_sum
-            )
+            _adam_step(params, grads, state_1, state_2, n_coefs, hyper, step, weight_sum)
         batch_loss = batch_loss_sum / weight_sum + 0.5 * alpha * squared_norm / weight_sum
         loss_sum += batch_loss * n_rows
         if not math.isfinite(batch_loss):
