@@ -781,8 +781,20 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                 f"The target y has only one class ({self.classes_[0]!r}); a classifier "
                 "needs samples of at least two classes."
             )
-        y = self._label_binarizer.transform(y).astype(bool)
-        return X, y, class_sample_weight
+        return X, self._binarize(y), class_sample_weight
+
+    def _binarize(self, y):
+        """``self._label_binarizer.transform(y).astype(bool)``, without its repeated
+        target-type checks (they cost more than a small epoch); y holds known labels."""
+        y_type = self._label_binarizer.y_type_
+        if y_type == "multilabel-indicator":
+            return np.asarray(y) != 0
+        codes = np.searchsorted(self.classes_, y)
+        if y_type == "binary":
+            return (codes == 1).reshape(-1, 1)
+        one_hot = np.zeros((len(codes), len(self.classes_)), dtype=bool)
+        one_hot[np.arange(len(codes)), codes] = True
+        return one_hot
 
     def predict(self, X):
         """Predict class labels.

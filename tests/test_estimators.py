@@ -360,3 +360,21 @@ def test_divergence_with_early_stopping_keeps_the_best_finite_weights(small_regr
         reg.fit(X, y * 1e4)
     assert all(np.isfinite(c).all() for c in reg.coefs_ + reg.intercepts_)
     assert np.isfinite(reg.predict(X)).all()
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.array(["b", "a", "b", "c", "a"]),
+        np.array([3, 7, 7, 3, 3]),
+        np.array([[1, 0, 1], [0, 0, 1], [1, 1, 0], [0, 1, 0], [1, 0, 0]]),
+    ],
+    ids=["multiclass", "binary", "multilabel"],
+)
+def test_label_encoding_equals_label_binarizer(y):
+    from sklearn.preprocessing import LabelBinarizer
+
+    clf = BackpropClassifier()
+    clf._label_binarizer = LabelBinarizer().fit(y)
+    clf.classes_ = clf._label_binarizer.classes_
+    assert_array_equal(clf._binarize(y), clf._label_binarizer.transform(y).astype(bool))
