@@ -287,7 +287,7 @@ def _forward(
     The batch is the dense rows ``x`` or, when ``is_sparse``, the rows ``rows`` of
     the CSR matrix ``csr`` (which the first layer multiplies without densifying).
     """
-    n_rows = rows.shape[0]
+    n_rows = rows.shape[0] if is_sparse else x.shape[0]
     n_layers = units.shape[0]
     # The first layer reads the input; the others read the previous workspace layer.
     z = _layer_view(activations, layer_offsets, 1, n_rows, units[1])
@@ -323,7 +323,7 @@ def _backward(
     coefficient matrix and ``sum_rows delta_l`` for each intercept, before the L2
     term and the division by the weight sum (the optimizer step fuses those).
     """
-    n_rows = rows.shape[0]
+    n_rows = rows.shape[0] if is_sparse else x.shape[0]
     n_layers = units.shape[0]
     for layer in range(n_layers - 1, 0, -1):
         delta = _layer_view(deltas, layer_offsets, layer, n_rows, units[layer])
@@ -354,7 +354,7 @@ def _batch_loss_and_raw_grads(
     loss_code,
 ):  # fmt: skip
     """Forward, output delta, backward for one batch; returns the weighted loss sum."""
-    n_rows = rows.shape[0]
+    n_rows = rows.shape[0] if is_sparse else x.shape[0]
     prediction = _forward(
         x, csr, rows, is_sparse, params, units, coef_offsets, intercept_offsets,
         activations, layer_offsets, hidden_code, loss_code,
@@ -583,31 +583,51 @@ def full_loss_and_gradient(
 
 @njit(**_JIT)
 def predict_forward(
-    X, csr, is_sparse, all_rows, params, units, coef_offsets, intercept_offsets,
+    X, csr, is_sparse, n_samples, params, units, coef_offsets, intercept_offsets,
     hidden_code, loss_code, out,
 ):  # fmt: skip
     """Output-layer values for every row of the input into ``out``, in row chunks.
 
-    ``all_rows`` is ``arange(n_samples)``; the input is dense ``X`` or the CSR
-    matrix ``csr``, as in :func:`run_epoch`.
+    The input is dense ``X`` or the CSR matrix ``csr``, as in :func:`run_epoch`.
+
+    Returns
+    -------
+    inputs_finite : bool
+        False if dense X holds a NaN or an infinity (nothing is computed then), so a
+        caller that skipped validation can fall back to it for the error message.
+    outputs_finite : bool
+        False if some output overflowed.
     """
-    n_samples = all_rows.shape[0]
+    if not is_sparse:
+        for i in range(n_samples):
+            for j in range(X.shape[1]):
+                if not math.isfinite(X[i, j]):
+                    return False, False
     n_layers = units.shape[0]
     chunk_rows = min(n_samples, 1024)
-    layer_offsets = np.zeros(n_layers, dtype=np.intp)
+    layer_offsets = np.empty(n_layers, dtype=np.intp)
+    layer_offsets[0] = 0
     total = 0
     for layer in range(1, n_layers):
         layer_offsets[layer] = total
         total += chunk_rows * units[layer]
     activations = np.empty(total, dtype=params.dtype)
+    # Row indices matter to sparse input only (dense rows are sliced from X).
+    all_rows = np.arange(n_samples if is_sparse else 0)
     n_outputs = units[n_layers - 1]
+    outputs_finite = True
     for start in range(0, n_samples, chunk_rows):
         stop = min(start + chunk_rows, n_samples)
         x = X[0:0] if is_sparse else X[start:stop]
+        rows = all_rows[start:stop] if is_sparse else all_rows
         result = _forward(
-            x, csr, all_rows[start:stop], is_sparse, params, units, coef_offsets,
+            x, csr, rows, is_sparse, params, units, coef_offsets,
             intercept_offsets, activations, layer_offsets, hidden_code, loss_code,
         )  # fmt: skip
         for i in range(stop - start):
             for j in range(n_outputs):
-                out[start + i, j] = result[i, j]
+                value = result[i, j]
+                out[start + i, j] = value
+                if not math.isfinite(value):
+                    outputs_finite = False
+    return True, outputs_finite

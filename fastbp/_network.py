@@ -122,7 +122,7 @@ def kernel_input(X, dtype):
     that dense and sparse calls share one compiled signature. Everything is
     read-only: the kernels never write into a user's data.
     """
-    if sp.issparse(X):
+    if type(X) is not np.ndarray and sp.issparse(X):
         X = X.tocsr()
         csr = (
             read_only(np.ascontiguousarray(X.data, dtype=dtype)),
@@ -130,9 +130,19 @@ def kernel_input(X, dtype):
             read_only(np.ascontiguousarray(X.indptr, dtype=np.intp)),
         )
         return read_only(np.empty((0, X.shape[1]), dtype=dtype)), csr, True
-    empty_csr = (
-        read_only(np.empty(0, dtype=dtype)),
-        read_only(np.empty(0, dtype=np.intp)),
-        read_only(np.zeros(1, dtype=np.intp)),
-    )
-    return read_only(np.ascontiguousarray(X, dtype=dtype)), empty_csr, False
+    return read_only(np.ascontiguousarray(X, dtype=dtype)), empty_csr(dtype), False
+
+
+_EMPTY_CSR = {}
+
+
+def empty_csr(dtype):
+    """The placeholder CSR triple of dense calls, made once per dtype."""
+    dtype = np.dtype(dtype)
+    if dtype not in _EMPTY_CSR:
+        _EMPTY_CSR[dtype] = (
+            read_only(np.empty(0, dtype=dtype)),
+            read_only(np.empty(0, dtype=np.intp)),
+            read_only(np.zeros(1, dtype=np.intp)),
+        )
+    return _EMPTY_CSR[dtype]

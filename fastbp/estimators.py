@@ -35,7 +35,7 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastbp import _kernels
-from fastbp._network import NetworkLayout, Workspace, kernel_input, read_only
+from fastbp._network import NetworkLayout, Workspace, empty_csr, kernel_input, read_only
 from fastbp._optimizers import AdamOptimizer, FullBatchObjective, SGDOptimizer, _PlainState
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -144,7 +144,7 @@ class _BaseBackprop(BaseEstimator, ABC):
     # ------------------------------------------------------------------ layout
     def _loss_name(self):
         """The loss the kernels use; it fixes the output activation."""
-        if not is_classifier(self):
+        if self.loss != "log_loss":
             return self.loss
         return "binary_log_loss" if self.out_activation_ == "logistic" else "log_loss"
 
@@ -160,10 +160,19 @@ class _BaseBackprop(BaseEstimator, ABC):
         If a user replaced an entry of ``coefs_``/``intercepts_`` (for instance to load
         weights), the lists no longer view our buffer: pack them again.
         """
-        params = getattr(self, "_params", None)
+        params = self.__dict__.get("_params")
+        if params is not None:
+            # a plain loop: this runs on every prediction, single rows included
+            for array in self.coefs_:
+                if array.base is not params:
+                    break
+            else:
+                for array in self.intercepts_:
+                    if array.base is not params:
+                        break
+                else:
+                    return params
         arrays = self.coefs_ + self.intercepts_
-        if params is not None and all(a.base is params for a in arrays):
-            return params
         dtype = np.result_type(*arrays)
         if dtype not in (np.float32, np.float64):
             dtype = np.float64
@@ -536,22 +545,41 @@ class _BaseBackprop(BaseEstimator, ABC):
         return True
 
     # -------------------------------------------------------------- prediction
+    def _is_plain_input(self, X, dtype):
+        """True for a 2-D, C-contiguous array of the model's dtype and width, fitted
+        without feature names: then validation reduces to the finiteness check that
+        the prediction kernel does as it reads X (the fast path of single-row
+        predictions, where scikit-learn's validation would cost 20 times the work)."""
+        return (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and X.dtype == dtype
+            and X.flags.c_contiguous
+            and X.shape[0] > 0
+            and X.shape[1] == self.n_features_in_
+            and getattr(self, "feature_names_in_", None) is None
+        )
+
     def _forward_pass_fast(self, X, check_input=True):
         """Output-layer activations for the rows of X."""
         params = self._packed_params()
-        if check_input:
+        fast_path = check_input and self._is_plain_input(X, params.dtype)
+        if check_input and not fast_path:
             X = validate_data(
                 self, X, accept_sparse=["csr", "csc"], reset=False, dtype=(np.float64, np.float32)
             )
-        X_kernel, csr, is_sparse = kernel_input(X, params.dtype)
+        if fast_path:
+            X_kernel, csr, is_sparse = read_only(X), empty_csr(params.dtype), False
+        else:
+            X_kernel, csr, is_sparse = kernel_input(X, params.dtype)
         layout = self._layout
         n_samples = X.shape[0]
-        out = np.empty((n_samples, int(layout.layer_units[-1])), dtype=params.dtype)
-        _kernels.predict_forward(
+        out = np.empty((n_samples, self.n_outputs_), dtype=params.dtype)
+        inputs_finite, outputs_finite = _kernels.predict_forward(
             X_kernel,
             csr,
             is_sparse,
-            read_only(np.arange(n_samples, dtype=np.intp)),
+            n_samples,
             params,
             layout.layer_units,
             layout.coef_offsets,
@@ -560,7 +588,10 @@ class _BaseBackprop(BaseEstimator, ABC):
             _kernels.LOSS_CODES[self._loss_name()],
             out,
         )
-        if check_input and not np.isfinite(out).all():
+        if not inputs_finite:
+            # Only the fast path gets here; full validation raises scikit-learn's error.
+            validate_data(self, X, reset=False)
+        if check_input and not outputs_finite:
             # Finite inputs can still overflow the network (say, features in the
             # 1e300s): refuse rather than hand back NaN or infinite predictions.
             raise ValueError(
@@ -809,11 +840,18 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         y : ndarray of shape (n_samples,) or (n_samples, n_classes)
             The predicted classes.
         """
-        check_is_fitted(self)
+        if "coefs_" not in self.__dict__:
+            check_is_fitted(self)  # raises NotFittedError
         return self._predict(X)
 
     def _predict(self, X, check_input=True):
         y_pred = self._forward_pass_fast(X, check_input=check_input)
+        # LabelBinarizer.inverse_transform, without its input checks.
+        y_type = self._label_binarizer.y_type_
+        if y_type == "multiclass":
+            return self.classes_.take(y_pred.argmax(axis=1), mode="clip")
+        if y_type == "binary":
+            return self.classes_[(y_pred.ravel() > 0.5).astype(int)]
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
         return self._label_binarizer.inverse_transform(y_pred)
@@ -864,7 +902,8 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         y_prob : ndarray of shape (n_samples, n_classes)
             The probability of each class, in the order of ``classes_``.
         """
-        check_is_fitted(self)
+        if "coefs_" not in self.__dict__:
+            check_is_fitted(self)
         y_pred = self._forward_pass_fast(X)
         if self.out_activation_ == "logistic":
             # A saturated sigmoid rounds to exactly 0 or 1; keep probabilities strictly
@@ -985,7 +1024,8 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The predicted values.
         """
-        check_is_fitted(self)
+        if "coefs_" not in self.__dict__:
+            check_is_fitted(self)  # raises NotFittedError
         return self._predict(X)
 
     def __sklearn_tags__(self):
