@@ -1,0 +1,275 @@
+"""The benchmark suite: every case, both dtypes, 1 and 2 threads, plus cold start,
+prediction latency and peak memory; writes a Markdown report and a chart.
+
+Run by hand, never in CI (timings on a shared machine are noisy; compare only
+within one run). For a fair BLAS, unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
+together in that one command; the report records the BLAS kernel in use::
+
+    pip install -e ".[bench]" torch==2.13.0
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py
+
+Options: ``--cases tiny digits``, ``--threads 1``, ``--repeats 3``, ``--quick``
+(fewer repeats, no memory or cold-start runs), ``--out DIR``.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+from threadpoolctl import threadpool_limits
+
+from fastbp import BackpropClassifier
+from fastbp.bench import CASES, format_table, gemm_rate, machine_description, run_case
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def _run_python(code, env=None):
+    """Run code in a fresh interpreter and return its last stdout line as JSON."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+FIRST_FIT = """
+    import json, time, warnings
+    start = time.perf_counter()
+    import numpy as np
+    from fastbp import BackpropClassifier
+    imported = time.perf_counter()
+    from sklearn.datasets import load_digits
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype("{dtype}")
+    warnings.simplefilter("ignore")
+    t = time.perf_counter()
+    BackpropClassifier(max_iter=5, random_state=0).fit(X, y)
+    first = time.perf_counter() - t
+    t = time.perf_counter()
+    BackpropClassifier(max_iter=5, random_state=0).fit(X, y)
+    later = time.perf_counter() - t
+    print(json.dumps(dict(import_s=imported - start, first_fit_s=first, later_fit_s=later)))
+"""
+
+
+def cold_start(dtype):
+    """First fit in a fresh process: with an empty numba cache, then a warm one."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"NUMBA_CACHE_DIR": cache}
+        cold = _run_python(FIRST_FIT.format(dtype=dtype), env)
+        warm = _run_python(FIRST_FIT.format(dtype=dtype), env)
+    return {"cold": cold, "warm": warm}
+
+
+PEAK_MEMORY = """
+    import json, resource, warnings
+    import numpy as np
+    from fastbp.bench import make_data
+    from {module} import {estimator}
+    warnings.simplefilter("ignore")
+    X, y = make_data(60000, 784, 10, np.float64)
+    est = {estimator}(hidden_layer_sizes=(256,), solver="{solver}", max_iter={max_iter},
+                      batch_size=128, random_state=0)
+    est.fit(X[:256], y[:256])  # compile and warm up outside the measurement
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    est.fit(X, y)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps(dict(added_mib=(after - before) / 1024)))
+"""
+
+
+def peak_memory():
+    """Peak resident memory that fit adds on the medium case (60000 x 784, float64)."""
+    results = {}
+    for solver, max_iter in (("adam", 1), ("lbfgs", 3)):
+        for library, module, estimator in (
+            ("fastbp", "fastbp", "BackpropClassifier"),
+            ("sklearn", "sklearn.neural_network", "MLPClassifier"),
+        ):
+            code = PEAK_MEMORY.format(
+                module=module, estimator=estimator, solver=solver, max_iter=max_iter
+            )
+            results[(solver, library)] = _run_python(code)["added_mib"]
+            log(f"  peak memory {library} {solver}: {results[(solver, library)]:.0f} MiB")
+    return results
+
+
+def predict_latency(repeats=2000):
+    """Single-row and 10k-row prediction, validation included, on a digits model."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+    batch = np.ascontiguousarray(np.tile(X, (6, 1))[:10000])
+    row = np.ascontiguousarray(X[:1])
+    results = {}
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for name, cls in (("fastbp", BackpropClassifier), ("sklearn", MLPClassifier)):
+            model = cls(max_iter=20, random_state=0).fit(X, y)
+            for method in ("predict", "predict_proba"):
+                call = getattr(model, method)
+                call(row)
+                times = []
+                for _ in range(5):
+                    start = time.perf_counter()
+                    for _ in range(repeats // 5):
+                        call(row)
+                    times.append((time.perf_counter() - start) / (repeats // 5))
+                results[(name, method, "1 row")] = min(times) * 1e6  # µs
+                times = []
+                for _ in range(10):
+                    start = time.perf_counter()
+                    call(batch)
+                    times.append(time.perf_counter() - start)
+                results[(name, method, "10k rows")] = statistics.median(times) * 1e3  # ms
+    return results
+
+
+def chart(rows, path):
+    """Bar chart of the speed-ups at one thread; skipped without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is not installed: no chart")
+        return False
+    single = [row for row in rows if row["threads"] == 1]
+    labels = [f"{row['case']}\n{row['dtype']}" for row in single]
+    sklearn_ratio = [row["fastbp"]["median"] / row["sklearn"]["median"] for row in single]
+    torch_ratio = [
+        row["fastbp"]["median"] / row["torch"]["median"] if row["torch"] else 0 for row in single
+    ]
+    positions = np.arange(len(single))
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(single)), 4))
+    ax.bar(positions - 0.2, sklearn_ratio, 0.4, label="fastbp / scikit-learn")
+    ax.bar(positions + 0.2, torch_ratio, 0.4, label="fastbp / PyTorch")
+    ax.axhline(1, color="black", linewidth=0.8)
+    ax.set_xticks(positions, labels, fontsize=8)
+    ax.set_ylabel("training throughput ratio (higher: fastbp faster)")
+    ax.set_title("fastbp training speed, 1 thread, same data and epochs")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=pathlib.Path, default=HERE / "results")
+    args = parser.parse_args()
+    repeats = 1 if args.quick else args.repeats
+
+    machine = machine_description()
+    gemm_rates = {
+        (dtype, threads): gemm_rate(np.dtype(dtype), threads)
+        for dtype in args.dtypes
+        for threads in args.threads
+    }
+    rows = []
+    # Interleave: each case runs every contender back to back, in one process.
+    for name in args.cases:
+        for threads in args.threads:
+            for dtype in args.dtypes:
+                rows.append(run_case(name, CASES[name], dtype, threads, repeats, True, log))
+    latency = predict_latency()
+    starts = {} if args.quick else {dtype: cold_start(dtype) for dtype in ("float64", "float32")}
+    memory = {} if args.quick else peak_memory()
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    has_chart = chart(rows, args.out / "speedup.png")
+    lines = [
+        "# fastbp benchmark results",
+        "",
+        f"Measured {datetime.date.today().isoformat()} by `benchmarks/run.py`"
+        f" ({repeats} repeat(s) per timing, medians).",
+        "",
+        f"* Machine: {machine['cpu']}",
+        f"* Software: {machine['versions']}",
+        f"* BLAS (threadpoolctl): {machine['blas']}",
+        f"* OPENBLAS_CORETYPE: {machine['openblas_coretype']}",
+        "* Machine GEMM rate now (numpy, 1024², GFLOP/s): "
+        + ", ".join(f"{d} {t} thread(s) {r:.0f}" for (d, t), r in gemm_rates.items()),
+        "",
+        "## Training throughput (samples/s = epochs × samples / fit time)",
+        "",
+        format_table(rows, gemm_rates),
+        "",
+    ]
+    if has_chart:
+        lines += ["![speed-up chart](speedup.png)", ""]
+    lines += [
+        "## Prediction latency (validation included, 1 thread, digits model)",
+        "",
+        "| call | fastbp | scikit-learn | ratio |",
+        "|---|---|---|---|",
+    ]
+    for method in ("predict", "predict_proba"):
+        for size, unit in (("1 row", "µs"), ("10k rows", "ms")):
+            ours, theirs = latency[("fastbp", method, size)], latency[("sklearn", method, size)]
+            lines.append(
+                f"| {method}, {size} | {ours:.1f} {unit} | {theirs:.1f} {unit} "
+                f"| {theirs / ours:.1f}× |"
+            )
+    if starts:
+        lines += [
+            "",
+            "## Start-up (fresh process, digits, 5 epochs)",
+            "",
+            "| dtype | import | first fit, empty numba cache | first fit, warm cache | later fit |",
+            "|---|---|---|---|---|",
+        ]
+        for dtype, result in starts.items():
+            cold, warm = result["cold"], result["warm"]
+            lines.append(
+                f"| {dtype} | {cold['import_s']:.2f} s | {cold['first_fit_s']:.2f} s "
+                f"| {warm['first_fit_s']:.3f} s | {warm['later_fit_s']:.3f} s |"
+            )
+    if memory:
+        lines += [
+            "",
+            "## Peak memory added by fit (medium case, 60000 × 784 float64, hidden 256)",
+            "",
+            "| solver | fastbp | scikit-learn |",
+            "|---|---|---|",
+        ]
+        for solver in ("adam", "lbfgs"):
+            lines.append(
+                f"| {solver} | {memory[(solver, 'fastbp')]:.0f} MiB "
+                f"| {memory[(solver, 'sklearn')]:.0f} MiB |"
+            )
+    report = "\n".join(lines) + "\n"
+    (args.out / "results.md").write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
