@@ -1,0 +1,61 @@
+"""The vectorised exp and tanh of the kernels against numpy, ulp by ulp."""
+
+import numpy as np
+import pytest
+
+from fastbp import _kernels
+
+
+def _ulps(actual, expected):
+    actual = actual.astype(np.float64)
+    expected = expected.astype(np.float64)
+    return np.abs(actual - expected) / np.spacing(np.abs(expected))
+
+
+def _inputs(dtype):
+    rng = np.random.RandomState(0)
+    lo, hi = (-745.0, 709.7) if dtype == np.float64 else (-103.0, 88.7)
+    return np.concatenate(
+        [rng.uniform(-40, 40, 50000), rng.uniform(lo, hi, 20000), rng.normal(size=20000) * 1e-4]
+    ).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_exp_within_two_ulps_of_numpy(dtype):
+    x = _inputs(dtype)
+    result = x.copy()
+    bits = np.empty(len(x), dtype=np.int64)
+    _kernels._exp_inplace(result, bits, bits.copy())
+    expected = np.exp(x.astype(np.float64)).astype(dtype)
+    normal = np.isfinite(expected) & (expected >= np.finfo(dtype).tiny)
+    assert _ulps(result[normal], expected[normal]).max() <= 2
+    # subnormal results: right to within rounding of the smallest subnormals
+    tiny = ~normal & np.isfinite(expected)
+    assert np.allclose(
+        result[tiny], expected[tiny], rtol=1e-6, atol=4 * np.finfo(dtype).smallest_subnormal
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_exp_special_values(dtype):
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e4, -1e4, 709.8, -746.0], dtype=dtype)
+    bits = np.empty(len(x), dtype=np.int64)
+    _kernels._exp_inplace(x, bits, bits.copy())
+    with np.errstate(over="ignore"):
+        expected = np.exp(np.array([0, 0, np.inf, -np.inf, np.nan, 1e4, -1e4, 709.8, -746.0]))
+    np.testing.assert_array_equal(x, expected.astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_tanh_within_one_ulp_of_numpy(dtype):
+    x = np.concatenate([_inputs(dtype), np.array([0.0, np.inf, -np.inf, np.nan, 1e-30], dtype)])
+    result = x.copy()
+    bits = np.empty(len(x), dtype=np.int64)
+    _kernels._tanh_inplace(result, np.empty(len(x)), bits, bits.copy())
+    expected = np.tanh(x.astype(np.float64)).astype(dtype)
+    finite = np.isfinite(expected) & (expected != 0)
+    assert _ulps(result[finite], expected[finite]).max() <= 1
+    np.testing.assert_array_equal(np.isnan(result), np.isnan(expected))
+    np.testing.assert_array_equal(
+        result[~finite & ~np.isnan(expected)], expected[~finite & ~np.isnan(expected)]
+    )
