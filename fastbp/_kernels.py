@@ -174,6 +174,30 @@ def _tanh_inplace(values, scratch, scale_bits_1, scale_bits_2):
         values[j] = large if abs(x) > 0.625 else small
 
 
+_BLOCK = 256  # values per exp/tanh call: scratch stays in L1, rows of any width
+
+
+@njit(**_JIT)
+def _exp_all(values):
+    """exp of every value of a contiguous array, in blocks (one scratch allocation)."""
+    flat = values.reshape(-1)
+    bits_1 = np.empty(_BLOCK, dtype=np.int64)
+    bits_2 = np.empty(_BLOCK, dtype=np.int64)
+    for start in range(0, flat.shape[0], _BLOCK):
+        _exp_inplace(flat[start : start + _BLOCK], bits_1, bits_2)
+
+
+@njit(**_JIT)
+def _tanh_all(values):
+    """tanh of every value of a contiguous array, in blocks."""
+    flat = values.reshape(-1)
+    bits_1 = np.empty(_BLOCK, dtype=np.int64)
+    bits_2 = np.empty(_BLOCK, dtype=np.int64)
+    scratch = np.empty(_BLOCK, dtype=np.float64)
+    for start in range(0, flat.shape[0], _BLOCK):
+        _tanh_inplace(flat[start : start + _BLOCK], scratch, bits_1, bits_2)
+
+
 # ---------------------------------------------------------------------------------
 # Activations: forward rule and derivative side by side.
 # ---------------------------------------------------------------------------------
@@ -186,24 +210,18 @@ def _add_bias_and_activate(z, bias, code):
             for j in range(n_units):
                 z[i, j] += bias[j]
     elif code == LOGISTIC:  # 1 / (1 + exp(-x)), as scipy's expit
-        bits_1 = np.empty(n_units, dtype=np.int64)
-        bits_2 = np.empty(n_units, dtype=np.int64)
         for i in range(n_rows):
-            row = z[i]
             for j in range(n_units):
-                row[j] = -(row[j] + bias[j])
-            _exp_inplace(row, bits_1, bits_2)
+                z[i, j] = -(z[i, j] + bias[j])
+        _exp_all(z)
+        for i in range(n_rows):
             for j in range(n_units):
-                row[j] = 1.0 / (1.0 + row[j])
+                z[i, j] = 1.0 / (1.0 + z[i, j])
     elif code == TANH:
-        bits_1 = np.empty(n_units, dtype=np.int64)
-        bits_2 = np.empty(n_units, dtype=np.int64)
-        scratch = np.empty(n_units, dtype=np.float64)
         for i in range(n_rows):
-            row = z[i]
             for j in range(n_units):
-                row[j] += bias[j]
-            _tanh_inplace(row, scratch, bits_1, bits_2)
+                z[i, j] += bias[j]
+        _tanh_all(z)
     else:  # RELU; written so that NaN propagates like np.maximum does
         for i in range(n_rows):
             for j in range(n_units):
@@ -245,35 +263,35 @@ def _add_bias_and_output_activation(z, bias, loss_code):
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] += bias[j]
-        return
-    bits_1 = np.empty(n_units, dtype=np.int64)
-    bits_2 = np.empty(n_units, dtype=np.int64)
-    for i in range(n_rows):
-        row = z[i]
-        if loss_code == POISSON:
+    elif loss_code == POISSON:
+        for i in range(n_rows):
             for j in range(n_units):
-                row[j] += bias[j]
-            _exp_inplace(row, bits_1, bits_2)
-        elif loss_code == BINARY_LOG_LOSS:
+                z[i, j] += bias[j]
+        _exp_all(z)
+    elif loss_code == BINARY_LOG_LOSS:
+        for i in range(n_rows):
             for j in range(n_units):
-                row[j] = -(row[j] + bias[j])
-            _exp_inplace(row, bits_1, bits_2)
+                z[i, j] = -(z[i, j] + bias[j])
+        _exp_all(z)
+        for i in range(n_rows):
             for j in range(n_units):
-                row[j] = 1.0 / (1.0 + row[j])
-        else:  # LOG_LOSS: softmax, shifted by the row maximum so exp cannot overflow
-            row_max = row[0] + bias[0]
+                z[i, j] = 1.0 / (1.0 + z[i, j])
+    else:  # LOG_LOSS: softmax, shifted by the row maximum so exp cannot overflow
+        for i in range(n_rows):
+            row_max = z[i, 0] + bias[0]
             for j in range(n_units):
-                row[j] += bias[j]
-                if row[j] > row_max:
-                    row_max = row[j]
+                z[i, j] += bias[j]
+                if z[i, j] > row_max:
+                    row_max = z[i, j]
             for j in range(n_units):
-                row[j] -= row_max
-            _exp_inplace(row, bits_1, bits_2)
-            total = row.dtype.type(0)
+                z[i, j] -= row_max
+        _exp_all(z)
+        for i in range(n_rows):
+            total = z.dtype.type(0)
             for j in range(n_units):
-                total += row[j]
+                total += z[i, j]
             for j in range(n_units):
-                row[j] /= total
+                z[i, j] /= total
 
 
 @njit(**_JIT)
