@@ -82,19 +82,38 @@ def cold_start(dtype):
 
 
 PEAK_MEMORY = """
-    import json, resource, warnings
+    import gc, json, os, threading, time, warnings
     import numpy as np
     from fastbp.bench import make_data
     from {module} import {estimator}
     warnings.simplefilter("ignore")
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def resident():
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * page
+
     X, y = make_data(60000, 784, 10, np.float64)
     est = {estimator}(hidden_layer_sizes=(256,), solver="{solver}", max_iter={max_iter},
                       batch_size=128, random_state=0)
     est.fit(X[:256], y[:256])  # compile and warm up outside the measurement
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    gc.collect()
+    baseline = resident()
+    peak = [baseline]
+    done = threading.Event()
+
+    def sample():  # the kernels release the GIL, so this thread sees the fit's peak
+        while not done.is_set():
+            peak[0] = max(peak[0], resident())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     est.fit(X, y)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps(dict(added_mib=(after - before) / 1024)))
+    done.set()
+    sampler.join()
+    peak[0] = max(peak[0], resident())
+    print(json.dumps(dict(added_mib=(peak[0] - baseline) / 2**20)))
 """
 
 
