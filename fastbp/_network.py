@@ -138,6 +138,9 @@ _EMPTY_CSR = {}
 
 def empty_csr(dtype):
     """The placeholder CSR triple of dense calls, made once per dtype."""
+    triple = _EMPTY_CSR.get(dtype)  # the hot path: prediction of single rows
+    if triple is not None:
+        return triple
     dtype = np.dtype(dtype)
     if dtype not in _EMPTY_CSR:
         _EMPTY_CSR[dtype] = (
