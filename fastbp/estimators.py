@@ -809,7 +809,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                 )
         if self._label_binarizer.y_type_ != "multilabel-indicator" and len(self.classes_) < 2:
             raise ValueError(
-                f"The target y has only one class ({self.classes_[0]!r}); a classifier "
+                f"The target y has only one class ({self.classes_[0]}); a classifier "
                 "needs samples of at least two classes."
             )
         return X, self._binarize(y), class_sample_weight
