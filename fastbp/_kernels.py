@@ -263,29 +263,30 @@ def _add_bias_and_output_activation(z, bias, loss_code):
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] += bias[j]
-    elif loss_code == POISSON:
-        for i in range(n_rows):
-            for j in range(n_units):
-                z[i, j] += bias[j]
-        _exp_all(z)
-    elif loss_code == BINARY_LOG_LOSS:
-        for i in range(n_rows):
-            for j in range(n_units):
-                z[i, j] = -(z[i, j] + bias[j])
-        _exp_all(z)
-        for i in range(n_rows):
-            for j in range(n_units):
-                z[i, j] = 1.0 / (1.0 + z[i, j])
-    else:  # LOG_LOSS: softmax, shifted by the row maximum so exp cannot overflow
-        for i in range(n_rows):
+        return
+    # Bring every case to one exp call (each call site costs compile time):
+    # exp(z + b) for poisson, exp(-(z + b)) for the logistic, exp(z + b - row max)
+    # for the softmax.
+    for i in range(n_rows):
+        if loss_code == LOG_LOSS:
             row_max = z[i, 0] + bias[0]
             for j in range(n_units):
                 z[i, j] += bias[j]
-                if z[i, j] > row_max:
-                    row_max = z[i, j]
+                row_max = max(row_max, z[i, j])
             for j in range(n_units):
                 z[i, j] -= row_max
-        _exp_all(z)
+        elif loss_code == BINARY_LOG_LOSS:
+            for j in range(n_units):
+                z[i, j] = -(z[i, j] + bias[j])
+        else:
+            for j in range(n_units):
+                z[i, j] += bias[j]
+    _exp_all(z)
+    if loss_code == BINARY_LOG_LOSS:
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = 1.0 / (1.0 + z[i, j])
+    elif loss_code == LOG_LOSS:
         for i in range(n_rows):
             total = z.dtype.type(0)
             for j in range(n_units):
@@ -402,12 +403,15 @@ def _forward(
     n_rows = rows.shape[0] if is_sparse else x.shape[0]
     n_layers = units.shape[0]
     # The first layer reads the input; the others read the previous workspace layer.
-    z = _layer_view(activations, layer_offsets, 1, n_rows, units[1])
+    # np.intp(...) rather than literal 0 and 1: a literal argument makes numba
+    # compile a second copy of the callee (compile time is start-up time).
+    first, second = np.intp(0), np.intp(1)
+    z = _layer_view(activations, layer_offsets, second, n_rows, units[1])
     if is_sparse:
-        _sparse_rows_dot(csr, rows, _coef_view(params, units, coef_offsets, 0), z)
+        _sparse_rows_dot(csr, rows, _coef_view(params, units, coef_offsets, first), z)
     else:
-        np.dot(x, _coef_view(params, units, coef_offsets, 0), z)
-    bias = _intercept_view(params, units, intercept_offsets, 0)
+        np.dot(x, _coef_view(params, units, coef_offsets, first), z)
+    bias = _intercept_view(params, units, intercept_offsets, first)
     if n_layers == 2:
         _add_bias_and_output_activation(z, bias, loss_code)
         return z
@@ -549,7 +553,7 @@ def _sgd_step(params, grads, velocity, n_coefs, hyper, nesterov, weight_sum):
     learning_rate = hyper[H_LEARNING_RATE]
     momentum = hyper[H_MOMENTUM]
     # Two branch-free loops (coefficients, then intercepts) so that each vectorises.
-    _sgd_update(params, grads, velocity, 0, n_coefs, hyper[H_ALPHA], weight_sum,
+    _sgd_update(params, grads, velocity, np.intp(0), n_coefs, hyper[H_ALPHA], weight_sum,
                 learning_rate, momentum, nesterov)  # fmt: skip
     _sgd_update(params, grads, velocity, n_coefs, params.shape[0], dtype(0), weight_sum,
                 learning_rate, momentum, nesterov)  # fmt: skip
@@ -585,7 +589,7 @@ def _adam_step(params, grads, first_moment, second_moment, n_coefs, hyper, step,
     learning_rate = dtype(corrected)
     weight_sum = dtype(weight_sum)
     epsilon = hyper[H_EPSILON]
-    _adam_update(params, grads, first_moment, second_moment, 0, n_coefs, hyper[H_ALPHA],
+    _adam_update(params, grads, first_moment, second_moment, np.intp(0), n_coefs, hyper[H_ALPHA],
                  weight_sum, learning_rate, beta_1, beta_2, epsilon)  # fmt: skip
     _adam_update(params, grads, first_moment, second_moment, n_coefs, params.shape[0],
                  dtype(0), weight_sum, learning_rate, beta_1, beta_2, epsilon)  # fmt: skip
