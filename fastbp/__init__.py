@@ -4,8 +4,18 @@ Drop-in replacements for scikit-learn's ``MLPClassifier`` and ``MLPRegressor``
 whose training loops are compiled with numba.
 """
 
+from fastbp.chunks import DaskChunks, fit_chunks
 from fastbp.estimators import SKOPS_TRUSTED_TYPES, BackpropClassifier, BackpropRegressor
+from fastbp.warmup import warmup
 
 __version__ = "0.1.0"
 
-__all__ = ["BackpropClassifier", "BackpropRegressor", "SKOPS_TRUSTED_TYPES", "__version__"]
+__all__ = [
+    "BackpropClassifier",
+    "BackpropRegressor",
+    "DaskChunks",
+    "SKOPS_TRUSTED_TYPES",
+    "__version__",
+    "fit_chunks",
+    "warmup",
+]

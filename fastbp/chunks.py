@@ -1,0 +1,95 @@
+"""Training on data bigger than memory: ``fit_chunks`` streams row chunks through
+``partial_fit``, one chunk in memory at a time."""
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+
+class DaskChunks:
+    """The row blocks of a dask array pair, as a sequence of numpy ``(X, y)`` pairs.
+
+    Each item is computed when it is asked for, so only one chunk is in memory.
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features)
+    y : dask.array.Array of shape (n_samples,) or (n_samples, n_outputs)
+    """
+
+    def __init__(self, X, y):
+        if X.ndim != 2:
+            raise ValueError(f"X must be a 2-D dask array, got {X.ndim} dimension(s).")
+        X = X.rechunk({1: -1})  # whole rows in each block
+        self.X = X
+        self.y = y.rechunk({0: X.chunks[0]} if y.ndim == 1 else {0: X.chunks[0], 1: -1})
+
+    def __len__(self):
+        return len(self.X.chunks[0])
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return np.asarray(self.X.blocks[index].compute()), np.asarray(
+            self.y.blocks[index].compute()
+        )
+
+
+def fit_chunks(estimator, chunks, *, epochs=1, classes=None, shuffle=True, random_state=None):
+    """Train ``estimator`` over a sequence of row chunks with ``partial_fit``.
+
+    Each epoch visits every chunk once, in a new random order when ``shuffle``;
+    each visit is one ``partial_fit`` call (one epoch of minibatches over that chunk).
+    Memory stays bounded by one chunk plus the model.
+
+    Parameters
+    ----------
+    estimator : BackpropClassifier or BackpropRegressor
+        With solver 'sgd' or 'adam'. Trained in place (and returned).
+    chunks : sequence of (X, y) pairs, or DaskChunks
+        Anything with ``len`` and integer indexing that returns a chunk's arrays,
+        loading it on demand if it likes (``DaskChunks(X, y)`` does so for dask
+        arrays).
+    epochs : int, default=1
+        Passes over all the chunks.
+    classes : array-like, default=None
+        All the class labels (classifiers; required unless the estimator was already
+        trained, or the targets are a multilabel indicator matrix).
+    shuffle : bool, default=True
+        Visit the chunks in a new random order every epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the chunk order.
+
+    Returns
+    -------
+    estimator : the trained estimator
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastbp import BackpropClassifier, fit_chunks
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(1000, 5)); y = (X[:, 0] > 0).astype(int)
+    >>> chunks = [(X[i:i + 250], y[i:i + 250]) for i in range(0, 1000, 250)]
+    >>> clf = fit_chunks(BackpropClassifier(random_state=0), chunks, epochs=5,
+    ...                  classes=[0, 1], random_state=0)
+    >>> clf.score(X, y) > 0.9
+    True
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}.")
+    if len(chunks) == 0:
+        raise ValueError("chunks is empty: there is nothing to train on.")
+    rng = check_random_state(random_state)
+    order = np.arange(len(chunks))
+    first = True
+    for _ in range(epochs):
+        if shuffle:
+            rng.shuffle(order)
+        for index in order:
+            X_chunk, y_chunk = chunks[int(index)]
+            if first and classes is not None:
+                estimator.partial_fit(X_chunk, y_chunk, classes=classes)
+            else:
+                estimator.partial_fit(X_chunk, y_chunk)
+            first = False
+    return estimator

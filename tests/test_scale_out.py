@@ -1,0 +1,128 @@
+"""Scale-out: warm-up, Dask clusters, streaming over chunks, threads and processes."""
+
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from sklearn.datasets import make_classification
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, train_test_split
+
+import fastbp
+from fastbp import BackpropClassifier, DaskChunks, _kernels, fit_chunks
+
+GRID = {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-1]}
+
+
+@pytest.fixture(autouse=True)
+def _quiet_convergence():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+@pytest.fixture(scope="module")
+def problem():
+    X, y = make_classification(n_samples=300, n_features=10, n_informative=6, random_state=0)
+    return X, y
+
+
+def _search(n_jobs=None):
+    return GridSearchCV(BackpropClassifier(max_iter=15, random_state=0), GRID, cv=3, n_jobs=n_jobs)
+
+
+def test_warmup_compiles_every_kernel_for_both_dtypes():
+    seconds = fastbp.warmup()
+    assert set(seconds) == {"float64", "float32"}
+    for kernel in (_kernels.run_epoch, _kernels.full_loss_and_gradient, _kernels.predict_forward):
+        dtypes = {str(signature[0].dtype) for signature in kernel.signatures}
+        assert {"float64", "float32"} <= dtypes, kernel
+
+
+def _kernel_cache_stats():
+    """On a worker: how the epoch kernel got its machine code (cache or compile)."""
+    from fastbp import _kernels
+
+    stats = _kernels.run_epoch.stats
+    return {"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values())}
+
+
+def test_grid_search_on_a_dask_cluster_matches_one_process(problem):
+    distributed = pytest.importorskip("distributed")
+    X, y = problem
+    fastbp.warmup()  # fills the on-disk cache that the workers read
+    reference = _search().fit(X, y)
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        with joblib.parallel_config(backend="dask"):
+            search = _search(n_jobs=-1).fit(X, y)
+        stats = client.run(_kernel_cache_stats)
+    assert search.best_params_ == reference.best_params_
+    assert_allclose(search.cv_results_["mean_test_score"], reference.cv_results_["mean_test_score"])
+    assert len(stats) == 2
+    for worker_stats in stats.values():
+        # Every worker trained, loading the compiled kernel instead of compiling it.
+        assert worker_stats == {"hits": 1, "misses": 0}
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading"])
+def test_grid_search_with_two_jobs_matches_one_job(backend, problem):
+    X, y = problem
+    reference = _search().fit(X, y)
+    with joblib.parallel_config(backend=backend):
+        search = _search(n_jobs=2).fit(X, y)
+    assert search.best_params_ == reference.best_params_
+    assert_allclose(search.cv_results_["mean_test_score"], reference.cv_results_["mean_test_score"])
+
+
+def test_streaming_dask_chunks_reaches_in_memory_accuracy():
+    da = pytest.importorskip("dask.array")
+    X, y = make_classification(n_samples=6000, n_features=20, n_informative=10, random_state=0)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    in_memory = BackpropClassifier(max_iter=20, random_state=0).fit(X_train, y_train)
+    chunks = DaskChunks(
+        da.from_array(X_train, chunks=(500, 20)), da.from_array(y_train, chunks=500)
+    )
+    assert len(chunks) == 9 and chunks[0][0].shape == (500, 20)
+    streamed = fit_chunks(
+        BackpropClassifier(random_state=0), chunks, epochs=20, classes=[0, 1], random_state=0
+    )
+    assert streamed.score(X_test, y_test) >= in_memory.score(X_test, y_test) - 0.02
+    # one partial_fit per chunk and epoch: every sample seen 20 times
+    assert streamed.t_ == 20 * len(y_train)
+
+
+def test_fit_chunks_visits_chunks_in_a_new_order_each_epoch(monkeypatch):
+    X = np.random.RandomState(0).normal(size=(40, 3))
+    y = np.arange(40) % 2
+    chunks = [(X[i : i + 10], y[i : i + 10]) for i in range(0, 40, 10)]
+    seen = []
+    clf = BackpropClassifier(max_iter=1)
+    real = clf.partial_fit
+
+    def record(X_chunk, y_chunk, **kwargs):
+        seen.append(int(np.flatnonzero((X == X_chunk[0]).all(axis=1))[0]) // 10)
+        return real(X_chunk, y_chunk, **kwargs)
+
+    monkeypatch.setattr(clf, "partial_fit", record)
+    fit_chunks(clf, chunks, epochs=3, classes=[0, 1], random_state=0)
+    epochs = [seen[i : i + 4] for i in range(0, 12, 4)]
+    assert all(sorted(epoch) == [0, 1, 2, 3] for epoch in epochs)
+    assert len({tuple(epoch) for epoch in epochs}) > 1
+
+
+def test_fit_chunks_rejects_empty_input_and_bad_epochs():
+    with pytest.raises(ValueError, match="chunks is empty"):
+        fit_chunks(BackpropClassifier(), [])
+    with pytest.raises(ValueError, match="epochs must be at least 1"):
+        fit_chunks(BackpropClassifier(), [(np.zeros((2, 2)), np.array([0, 1]))], epochs=0)
