@@ -49,6 +49,12 @@ def _kernel_cache_stats():
     return {"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values())}
 
 
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+
+
 def test_grid_search_on_a_dask_cluster_matches_one_process(problem):
     distributed = pytest.importorskip("distributed")
     X, y = problem
@@ -67,6 +73,9 @@ def test_grid_search_on_a_dask_cluster_matches_one_process(problem):
         with joblib.parallel_config(backend="dask"):
             search = _search(n_jobs=-1).fit(X, y)
         stats = client.run(_kernel_cache_stats)
+        blas_threads = client.run(_blas_threads)
+    # one BLAS thread per single-threaded worker process: no oversubscription
+    assert all(threads == {1} for threads in blas_threads.values())
     assert search.best_params_ == reference.best_params_
     assert_allclose(search.cv_results_["mean_test_score"], reference.cv_results_["mean_test_score"])
     assert len(stats) == 2
@@ -83,6 +92,17 @@ def test_grid_search_with_two_jobs_matches_one_job(backend, problem):
         search = _search(n_jobs=2).fit(X, y)
     assert search.best_params_ == reference.best_params_
     assert_allclose(search.cv_results_["mean_test_score"], reference.cv_results_["mean_test_score"])
+
+
+def test_loky_workers_limit_blas_threads():
+    # joblib caps each loky worker's BLAS pool at cores // n_jobs
+    import os
+
+    results = joblib.Parallel(n_jobs=2, backend="loky")(
+        joblib.delayed(_blas_threads)() for _ in range(2)
+    )
+    limit = max(1, (os.cpu_count() or 1) // 2)
+    assert all(max(threads) <= limit for threads in results)
 
 
 def test_streaming_dask_chunks_reaches_in_memory_accuracy():
