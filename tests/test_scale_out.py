@@ -146,3 +146,15 @@ def test_fit_chunks_rejects_empty_input_and_bad_epochs():
         fit_chunks(BackpropClassifier(), [])
     with pytest.raises(ValueError, match="epochs must be at least 1"):
         fit_chunks(BackpropClassifier(), [(np.zeros((2, 2)), np.array([0, 1]))], epochs=0)
+
+
+def test_dask_ml_incremental_wrapper_trains_over_blocks():
+    da = pytest.importorskip("dask.array")
+    wrappers = pytest.importorskip("dask_ml.wrappers")
+    X, y = make_classification(n_samples=2000, n_features=8, random_state=0)
+    X_blocks, y_blocks = da.from_array(X, chunks=(250, 8)), da.from_array(y, chunks=250)
+    incremental = wrappers.Incremental(BackpropClassifier(random_state=0), random_state=0)
+    for _ in range(10):  # each fit call is one pass over the blocks
+        incremental.partial_fit(X_blocks, y_blocks, classes=[0, 1])
+    assert incremental.estimator_.t_ == 10 * len(y)
+    assert incremental.score(X_blocks, y_blocks) > 0.85
