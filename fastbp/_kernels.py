@@ -29,25 +29,45 @@ IDENTITY = 0
 LOGISTIC = 1
 TANH = 2
 RELU = 3
-ACTIVATION_CODES = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
+LEAKY_RELU = 4
+ELU = 5
+SOFTPLUS = 6
+ACTIVATION_CODES = {
+    "identity": IDENTITY,
+    "logistic": LOGISTIC,
+    "tanh": TANH,
+    "relu": RELU,
+    "leaky_relu": LEAKY_RELU,
+    "elu": ELU,
+    "softplus": SOFTPLUS,
+}
+LEAKY_RELU_SLOPE = 0.01
 
 # Losses. Each is paired with its canonical output activation (identity, exp,
-# softmax, logistic), which makes the output delta simply ``prediction - target``.
+# softmax, logistic), which makes the output delta simply ``prediction - target``
+# (absolute error and Huber, with an identity output, take that difference's sign
+# and its clipped value).
 SQUARED_ERROR = 0
 POISSON = 1
 LOG_LOSS = 2
 BINARY_LOG_LOSS = 3
+ABSOLUTE_ERROR = 4
+HUBER = 5
 LOSS_CODES = {
     "squared_error": SQUARED_ERROR,
     "poisson": POISSON,
     "log_loss": LOG_LOSS,
     "binary_log_loss": BINARY_LOG_LOSS,
+    "absolute_error": ABSOLUTE_ERROR,
+    "huber": HUBER,
 }
 OUTPUT_ACTIVATION_OF_LOSS = {
     "squared_error": "identity",
     "poisson": "exp",
     "log_loss": "softmax",
     "binary_log_loss": "logistic",
+    "absolute_error": "identity",
+    "huber": "identity",
 }
 
 SGD = 0
@@ -205,11 +225,7 @@ def _tanh_all(values):
 def _add_bias_and_activate(z, bias, code):
     """z <- activation(z + bias), row by row, for a hidden layer."""
     n_rows, n_units = z.shape
-    if code == IDENTITY:
-        for i in range(n_rows):
-            for j in range(n_units):
-                z[i, j] += bias[j]
-    elif code == LOGISTIC:  # 1 / (1 + exp(-x)), as scipy's expit
+    if code == LOGISTIC:  # 1 / (1 + exp(-x)), as scipy's expit
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = -(z[i, j] + bias[j])
@@ -217,24 +233,41 @@ def _add_bias_and_activate(z, bias, code):
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = 1.0 / (1.0 + z[i, j])
-    elif code == TANH:
-        for i in range(n_rows):
-            for j in range(n_units):
-                z[i, j] += bias[j]
+        return
+    for i in range(n_rows):
+        for j in range(n_units):
+            z[i, j] += bias[j]
+    if code == TANH:
         _tanh_all(z)
-    else:  # RELU; written so that NaN propagates like np.maximum does
+    elif code == RELU:  # written so that NaN propagates like np.maximum does
+        zero = z.dtype.type(0)
         for i in range(n_rows):
             for j in range(n_units):
-                value = z[i, j] + bias[j]
-                if value < 0:
-                    value = 0
-                z[i, j] = value
+                z[i, j] = zero if z[i, j] < 0 else z[i, j]
+    elif code == LEAKY_RELU:
+        slope = z.dtype.type(LEAKY_RELU_SLOPE)
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = z[i, j] if z[i, j] >= 0 else slope * z[i, j]
+    elif code == ELU:  # x for x > 0, exp(x) - 1 below
+        negative = np.minimum(z, 0)
+        _exp_all(negative)
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = z[i, j] if z[i, j] > 0 else negative[i, j] - 1
+    elif code == SOFTPLUS:  # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), stably
+        decay = -np.abs(z)
+        _exp_all(decay)
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = max(z[i, j], 0) + math.log1p(decay[i, j])
 
 
 @njit(**_JIT)
 def _multiply_by_derivative(delta, activation, code):
     """delta <- delta * f'(z), with f'(z) written from the output a = f(z)."""
     n_rows, n_units = delta.shape
+    zero = delta.dtype.type(0)
     if code == IDENTITY:
         return
     if code == LOGISTIC:  # f' = a (1 - a)
@@ -247,19 +280,34 @@ def _multiply_by_derivative(delta, activation, code):
             for j in range(n_units):
                 a = activation[i, j]
                 delta[i, j] = delta[i, j] * (1 - a * a)
-    else:  # RELU: f' = 0 where the unit was clipped (a == 0), 1 elsewhere
-        zero = delta.dtype.type(0)
+    elif code == RELU:  # f' = 0 where the unit was clipped (a == 0), 1 elsewhere
         for i in range(n_rows):
             for j in range(n_units):
                 # a select rather than a conditional store, so the loop vectorises
                 delta[i, j] = zero if activation[i, j] == 0 else delta[i, j]
+    elif code == LEAKY_RELU:  # f' = 1 where a > 0, the slope elsewhere
+        slope = delta.dtype.type(LEAKY_RELU_SLOPE)
+        for i in range(n_rows):
+            for j in range(n_units):
+                delta[i, j] = delta[i, j] if activation[i, j] > 0 else slope * delta[i, j]
+    elif code == ELU:  # f' = 1 where a > 0, exp(z) = a + 1 elsewhere
+        for i in range(n_rows):
+            for j in range(n_units):
+                a = activation[i, j]
+                delta[i, j] = delta[i, j] if a > 0 else delta[i, j] * (a + 1)
+    else:  # SOFTPLUS: f' = sigmoid(z) = 1 - exp(-a)
+        decay = -activation
+        _exp_all(decay)
+        for i in range(n_rows):
+            for j in range(n_units):
+                delta[i, j] = delta[i, j] * (1 - decay[i, j])
 
 
 @njit(**_JIT)
 def _add_bias_and_output_activation(z, bias, loss_code):
     """z <- output_activation(z + bias): identity, exp, softmax or logistic."""
     n_rows, n_units = z.shape
-    if loss_code == SQUARED_ERROR:
+    if loss_code == SQUARED_ERROR or loss_code == ABSOLUTE_ERROR or loss_code == HUBER:
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] += bias[j]
@@ -301,22 +349,28 @@ def _xlogy(x, y):
 
 
 @njit(**_JIT)
-def _output_delta_and_loss(prediction, target, sample_weight, use_weights, delta, loss_code):
-    """Write the output delta d loss / d z = prediction - target (times the sample
-    weight) and return the weighted sum of per-sample losses (float64).
+def _output_delta_and_loss(
+    prediction, target, sample_weight, use_weights, delta, loss_code, huber_delta
+):  # fmt: skip
+    """Write the output delta d loss / d z (times the sample weight) and return the
+    weighted sum of per-sample losses (float64).
 
     The losses are scikit-learn's: half squared error, Poisson deviance, and the
-    (binary) cross-entropy with probabilities clipped to [eps, 1 - eps].
+    (binary) cross-entropy with probabilities clipped to [eps, 1 - eps]; and beyond
+    it, absolute error (delta: the sign of the residual) and Huber (delta: the
+    residual clipped to [-huber_delta, huber_delta]).
     """
     n_rows, n_outputs = prediction.shape
     eps = np.finfo(prediction.dtype).eps
+    clip = prediction.dtype.type(huber_delta)
     total = 0.0
     for i in range(n_rows):
         row_loss = 0.0
         for j in range(n_outputs):
             p = prediction[i, j]
             t = target[i, j]
-            delta[i, j] = p - t
+            residual = p - t
+            delta[i, j] = residual
             if loss_code == SQUARED_ERROR:
                 row_loss += 0.5 * (float(t) - float(p)) ** 2
             elif loss_code == POISSON:
@@ -324,9 +378,19 @@ def _output_delta_and_loss(prediction, target, sample_weight, use_weights, delta
             elif loss_code == LOG_LOSS:
                 clipped = min(max(float(p), eps), 1 - eps)
                 row_loss -= _xlogy(float(t), clipped)
-            else:
+            elif loss_code == BINARY_LOG_LOSS:
                 clipped = min(max(float(p), eps), 1 - eps)
                 row_loss -= _xlogy(float(t), clipped) + _xlogy(1 - float(t), 1 - clipped)
+            elif loss_code == ABSOLUTE_ERROR:
+                row_loss += abs(float(residual))
+                delta[i, j] = (residual > 0) - (residual < 0)
+            else:  # HUBER
+                size = abs(float(residual))
+                if size <= huber_delta:
+                    row_loss += 0.5 * size * size
+                else:
+                    row_loss += huber_delta * (size - 0.5 * huber_delta)
+                delta[i, j] = min(max(residual, -clip), clip)
         if use_weights:
             weight = sample_weight[i]
             for j in range(n_outputs):
@@ -391,18 +455,33 @@ def _sparse_rows_transpose_dot(csr, rows, delta, out):
 
 
 @njit(**_JIT)
-def _forward(
-    x, csr, rows, is_sparse, params, units, coef_offsets, intercept_offsets, activations,
-    layer_offsets, hidden_code, loss_code,
-):  # fmt: skip
+def _drop_units(a, mask, dropped, rate):
+    """Inverted dropout: keep each unit with probability 1 - rate, scaled by
+    1 / (1 - rate) so that expectations match prediction time (no dropout)."""
+    scale = a.dtype.type(1.0 / (1.0 - rate))
+    zero = a.dtype.type(0)
+    n_rows, n_units = a.shape
+    for i in range(n_rows):
+        for j in range(n_units):
+            mask[i, j] = scale if np.random.random() >= rate else zero
+            dropped[i, j] = a[i, j] * mask[i, j]
+
+
+@njit(**_JIT)
+def _forward(x, csr, rows, is_sparse, params, net, work, loss_code, training):
     """Forward pass for one batch; returns the output layer's view.
 
     The batch is the dense rows ``x`` or, when ``is_sparse``, the rows ``rows`` of
     the CSR matrix ``csr`` (which the first layer multiplies without densifying).
+    ``net = (units, coef_offsets, intercept_offsets, hidden_codes, dropout_rates)``;
+    ``work = (activations, deltas, layer_offsets, masks, dropped)``. With
+    ``training``, hidden layers with a dropout rate keep their activations in
+    ``activations`` (for the derivative) and pass ``dropped`` to the next layer.
     """
+    units, coef_offsets, intercept_offsets, hidden_codes, dropout_rates = net
+    activations, deltas, layer_offsets, masks, dropped = work
     n_rows = rows.shape[0] if is_sparse else x.shape[0]
     n_layers = units.shape[0]
-    # The first layer reads the input; the others read the previous workspace layer.
     # np.intp(...) rather than literal 0 and 1: a literal argument makes numba
     # compile a second copy of the callee (compile time is start-up time).
     first, second = np.intp(0), np.intp(1)
@@ -411,34 +490,39 @@ def _forward(
         _sparse_rows_dot(csr, rows, _coef_view(params, units, coef_offsets, first), z)
     else:
         np.dot(x, _coef_view(params, units, coef_offsets, first), z)
-    bias = _intercept_view(params, units, intercept_offsets, first)
-    if n_layers == 2:
-        _add_bias_and_output_activation(z, bias, loss_code)
-        return z
-    _add_bias_and_activate(z, bias, hidden_code)
-    for layer in range(2, n_layers):
-        previous = _layer_view(activations, layer_offsets, layer - 1, n_rows, units[layer - 1])
-        z = _layer_view(activations, layer_offsets, layer, n_rows, units[layer])
-        np.dot(previous, _coef_view(params, units, coef_offsets, layer - 1), z)
+    for layer in range(1, n_layers):
+        if layer > 1:
+            previous = _layer_view(activations, layer_offsets, layer - 1, n_rows, units[layer - 1])
+            if training and dropout_rates[layer - 1] > 0:
+                previous = _layer_view(dropped, layer_offsets, layer - 1, n_rows, units[layer - 1])
+            z = _layer_view(activations, layer_offsets, layer, n_rows, units[layer])
+            np.dot(previous, _coef_view(params, units, coef_offsets, layer - 1), z)
         bias = _intercept_view(params, units, intercept_offsets, layer - 1)
         if layer == n_layers - 1:
             _add_bias_and_output_activation(z, bias, loss_code)
         else:
-            _add_bias_and_activate(z, bias, hidden_code)
+            _add_bias_and_activate(z, bias, hidden_codes[layer])
+            if training and dropout_rates[layer] > 0:
+                _drop_units(
+                    z,
+                    _layer_view(masks, layer_offsets, layer, n_rows, units[layer]),
+                    _layer_view(dropped, layer_offsets, layer, n_rows, units[layer]),
+                    dropout_rates[layer],
+                )
     return z
 
 
 @njit(**_JIT)
-def _backward(
-    x, csr, rows, is_sparse, params, grads, units, coef_offsets, intercept_offsets,
-    activations, deltas, layer_offsets, hidden_code,
-):  # fmt: skip
+def _backward(x, csr, rows, is_sparse, params, grads, net, work):
     """Backward pass by the chain rule, from the output delta already in ``deltas``.
 
     Writes the *raw* gradients into ``grads``: ``a_{l-1}^T delta_l`` for each
     coefficient matrix and ``sum_rows delta_l`` for each intercept, before the L2
     term and the division by the weight sum (the optimizer step fuses those).
+    Dropout masks multiply the deltas of the units they dropped.
     """
+    units, coef_offsets, intercept_offsets, hidden_codes, dropout_rates = net
+    activations, deltas, layer_offsets, masks, dropped = work
     n_rows = rows.shape[0] if is_sparse else x.shape[0]
     n_layers = units.shape[0]
     for layer in range(n_layers - 1, 0, -1):
@@ -455,35 +539,41 @@ def _backward(
             else:
                 np.dot(x.T, delta, coef_grad)
             continue
-        previous = _layer_view(activations, layer_offsets, layer - 1, n_rows, units[layer - 1])
-        np.dot(previous.T, delta, coef_grad)
-        # delta_{l-1} = (delta_l W_l^T) * f'(z_{l-1}); the input layer needs none.
-        previous_delta = _layer_view(deltas, layer_offsets, layer - 1, n_rows, units[layer - 1])
-        np.dot(delta, _coef_view(params, units, coef_offsets, layer - 1).T, previous_delta)
-        _multiply_by_derivative(previous_delta, previous, hidden_code)
+        below = layer - 1
+        previous = _layer_view(activations, layer_offsets, below, n_rows, units[below])
+        with_dropout = dropout_rates[below] > 0
+        if with_dropout:
+            layer_input = _layer_view(dropped, layer_offsets, below, n_rows, units[below])
+            np.dot(layer_input.T, delta, coef_grad)
+        else:
+            np.dot(previous.T, delta, coef_grad)
+        # delta_{l-1} = (delta_l W_l^T) * mask * f'(z_{l-1}); the input layer needs none.
+        previous_delta = _layer_view(deltas, layer_offsets, below, n_rows, units[below])
+        np.dot(delta, _coef_view(params, units, coef_offsets, below).T, previous_delta)
+        if with_dropout:
+            mask = _layer_view(masks, layer_offsets, below, n_rows, units[below])
+            for i in range(n_rows):
+                for j in range(units[below]):
+                    previous_delta[i, j] *= mask[i, j]
+        _multiply_by_derivative(previous_delta, previous, hidden_codes[below])
 
 
 @njit(**_JIT)
 def _batch_loss_and_raw_grads(
-    x, csr, rows, is_sparse, y, sample_weight, use_weights, params, grads, units,
-    coef_offsets, intercept_offsets, activations, deltas, layer_offsets, hidden_code,
-    loss_code,
+    x, csr, rows, is_sparse, y, sample_weight, use_weights, params, grads, net, work,
+    loss_code, huber_delta,
 ):  # fmt: skip
     """Forward, output delta, backward for one batch; returns the weighted loss sum."""
+    units = net[0]
+    deltas, layer_offsets = work[1], work[2]
     n_rows = rows.shape[0] if is_sparse else x.shape[0]
-    prediction = _forward(
-        x, csr, rows, is_sparse, params, units, coef_offsets, intercept_offsets,
-        activations, layer_offsets, hidden_code, loss_code,
-    )  # fmt: skip
+    prediction = _forward(x, csr, rows, is_sparse, params, net, work, loss_code, True)
     last = units.shape[0] - 1
     output_delta = _layer_view(deltas, layer_offsets, last, n_rows, units[last])
     loss_sum = _output_delta_and_loss(
-        prediction, y, sample_weight, use_weights, output_delta, loss_code
+        prediction, y, sample_weight, use_weights, output_delta, loss_code, huber_delta
     )
-    _backward(
-        x, csr, rows, is_sparse, params, grads, units, coef_offsets, intercept_offsets,
-        activations, deltas, layer_offsets, hidden_code,
-    )  # fmt: skip
+    _backward(x, csr, rows, is_sparse, params, grads, net, work)
     return loss_sum
 
 
@@ -601,17 +691,34 @@ def _adam_step(params, grads, first_moment, second_moment, n_coefs, hyper, step,
 # compiles once.
 # ---------------------------------------------------------------------------------
 @njit(**_JIT)
+def _clipped_weight_sum(params, grads, n_coefs, alpha, weight_sum, max_norm):
+    """The divisor that scales the step's gradient (raw + alpha w) / weight_sum down
+    to a global norm of at most ``max_norm`` (gradient clipping)."""
+    squared = 0.0
+    for k in range(params.shape[0]):
+        g = float(grads[k])
+        if k < n_coefs:
+            g += alpha * float(params[k])
+        squared += g * g
+    norm = math.sqrt(squared) / weight_sum
+    if norm > max_norm:
+        return weight_sum * norm / max_norm
+    return weight_sum
+
+
+@njit(**_JIT)
 def run_epoch(
     X, csr, is_sparse, Y, sample_weight, use_weights, order, batch_size, params, grads,
-    state_1, state_2, units, coef_offsets, intercept_offsets, activations, deltas,
-    layer_offsets, x_batch, y_batch, sw_batch, hidden_code, loss_code, solver_code,
-    hyper, nesterov, adam_step,
+    state_1, state_2, net, work, x_batch, y_batch, sw_batch, loss_code, huber_delta,
+    solver_code, hyper, nesterov, adam_step, dropout_seed, max_grad_norm,
 ):  # fmt: skip
     """One epoch of minibatch training in the given row ``order``.
 
     For each minibatch: gather, forward, loss, backward, update. ``state_1`` and
     ``state_2`` are the optimizer's flat state (SGD: velocity and unused; Adam: first
     and second moments). ``adam_step`` is the Adam time step before this epoch.
+    ``dropout_seed`` (>= 0) seeds the dropout masks of this epoch; ``max_grad_norm``
+    (> 0) clips each step's global gradient norm.
 
     Returns
     -------
@@ -624,11 +731,14 @@ def run_epoch(
         The Adam time step after this epoch (batches whose weights sum to zero take
         no step).
     """
+    units, coef_offsets = net[0], net[1]
     n_samples = order.shape[0]
-    n_coefs = intercept_offsets[0]
+    n_coefs = net[2][0]
     alpha = float(hyper[H_ALPHA])
     loss_sum = 0.0
     step = adam_step
+    if dropout_seed >= 0:
+        np.random.seed(dropout_seed)
     for start in range(0, n_samples, batch_size):
         stop = min(start + batch_size, n_samples)
         n_rows = stop - start
@@ -640,16 +750,18 @@ def run_epoch(
             continue  # every row weighs zero: nothing to learn from this batch
         batch_loss_sum = _batch_loss_and_raw_grads(
             x_batch[:n_rows], csr, rows, is_sparse, y_batch[:n_rows], sw_batch[:n_rows],
-            use_weights, params, grads, units, coef_offsets, intercept_offsets,
-            activations, deltas, layer_offsets, hidden_code, loss_code,
+            use_weights, params, grads, net, work, loss_code, huber_delta,
         )  # fmt: skip
         # The reported loss uses the weights before this step's update.
         squared_norm = _squared_coef_norm(params, units, coef_offsets)
+        divisor = weight_sum
+        if max_grad_norm > 0:
+            divisor = _clipped_weight_sum(params, grads, n_coefs, alpha, weight_sum, max_grad_norm)
         if solver_code == SGD:
-            _sgd_step(params, grads, state_1, n_coefs, hyper, nesterov, weight_sum)
+            _sgd_step(params, grads, state_1, n_coefs, hyper, nesterov, divisor)
         else:
             step += 1
-            _adam_step(params, grads, state_1, state_2, n_coefs, hyper, step, weight_sum)
+            _adam_step(params, grads, state_1, state_2, n_coefs, hyper, step, divisor)
         batch_loss = batch_loss_sum / weight_sum + 0.5 * alpha * squared_norm / weight_sum
         loss_sum += batch_loss * n_rows
         if not math.isfinite(batch_loss):
@@ -663,15 +775,18 @@ def run_epoch(
 @njit(**_JIT)
 def full_loss_and_gradient(
     X, csr, is_sparse, Y, sample_weight, use_weights, order, chunk_rows, params, grads,
-    chunk_grads, units, coef_offsets, intercept_offsets, activations, deltas,
-    layer_offsets, x_batch, y_batch, sw_batch, hidden_code, loss_code, alpha,
+    chunk_grads, net, work, x_batch, y_batch, sw_batch, loss_code, huber_delta, alpha,
+    dropout_seed,
 ):  # fmt: skip
     """Full-batch loss and gradient (for L-BFGS), computed in row chunks so memory
-    stays bounded by ``chunk_rows``; ``grads`` receives the final gradient."""
+    stays bounded by ``chunk_rows``; ``grads`` receives the final gradient.
+    A ``dropout_seed`` >= 0 fixes the dropout masks (for gradient checks)."""
     n_samples = order.shape[0]
-    n_coefs = intercept_offsets[0]
+    n_coefs = net[2][0]
     loss_sum = 0.0
     total_weight = 0.0
+    if dropout_seed >= 0:
+        np.random.seed(dropout_seed)
     for start in range(0, n_samples, chunk_rows):
         stop = min(start + chunk_rows, n_samples)
         n_rows = stop - start
@@ -682,8 +797,7 @@ def full_loss_and_gradient(
         target = grads if start == 0 else chunk_grads
         loss_sum += _batch_loss_and_raw_grads(
             x_batch[:n_rows], csr, rows, is_sparse, y_batch[:n_rows], sw_batch[:n_rows],
-            use_weights, params, target, units, coef_offsets, intercept_offsets,
-            activations, deltas, layer_offsets, hidden_code, loss_code,
+            use_weights, params, target, net, work, loss_code, huber_delta,
         )  # fmt: skip
         if start > 0:
             for k in range(grads.shape[0]):
@@ -702,10 +816,7 @@ def full_loss_and_gradient(
 
 
 @njit(**_JIT)
-def predict_forward(
-    X, csr, is_sparse, n_samples, params, units, coef_offsets, intercept_offsets,
-    hidden_code, loss_code, out,
-):  # fmt: skip
+def predict_forward(X, csr, is_sparse, n_samples, params, net, loss_code, out):
     """Output-layer values for every row of the input into ``out``, in row chunks.
 
     The input is dense ``X`` or the CSR matrix ``csr``, as in :func:`run_epoch`.
@@ -723,6 +834,7 @@ def predict_forward(
             for j in range(X.shape[1]):
                 if not math.isfinite(X[i, j]):
                     return False, False
+    units = net[0]
     n_layers = units.shape[0]
     chunk_rows = min(n_samples, 1024)
     layer_offsets = np.empty(n_layers, dtype=np.intp)
@@ -732,6 +844,8 @@ def predict_forward(
         layer_offsets[layer] = total
         total += chunk_rows * units[layer]
     activations = np.empty(total, dtype=params.dtype)
+    unused = activations[:0]
+    work = (activations, unused, layer_offsets, unused, unused)
     # Row indices matter to sparse input only (dense rows are sliced from X).
     all_rows = np.arange(n_samples if is_sparse else 0)
     n_outputs = units[n_layers - 1]
@@ -740,10 +854,7 @@ def predict_forward(
         stop = min(start + chunk_rows, n_samples)
         x = X[0:0] if is_sparse else X[start:stop]
         rows = all_rows[start:stop] if is_sparse else all_rows
-        result = _forward(
-            x, csr, rows, is_sparse, params, units, coef_offsets,
-            intercept_offsets, activations, layer_offsets, hidden_code, loss_code,
-        )  # fmt: skip
+        result = _forward(x, csr, rows, is_sparse, params, net, work, loss_code, False)
         for i in range(stop - start):
             for j in range(n_outputs):
                 value = result[i, j]

@@ -10,6 +10,19 @@ import numpy as np
 import scipy.sparse as sp
 
 
+def network_tuple(layout, hidden_codes, dropout_rates):
+    """The tuple the kernels take: (units, coef_offsets, intercept_offsets,
+    hidden_codes, dropout_rates); codes and rates are indexed by layer (entries for
+    the input and output layers are unused)."""
+    return (
+        layout.layer_units,
+        layout.coef_offsets,
+        layout.intercept_offsets,
+        np.asarray(hidden_codes, dtype=np.intp),
+        np.asarray(dropout_rates, dtype=np.float64),
+    )
+
+
 class NetworkLayout:
     """Offsets of each layer's parameters inside the flat parameter vector.
 
@@ -67,12 +80,18 @@ class NetworkLayout:
         scikit-learn draws, layer by layer, the coefficient matrix and then the
         intercept vector from ``uniform(-bound, bound)`` in float64 and casts them;
         drawing in the same order from the same ``RandomState`` gives the same network.
+        ``activation`` is a name, or one name per layer (edges unused): the weights
+        into a hidden layer follow its activation, the output weights the last
+        hidden layer's.
         """
-        # Glorot et al. recommend a factor of 2 for the logistic sigmoid, 6 otherwise.
-        factor = 2.0 if activation == "logistic" else 6.0
+        if isinstance(activation, str):
+            activation = [activation] * self.n_layers
         params = np.empty(self.n_params, dtype=dtype)
         coefs, intercepts = self.views(params)
-        for coef, intercept in zip(coefs, intercepts):
+        for layer, (coef, intercept) in enumerate(zip(coefs, intercepts)):
+            name = activation[min(layer + 1, self.n_layers - 2)]
+            # Glorot et al. recommend a factor of 2 for the logistic sigmoid, 6 otherwise.
+            factor = 2.0 if name == "logistic" else 6.0
             fan_in, fan_out = coef.shape
             bound = np.sqrt(factor / (fan_in + fan_out))
             coef[...] = random_state.uniform(-bound, bound, (fan_in, fan_out))
@@ -85,10 +104,11 @@ class Workspace:
 
     ``activations`` and ``deltas`` hold layers 1..L-1 back to back; layer ``l``
     starts at ``layer_offsets[l]`` and holds ``batch_rows x layer_units[l]`` values
-    (entry 0 is unused: the input layer is the gathered ``x_batch``).
+    (entry 0 is unused: the input layer is the gathered ``x_batch``). With dropout,
+    ``masks`` and ``dropped`` have the same layout (otherwise they are empty).
     """
 
-    def __init__(self, layout, batch_rows, dtype):
+    def __init__(self, layout, batch_rows, dtype, with_dropout=False):
         units = layout.layer_units
         sizes = batch_rows * units
         sizes[0] = 0
@@ -96,10 +116,17 @@ class Workspace:
         total = int(sizes.sum())
         self.activations = np.empty(total, dtype=dtype)
         self.deltas = np.empty(total, dtype=dtype)
+        self.masks = np.empty(total if with_dropout else 0, dtype=dtype)
+        self.dropped = np.empty(total if with_dropout else 0, dtype=dtype)
         self.x_batch = np.empty((batch_rows, int(units[0])), dtype=dtype)
         self.y_batch = np.empty((batch_rows, int(units[-1])), dtype=dtype)
         self.sw_batch = np.empty(batch_rows, dtype=dtype)
         self.grads = np.empty(layout.n_params, dtype=dtype)
+
+    @property
+    def work(self):
+        """The tuple the kernels take: (activations, deltas, offsets, masks, dropped)."""
+        return (self.activations, self.deltas, self.layer_offsets, self.masks, self.dropped)
 
 
 def read_only(array):

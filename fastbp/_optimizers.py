@@ -7,11 +7,12 @@ scikit-learn's ``_stochastic_optimizers``: the learning-rate schedule
 """
 
 import copy
+import math
 
 import numpy as np
 
 from fastbp import _kernels
-from fastbp._network import Workspace, kernel_input, read_only
+from fastbp._network import Workspace, kernel_input, network_tuple, read_only
 
 
 class _PlainState:
@@ -29,8 +30,42 @@ class _PlainState:
         optimizer.__dict__.update(state)
         return optimizer
 
+    def copy(self):
+        return copy.deepcopy(self)
 
-class SGDOptimizer(_PlainState):
+
+class _Schedule(_PlainState):
+    """The learning-rate schedules beyond scikit-learn's, shared by SGD and Adam:
+    'cosine' decays from learning_rate_init to 0 over max_iter epochs; 'step'
+    multiplies it by step_factor every step_epochs epochs."""
+
+    def _init_schedule(self, learning_rate_init, lr_schedule, max_iter, step_epochs,
+                       step_factor):  # fmt: skip
+        self.learning_rate_init = learning_rate_init
+        self.lr_schedule = lr_schedule
+        self.max_iter = max_iter
+        self.step_epochs = step_epochs
+        self.step_factor = step_factor
+        self.epochs_done = 0
+        self.base_learning_rate = float(learning_rate_init)
+
+    def _advance_schedule(self):
+        """Count one epoch; return the scheduled rate, or None for other schedules."""
+        self.epochs_done += 1
+        if self.lr_schedule == "cosine":
+            progress = min(self.epochs_done, self.max_iter) / self.max_iter
+            self.base_learning_rate = (
+                self.learning_rate_init * 0.5 * (1 + math.cos(math.pi * progress))
+            )
+        elif self.lr_schedule == "step":
+            decays = self.epochs_done // self.step_epochs
+            self.base_learning_rate = self.learning_rate_init * self.step_factor**decays
+        else:
+            return None
+        return self.base_learning_rate
+
+
+class SGDOptimizer(_Schedule):
     """SGD with momentum or Nesterov momentum and a learning-rate schedule.
 
     Parameters
@@ -40,20 +75,22 @@ class SGDOptimizer(_PlainState):
     dtype : numpy dtype
         The parameters' dtype; the state and hyperparameters use it too.
     learning_rate_init : float
-    lr_schedule : {'constant', 'invscaling', 'adaptive'}
+    lr_schedule : {'constant', 'invscaling', 'adaptive', 'cosine', 'step'}
     momentum : float
     nesterov : bool
     power_t : float
+    max_iter, step_epochs, step_factor : int, int, float
+        Horizon of 'cosine'; period and factor of 'step'.
     """
 
     solver_code = _kernels.SGD
     kind = "sgd"
 
-    def __init__(self, n_params, dtype, learning_rate_init, lr_schedule, momentum,
-                 nesterov, power_t):  # fmt: skip
-        self.learning_rate_init = learning_rate_init
+    def __init__(self, n_params, dtype, learning_rate_init, lr_schedule="constant",
+                 momentum=0.9, nesterov=True, power_t=0.5, max_iter=200, step_epochs=10,
+                 step_factor=0.5):  # fmt: skip
+        self._init_schedule(learning_rate_init, lr_schedule, max_iter, step_epochs, step_factor)
         self.learning_rate = float(learning_rate_init)
-        self.lr_schedule = lr_schedule
         self.momentum = momentum
         self.nesterov = bool(nesterov)
         self.power_t = power_t
@@ -79,7 +116,10 @@ class SGDOptimizer(_PlainState):
 
     def iteration_ends(self, time_step):
         """Update the learning rate after an epoch; ``time_step`` counts samples seen."""
-        if self.lr_schedule == "invscaling":
+        scheduled = self._advance_schedule()
+        if scheduled is not None:
+            self.learning_rate = scheduled
+        elif self.lr_schedule == "invscaling":
             self.learning_rate = float(self.learning_rate_init) / (time_step + 1) ** self.power_t
 
     def trigger_stopping(self, msg, verbose):
@@ -97,12 +137,12 @@ class SGDOptimizer(_PlainState):
             print(msg + " Setting learning rate to %f" % self.learning_rate)
         return False
 
-    def copy(self):
-        return copy.deepcopy(self)
 
-
-class AdamOptimizer(_PlainState):
+class AdamOptimizer(_Schedule):
     """Adam (Kingma & Ba, 2014) with scikit-learn's defaults and bias correction.
+
+    As in scikit-learn, the 'constant', 'invscaling' and 'adaptive' schedules do not
+    apply to Adam; 'cosine' and 'step' do (they scale its base step size).
 
     Parameters
     ----------
@@ -111,13 +151,16 @@ class AdamOptimizer(_PlainState):
     learning_rate_init : float
     beta_1, beta_2 : float
     epsilon : float
+    lr_schedule, max_iter, step_epochs, step_factor : see :class:`SGDOptimizer`
     """
 
     solver_code = _kernels.ADAM
     kind = "adam"
 
-    def __init__(self, n_params, dtype, learning_rate_init, beta_1, beta_2, epsilon):
-        self.learning_rate_init = learning_rate_init
+    def __init__(self, n_params, dtype, learning_rate_init, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, lr_schedule="constant", max_iter=200, step_epochs=10,
+                 step_factor=0.5):  # fmt: skip
+        self._init_schedule(learning_rate_init, lr_schedule, max_iter, step_epochs, step_factor)
         self.learning_rate = float(learning_rate_init)
         self.beta_1 = beta_1
         self.beta_2 = beta_2
@@ -135,7 +178,7 @@ class AdamOptimizer(_PlainState):
 
     def hyperparameters(self, alpha, dtype):
         hyper = np.zeros(_kernels.N_HYPER, dtype=dtype)
-        hyper[_kernels.H_LEARNING_RATE] = self.learning_rate_init
+        hyper[_kernels.H_LEARNING_RATE] = self.base_learning_rate
         hyper[_kernels.H_BETA_1] = self.beta_1
         hyper[_kernels.H_BETA_2] = self.beta_2
         hyper[_kernels.H_EPSILON] = self.epsilon
@@ -144,20 +187,18 @@ class AdamOptimizer(_PlainState):
 
     def epoch_ends(self, step):
         self.t = step
+        # the bias-corrected step size of the last update, as scikit-learn reports it
         self.learning_rate = (
-            self.learning_rate_init * np.sqrt(1 - self.beta_2**self.t) / (1 - self.beta_1**self.t)
+            self.base_learning_rate * np.sqrt(1 - self.beta_2**self.t) / (1 - self.beta_1**self.t)
         )
 
     def iteration_ends(self, time_step):
-        """Adam adapts its own step sizes; nothing changes between epochs."""
+        self._advance_schedule()
 
     def trigger_stopping(self, msg, verbose):
         if verbose:
             print(msg + " Stopping.")
         return True
-
-    def copy(self):
-        return copy.deepcopy(self)
 
 
 class FullBatchObjective:
@@ -172,22 +213,31 @@ class FullBatchObjective:
     X : ndarray or sparse matrix of shape (n_samples, n_features)
     y : ndarray of shape (n_samples, n_outputs)
     sample_weight : ndarray of shape (n_samples,) or None
-    activation : str
-        Hidden activation name.
+    activation : str or list of str
+        Hidden activation name, or one per hidden layer.
     loss : str
         One of ``_kernels.LOSS_CODES``.
     alpha : float
         L2 penalty.
     chunk_rows : int
         Rows per chunk.
+    huber_delta : float, default=1.0
+        Threshold of the Huber loss.
+    dropout : float or list of float, default=0.0
+        Dropout rate(s) of the hidden layers; the masks are drawn from
+        ``dropout_seed`` anew at every call, so the objective is deterministic.
+    dropout_seed : int, default=0
     """
 
-    def __init__(self, layout, X, y, sample_weight, activation, loss, alpha, chunk_rows):
+    def __init__(self, layout, X, y, sample_weight, activation, loss, alpha, chunk_rows,
+                 huber_delta=1.0, dropout=0.0, dropout_seed=0):  # fmt: skip
         dtype = np.dtype(X.dtype)
         n_samples = X.shape[0]
         self.layout = layout
         self.chunk_rows = int(max(1, min(n_samples, chunk_rows)))
-        self.workspace = Workspace(layout, self.chunk_rows, dtype)
+        rates = per_hidden_layer(dropout, layout.n_layers, 0.0)
+        self.with_dropout = any(rate > 0 for rate in rates)
+        self.workspace = Workspace(layout, self.chunk_rows, dtype, self.with_dropout)
         self.chunk_grads = np.empty(layout.n_params, dtype=dtype)
         self.use_weights = sample_weight is not None
         self.X, self.csr, self.is_sparse = kernel_input(X, dtype)
@@ -198,23 +248,42 @@ class FullBatchObjective:
             else np.ones(0, dtype=dtype)
         )
         self.order = read_only(np.arange(n_samples, dtype=np.intp))
-        self.hidden_code = _kernels.ACTIVATION_CODES[activation]
+        codes = [
+            _kernels.ACTIVATION_CODES[name]
+            for name in per_hidden_layer(activation, layout.n_layers, "identity")
+        ]
+        self.net = network_tuple(layout, codes, rates)
         self.loss_code = _kernels.LOSS_CODES[loss]
         self.alpha = float(alpha)
+        self.huber_delta = float(huber_delta)
+        self.dropout_seed = int(dropout_seed) if self.with_dropout else -1
 
     def __call__(self, params):
         """Return ``(loss, gradient)`` at ``params`` (flat, the model's dtype).
 
         The gradient is a view of an internal buffer, overwritten by the next call.
         """
-        layout, workspace = self.layout, self.workspace
+        workspace = self.workspace
         loss = _kernels.full_loss_and_gradient(
             self.X, self.csr, self.is_sparse, self.y, self.sample_weight, self.use_weights,
-            self.order,
-            self.chunk_rows, params, workspace.grads, self.chunk_grads,
-            layout.layer_units, layout.coef_offsets, layout.intercept_offsets,
-            workspace.activations, workspace.deltas, workspace.layer_offsets,
-            workspace.x_batch, workspace.y_batch, workspace.sw_batch, self.hidden_code,
-            self.loss_code, self.alpha,
+            self.order, self.chunk_rows, params, workspace.grads, self.chunk_grads, self.net,
+            workspace.work, workspace.x_batch, workspace.y_batch, workspace.sw_batch,
+            self.loss_code, self.huber_delta, self.alpha, self.dropout_seed,
         )  # fmt: skip
         return loss, workspace.grads
+
+
+def per_hidden_layer(value, n_layers, edge):
+    """Expand a per-hidden-layer setting (one value, or a list with one entry per
+    hidden layer) to one entry per layer; the input and output layers get ``edge``."""
+    n_hidden = n_layers - 2
+    if isinstance(value, (list, tuple)):
+        if len(value) != n_hidden:
+            raise ValueError(
+                f"Got {len(value)} per-layer values for {n_hidden} hidden layer(s); give "
+                "one value or one per hidden layer."
+            )
+        values = list(value)
+    else:
+        values = [value] * n_hidden
+    return [edge] + values + [edge]

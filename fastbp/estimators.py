@@ -5,6 +5,7 @@ The estimators mirror :class:`sklearn.neural_network.MLPClassifier` and
 work happens in :mod:`fastbp._kernels`, one compiled call per epoch.
 """
 
+import time
 import warnings
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from sklearn.base import (
     is_classifier,
 )
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import accuracy_score, r2_score
+from sklearn.metrics import accuracy_score, check_scoring, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
@@ -35,8 +36,21 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastbp import _kernels
-from fastbp._network import NetworkLayout, Workspace, empty_csr, kernel_input, read_only
-from fastbp._optimizers import AdamOptimizer, FullBatchObjective, SGDOptimizer, _PlainState
+from fastbp._network import (
+    NetworkLayout,
+    Workspace,
+    empty_csr,
+    kernel_input,
+    network_tuple,
+    read_only,
+)
+from fastbp._optimizers import (
+    AdamOptimizer,
+    FullBatchObjective,
+    SGDOptimizer,
+    _PlainState,
+    per_hidden_layer,
+)
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 
@@ -82,11 +96,11 @@ class _BaseBackprop(BaseEstimator, ABC):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "activation": [StrOptions(set(_kernels.ACTIVATION_CODES)), list, tuple],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive", "cosine", "step"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -107,6 +121,11 @@ class _BaseBackprop(BaseEstimator, ABC):
             Options(Real, {np.inf}),
         ],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left"), list, tuple],
+        "max_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
+        "lr_step_epochs": [Interval(Integral, 1, None, closed="left")],
+        "lr_step_factor": [Interval(Real, 0, 1, closed="right")],
+        "scoring": [None, str, callable],
     }
 
     @abstractmethod
@@ -115,6 +134,7 @@ class _BaseBackprop(BaseEstimator, ABC):
         learning_rate_init, power_t, max_iter, loss, shuffle, random_state, tol,
         verbose, warm_start, momentum, nesterovs_momentum, early_stopping,
         validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, max_fun,
+        dropout, max_grad_norm, lr_step_epochs, lr_step_factor, scoring,
     ):  # fmt: skip
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -140,6 +160,11 @@ class _BaseBackprop(BaseEstimator, ABC):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.dropout = dropout
+        self.max_grad_norm = max_grad_norm
+        self.lr_step_epochs = lr_step_epochs
+        self.lr_step_factor = lr_step_factor
+        self.scoring = scoring
 
     # ------------------------------------------------------------------ layout
     def _loss_name(self):
@@ -148,11 +173,30 @@ class _BaseBackprop(BaseEstimator, ABC):
             return self.loss
         return "binary_log_loss" if self.out_activation_ == "logistic" else "log_loss"
 
+    def _hidden_settings(self, n_layers):
+        """Activation names and dropout rates, one per layer (edges unused), checked."""
+        activations = per_hidden_layer(self.activation, n_layers, "identity")
+        for name in activations[1:-1]:
+            if name not in _kernels.ACTIVATION_CODES:
+                raise ValueError(
+                    f"Unknown activation {name!r} in the activation list; choose from "
+                    f"{sorted(_kernels.ACTIVATION_CODES)}."
+                )
+        rates = per_hidden_layer(self.dropout, n_layers, 0.0)
+        for rate in rates[1:-1]:
+            if not (isinstance(rate, Real) and 0 <= rate < 1):
+                raise ValueError(f"Dropout rates must lie in [0, 1); got {rate!r}.")
+        return activations, rates
+
     def _adopt_params(self, layout, params):
-        """Make ``params`` the model's buffer; coefs_ and intercepts_ become views."""
+        """Make ``params`` the model's buffer; coefs_ and intercepts_ become views.
+        The network description the kernels take is built here once, not per call."""
         self._layout = layout
         self._params = params
         self.coefs_, self.intercepts_ = layout.views(params)
+        activations, rates = self._hidden_settings(layout.n_layers)
+        codes = [_kernels.ACTIVATION_CODES[name] for name in activations]
+        self._net = network_tuple(layout, codes, rates)
 
     def _packed_params(self):
         """The flat parameter vector behind coefs_ and intercepts_.
@@ -186,6 +230,7 @@ class _BaseBackprop(BaseEstimator, ABC):
         state = dict(super().__getstate__())  # object.__getstate__ returns __dict__ itself
         state.pop("_layout", None)
         state.pop("_params", None)
+        state.pop("_net", None)
         if "_optimizer" in state:
             state["_optimizer"] = state["_optimizer"].to_state()
         return state
@@ -214,6 +259,13 @@ class _BaseBackprop(BaseEstimator, ABC):
         if np.any(np.array(hidden_layer_sizes) <= 0):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
 
+        n_layers = len(hidden_layer_sizes) + 2
+        _, dropout_rates = self._hidden_settings(n_layers)
+        if self.solver == "lbfgs" and any(rate > 0 for rate in dropout_rates):
+            raise ValueError(
+                "dropout needs a stochastic solver ('sgd' or 'adam'): L-BFGS needs the "
+                "same objective at every evaluation."
+            )
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y, class_sample_weight = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
@@ -277,11 +329,13 @@ class _BaseBackprop(BaseEstimator, ABC):
             self.out_activation_ = "logistic"
 
         layout = NetworkLayout(layer_units)
-        self._adopt_params(layout, layout.initialize(self._random_state, self.activation, dtype))
+        activations, _ = self._hidden_settings(len(layer_units))
+        self._adopt_params(layout, layout.initialize(self._random_state, activations, dtype))
         self._best_params = self._params.copy()
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
             self._no_improvement_count = 0
+            self.validation_loss_curve_ = [] if self.early_stopping else None
             if self.early_stopping:
                 self.validation_scores_ = []
                 self.best_validation_score_ = -np.inf
@@ -292,14 +346,19 @@ class _BaseBackprop(BaseEstimator, ABC):
                 self.best_validation_score_ = None
 
     def _make_optimizer(self, n_params, dtype):
+        schedule = dict(
+            lr_schedule=self.learning_rate, max_iter=self.max_iter,
+            step_epochs=self.lr_step_epochs, step_factor=self.lr_step_factor,
+        )  # fmt: skip
         if self.solver == "sgd":
             return SGDOptimizer(
-                n_params, dtype, self.learning_rate_init, self.learning_rate,
-                self.momentum, self.nesterovs_momentum, self.power_t,
+                n_params, dtype, self.learning_rate_init, momentum=self.momentum,
+                nesterov=self.nesterovs_momentum, power_t=self.power_t, **schedule,
             )  # fmt: skip
         return AdamOptimizer(
-            n_params, dtype, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon
-        )
+            n_params, dtype, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon,
+            **schedule,
+        )  # fmt: skip
 
     def _fit_stochastic(self, X, y, sample_weight, incremental):
         layout, params = self._layout, self._params
@@ -336,11 +395,13 @@ class _BaseBackprop(BaseEstimator, ABC):
                     "The validation set is too small. Increase 'validation_fraction' "
                     "or the size of your dataset."
                 )
+            y_val_encoded = y_val
             if is_classifier(self):
                 y_val = self._label_binarizer.inverse_transform(y_val)
+            validation = self._validation_monitor(X_val, y_val, y_val_encoded, sample_weight_val)
         else:
             X_train, y_train, sample_weight_train = X, y, sample_weight
-            X_val = y_val = sample_weight_val = None
+            validation = None
 
         n_samples = X_train.shape[0]
         if self.batch_size == "auto":
@@ -354,7 +415,10 @@ class _BaseBackprop(BaseEstimator, ABC):
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
-        workspace = Workspace(layout, batch_size, dtype)
+        net = self._net
+        with_dropout = bool((net[4] > 0).any())
+        workspace = Workspace(layout, batch_size, dtype, with_dropout)
+        work = workspace.work
         use_weights = sample_weight_train is not None
         X_kernel, csr, is_sparse = kernel_input(X_train, dtype)
         y_kernel = read_only(np.ascontiguousarray(y_train, dtype=dtype))
@@ -363,31 +427,40 @@ class _BaseBackprop(BaseEstimator, ABC):
             if use_weights
             else np.ones(0, dtype=dtype)
         )
-        hidden_code = _kernels.ACTIVATION_CODES[self.activation]
         loss_code = _kernels.LOSS_CODES[self._loss_name()]
+        huber_delta = float(getattr(self, "huber_delta", 1.0))
+        max_grad_norm = float(self.max_grad_norm or 0.0)
         sample_idx = np.arange(n_samples, dtype=np.intp)
+        callback_ctx = self.__dict__.get("_callback_fit_ctx") if not incremental else None
+        callback_data = self.__dict__.get("_callback_data")
         optimizer = self._optimizer
         nesterov = bool(self.solver == "sgd" and self.nesterovs_momentum)
 
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
+                epoch_start = time.perf_counter()
                 if self.shuffle:
                     sample_idx = _shuffled(sample_idx, self._random_state)
+                # Dropout masks come from random_state too, but only when dropout is
+                # on: without it, the draws (and so the model) are scikit-learn's.
+                dropout_seed = self._random_state.randint(2**31 - 1) if with_dropout else -1
+                epoch_ctx = None
+                if callback_ctx is not None:
+                    epoch_ctx = callback_ctx.subcontext(task_name="epoch")
+                    epoch_ctx.call_on_fit_task_begin(estimator=self, **callback_data)
                 state_1, state_2 = optimizer.state_arrays()
                 loss_sum, finite, step = _kernels.run_epoch(
-                    X_kernel,
-                    csr,
-                    is_sparse, y_kernel, sw_kernel, use_weights, read_only(sample_idx),
-                    batch_size, params, workspace.grads, state_1, state_2,
-                    layout.layer_units, layout.coef_offsets, layout.intercept_offsets,
-                    workspace.activations, workspace.deltas, workspace.layer_offsets,
-                    workspace.x_batch, workspace.y_batch, workspace.sw_batch,
-                    hidden_code, loss_code, optimizer.solver_code,
-                    optimizer.hyperparameters(self.alpha, dtype), nesterov,
-                    optimizer.step,
+                    X_kernel, csr, is_sparse, y_kernel, sw_kernel, use_weights,
+                    read_only(sample_idx), batch_size, params, workspace.grads, state_1,
+                    state_2, net, work, workspace.x_batch, workspace.y_batch,
+                    workspace.sw_batch, loss_code, huber_delta, optimizer.solver_code,
+                    optimizer.hyperparameters(self.alpha, dtype), nesterov, optimizer.step,
+                    dropout_seed, max_grad_norm,
                 )  # fmt: skip
                 optimizer.epoch_ends(step)
+                if not finite and epoch_ctx is not None:
+                    epoch_ctx.call_on_fit_task_end(estimator=self, **callback_data)
                 if not finite and early_stopping and self.validation_scores_:
                     # Keep the model usable: stop here and restore (below) the weights
                     # of the best validation score, which are finite.
@@ -411,10 +484,22 @@ class _BaseBackprop(BaseEstimator, ABC):
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                    print(
+                        "Iteration %d, loss = %.8f (%.3f s)"
+                        % (self.n_iter_, self.loss_, time.perf_counter() - epoch_start)
+                    )
 
-                self._update_no_improvement_count(early_stopping, X_val, y_val, sample_weight_val)
+                self._update_no_improvement_count(early_stopping, validation)
                 optimizer.iteration_ends(self.t_)
+                stop_requested = False
+                if epoch_ctx is not None:
+                    stop_requested = epoch_ctx.call_on_fit_task_end(
+                        estimator=self,
+                        reconstruction_attributes=self._snapshot_attributes(),
+                        **callback_data,
+                    )
+                if stop_requested:
+                    break
 
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
@@ -447,12 +532,40 @@ class _BaseBackprop(BaseEstimator, ABC):
         if early_stopping:
             params[:] = self._best_params
 
-    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sample_weight_val):
+    def _validation_monitor(self, X_val, y_val, y_val_encoded, sample_weight_val):
+        """What early stopping needs each epoch: the held-out data, its scorer and
+        a loss evaluator (the data loss, without the L2 penalty or dropout)."""
+        activations, _ = self._hidden_settings(self._layout.n_layers)
+        loss = FullBatchObjective(
+            self._layout, X_val, y_val_encoded, sample_weight_val, activations[1:-1],
+            self._loss_name(), 0.0, _LBFGS_CHUNK_VALUES // int(self._layout.layer_units.sum()),
+            huber_delta=float(getattr(self, "huber_delta", 1.0)),
+        )  # fmt: skip
+        scorer = None
+        if self.scoring is not None and self.scoring != "loss":
+            scorer = check_scoring(self, scoring=self.scoring)
+        return {"X": X_val, "y": y_val, "sample_weight": sample_weight_val,
+                "loss": loss, "scorer": scorer}  # fmt: skip
+
+    def _update_no_improvement_count(self, early_stopping, validation):
         if early_stopping:
-            val_score = self._score(X_val, y_val, sample_weight=sample_weight_val)
+            val_loss = float(validation["loss"](self._params)[0])
+            self.validation_loss_curve_.append(val_loss)
+            X_val, y_val = validation["X"], validation["y"]
+            sample_weight_val = validation["sample_weight"]
+            if self.scoring == "loss":
+                val_score = -val_loss  # higher is better, like every score here
+            elif validation["scorer"] is not None:
+                weights = {} if sample_weight_val is None else {"sample_weight": sample_weight_val}
+                val_score = validation["scorer"](self, X_val, y_val, **weights)
+            else:
+                val_score = self._score(X_val, y_val, sample_weight=sample_weight_val)
             self.validation_scores_.append(val_score)
             if self.verbose:
-                print("Validation score: %f" % self.validation_scores_[-1])
+                print(
+                    "Validation score: %f (validation loss %.8f)"
+                    % (self.validation_scores_[-1], val_loss)
+                )
             last_valid_score = self.validation_scores_[-1]
             if last_valid_score < (self.best_validation_score_ + self.tol):
                 self._no_improvement_count += 1
@@ -469,12 +582,22 @@ class _BaseBackprop(BaseEstimator, ABC):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
+    def _snapshot_attributes(self):
+        """Fitted attributes as they are now, for callbacks that evaluate the model
+        at this epoch (scikit-learn's reconstruction_attributes)."""
+        return {
+            "coefs_": [c.copy() for c in self.coefs_],
+            "intercepts_": [b.copy() for b in self.intercepts_],
+            "_params": None,  # the copy repacks its own buffer from the arrays above
+        }
+
     def _fit_lbfgs(self, X, y, sample_weight):
         layout, params = self._layout, self._params
         chunk_rows = max(256, _LBFGS_CHUNK_VALUES // int(layout.layer_units.sum()))
+        activations, _ = self._hidden_settings(layout.n_layers)
         objective = FullBatchObjective(
-            layout, X, y, sample_weight, self.activation, self._loss_name(), self.alpha,
-            chunk_rows,
+            layout, X, y, sample_weight, activations[1:-1], self._loss_name(), self.alpha,
+            chunk_rows, huber_delta=float(getattr(self, "huber_delta", 1.0)),
         )  # fmt: skip
 
         def loss_and_gradient(packed):
@@ -572,7 +695,6 @@ class _BaseBackprop(BaseEstimator, ABC):
             X_kernel, csr, is_sparse = read_only(X), empty_csr(params.dtype), False
         else:
             X_kernel, csr, is_sparse = kernel_input(X, params.dtype)
-        layout = self._layout
         n_samples = X.shape[0]
         out = np.empty((n_samples, self.n_outputs_), dtype=params.dtype)
         inputs_finite, outputs_finite = _kernels.predict_forward(
@@ -581,10 +703,7 @@ class _BaseBackprop(BaseEstimator, ABC):
             is_sparse,
             n_samples,
             params,
-            layout.layer_units,
-            layout.coef_offsets,
-            layout.intercept_offsets,
-            _kernels.ACTIVATION_CODES[self.activation],
+            self._net,
             _kernels.LOSS_CODES[self._loss_name()],
             out,
         )
@@ -743,7 +862,8 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
         nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
         beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-        class_weight=None,
+        class_weight=None, dropout=0.0, max_grad_norm=None, lr_step_epochs=10,
+        lr_step_factor=0.5, scoring=None,
     ):  # fmt: skip
         self.class_weight = class_weight
         super().__init__(
@@ -755,6 +875,8 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            dropout=dropout, max_grad_norm=max_grad_norm, lr_step_epochs=lr_step_epochs,
+            lr_step_factor=lr_step_factor, scoring=scoring,
         )  # fmt: skip
 
     _parameter_constraints: dict = {
@@ -976,7 +1098,8 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
 
     _parameter_constraints: dict = {
         **_BaseBackprop._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson"})],
+        "loss": [StrOptions({"squared_error", "poisson", "absolute_error", "huber"})],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -986,7 +1109,10 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
         random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
         nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
         beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+        huber_delta=1.0, dropout=0.0, max_grad_norm=None, lr_step_epochs=10,
+        lr_step_factor=0.5, scoring=None,
     ):  # fmt: skip
+        self.huber_delta = huber_delta
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -996,6 +1122,8 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            dropout=dropout, max_grad_norm=max_grad_norm, lr_step_epochs=lr_step_epochs,
+            lr_step_factor=lr_step_factor, scoring=scoring,
         )  # fmt: skip
 
     def _validate_input(self, X, y, incremental, reset):

@@ -232,7 +232,7 @@ INVALID_PARAMETERS = [
     ("alpha", -1.0),
     ("batch_size", 0),
     ("batch_size", "big"),
-    ("learning_rate", "cosine"),
+    ("learning_rate", "linear"),
     ("learning_rate_init", 0.0),
     ("power_t", -0.5),
     ("max_iter", 0),
@@ -266,7 +266,7 @@ def test_invalid_class_weight_and_loss_are_named():
     with pytest.raises(InvalidParameterError, match="'class_weight' parameter"):
         BackpropClassifier(class_weight="uniform").fit(X, Y_CLASS)
     with pytest.raises(InvalidParameterError, match="'loss' parameter"):
-        BackpropRegressor(loss="huber").fit(X, Y_REG)
+        BackpropRegressor(loss="quantile").fit(X, Y_REG)
     with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):
         BackpropClassifier(hidden_layer_sizes=(5, 0)).fit(X, Y_CLASS)
 

@@ -278,7 +278,7 @@ def test_invalid_hyperparameters_raise_invalid_parameter_error(small_classificat
         dict(solver="newton"),
         dict(alpha=-1.0),
         dict(batch_size=0),
-        dict(learning_rate="cosine"),
+        dict(learning_rate="linear"),
         dict(learning_rate_init=0.0),
         dict(max_iter=0),
         dict(momentum=1.5),
@@ -291,7 +291,7 @@ def test_invalid_hyperparameters_raise_invalid_parameter_error(small_classificat
         with pytest.raises(InvalidParameterError):
             BackpropClassifier(**bad).fit(X, y)
     with pytest.raises(InvalidParameterError):
-        BackpropRegressor(loss="huber").fit(X, y)
+        BackpropRegressor(loss="quantile").fit(X, y)
     with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):
         BackpropClassifier(hidden_layer_sizes=(5, 0)).fit(X, y)
 
