@@ -36,6 +36,15 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastbp import _kernels
+
+try:  # scikit-learn's callback API (experimental in 1.9): ProgressBar, ScoringMonitor
+    from sklearn.callback import CallbackSupportMixin
+except ImportError:  # pragma: no cover - older scikit-learn: the estimators work without
+
+    class CallbackSupportMixin:
+        pass
+
+
 from fastbp._network import (
     NetworkLayout,
     Workspace,
@@ -91,7 +100,7 @@ def _shuffled(sample_idx, random_state):
     return sample_idx[permutation]
 
 
-class _BaseBackprop(BaseEstimator, ABC):
+class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
     """Shared machinery of :class:`BackpropClassifier` and :class:`BackpropRegressor`."""
 
     _parameter_constraints: dict = {
@@ -431,7 +440,7 @@ class _BaseBackprop(BaseEstimator, ABC):
         huber_delta = float(getattr(self, "huber_delta", 1.0))
         max_grad_norm = float(self.max_grad_norm or 0.0)
         sample_idx = np.arange(n_samples, dtype=np.intp)
-        callback_ctx = self.__dict__.get("_callback_fit_ctx") if not incremental else None
+        callback_ctx = self.__dict__.get("_callback_fit_ctx")
         callback_data = self.__dict__.get("_callback_data")
         optimizer = self._optimizer
         nesterov = bool(self.solver == "sgd" and self.nesterovs_momentum)
@@ -606,12 +615,25 @@ class _BaseBackprop(BaseEstimator, ABC):
             return loss, gradient.astype(np.float64)
 
         callback = None
-        if self.verbose:
+        callback_ctx = self.__dict__.get("_callback_fit_ctx")
+        callback_data = self.__dict__.get("_callback_data")
+        if self.verbose or callback_ctx is not None:
             iteration = [0]
 
             def callback(intermediate_result):
                 iteration[0] += 1
-                print("Iteration %d, loss = %.8f" % (iteration[0], intermediate_result.fun))
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (iteration[0], intermediate_result.fun))
+                if callback_ctx is not None:
+                    params[:] = intermediate_result.x  # the next evaluation resets it
+                    step_ctx = callback_ctx.subcontext(task_name="lbfgs-iter")
+                    step_ctx.call_on_fit_task_begin(estimator=self, **callback_data)
+                    if step_ctx.call_on_fit_task_end(
+                        estimator=self,
+                        reconstruction_attributes=self._snapshot_attributes(),
+                        **callback_data,
+                    ):
+                        raise StopIteration  # a callback asked to stop
 
         result = scipy.optimize.minimize(
             loss_and_gradient,
@@ -657,7 +679,29 @@ class _BaseBackprop(BaseEstimator, ABC):
         self : object
             The fitted estimator.
         """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        callback_ctx = self._begin_callbacks(X, y, sample_weight)
+        try:
+            self._fit(X, y, sample_weight=sample_weight, incremental=False)
+            if callback_ctx is not None:
+                callback_ctx.call_on_fit_task_end(
+                    estimator=self, reconstruction_attributes={}, **self._callback_data
+                )
+        finally:
+            self.__dict__.pop("_callback_data", None)
+        return self
+
+    def _begin_callbacks(self, X, y, sample_weight):
+        """Open scikit-learn's callback context when callbacks are set on this
+        estimator (or propagated from a meta-estimator): one task per fit, one
+        subtask per epoch (or L-BFGS iteration)."""
+        if "_skl_callbacks" not in self.__dict__ and "_parent_callback_ctx" not in self.__dict__:
+            return None
+        max_subtasks = self.max_iter if self.solver in _STOCHASTIC_SOLVERS else None
+        callback_ctx = self._init_callback_context(max_subtasks=max_subtasks)
+        metadata = None if sample_weight is None else {"sample_weight": sample_weight}
+        self._callback_data = {"X": X, "y": y, "metadata": metadata}
+        callback_ctx.call_on_fit_task_begin(estimator=self, **self._callback_data)
+        return callback_ctx
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:
@@ -1003,6 +1047,14 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
             The updated estimator.
         """
         with _unchanged_on_failure(self):
+            if (
+                classes is None
+                and not hasattr(self, "classes_")
+                and type_of_target(y).startswith("multilabel")
+            ):
+                # A multilabel indicator matrix names its labels by its columns:
+                # classes= adds nothing (scikit-learn's MLP still demands it).
+                classes = np.arange(np.shape(y)[1])
             if _check_partial_fit_first_call(self, classes):
                 self._label_binarizer = LabelBinarizer()
                 if type_of_target(y).startswith("multilabel"):
