@@ -781,8 +781,10 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
 _PARAMETERS_DOC = """
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of neurons in the ith hidden layer.
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation function of the hidden layers.
+    activation : str or list of str, default='relu'
+        Activation of the hidden layers: 'identity', 'logistic', 'tanh', 'relu', and
+        beyond scikit-learn 'leaky_relu' (slope 0.01), 'elu' and 'softplus'; or a
+        list with one name per hidden layer.
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
         Weight optimizer: L-BFGS (full batch, through ``scipy.optimize``), SGD with
         momentum, or Adam.
@@ -791,10 +793,14 @@ _PARAMETERS_DOC = """
     batch_size : int or 'auto', default='auto'
         Minibatch size for the stochastic solvers; 'auto' means
         ``min(200, n_samples)``.
-    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
-        SGD learning-rate schedule. 'invscaling' uses
-        ``learning_rate_init / t**power_t``; 'adaptive' divides the rate by 5 each
-        time ``n_iter_no_change`` epochs fail to improve by ``tol``.
+    learning_rate : {'constant', 'invscaling', 'adaptive', 'cosine', 'step'}, \
+default='constant'
+        Learning-rate schedule. 'invscaling' uses ``learning_rate_init / t**power_t``;
+        'adaptive' divides the rate by 5 each time ``n_iter_no_change`` epochs fail to
+        improve by ``tol`` (these three apply to sgd only, as in scikit-learn).
+        Beyond scikit-learn, for sgd and adam: 'cosine' decays the rate along half a
+        cosine to 0 at ``max_iter`` epochs; 'step' multiplies it by
+        ``lr_step_factor`` every ``lr_step_epochs`` epochs.
     learning_rate_init : float, default=0.001
         Initial learning rate (sgd and adam).
     power_t : float, default=0.5
@@ -830,7 +836,23 @@ _PARAMETERS_DOC = """
     n_iter_no_change : int, default=10
         Epochs without an improvement of ``tol`` before stopping.
     max_fun : int, default=15000
-        Maximum number of loss evaluations (lbfgs only)."""
+        Maximum number of loss evaluations (lbfgs only).
+    dropout : float or list of float, default=0.0
+        Inverted dropout on the hidden layers (one rate, or one per hidden layer):
+        during training each unit is kept with probability ``1 - rate`` and scaled by
+        ``1 / (1 - rate)``; prediction uses every unit. The masks are drawn from
+        ``random_state``, so runs are reproducible. sgd and adam only.
+    max_grad_norm : float or None, default=None
+        Clip each step's gradient to this global L2 norm (all weights and biases).
+    lr_step_epochs : int, default=10
+        Period of the 'step' learning-rate schedule, in epochs.
+    lr_step_factor : float, default=0.5
+        Factor of the 'step' learning-rate schedule.
+    scoring : str, callable or None, default=None
+        What early stopping monitors on the validation set: None for the score
+        method (accuracy or R², as scikit-learn), 'loss' for the validation loss,
+        or any scikit-learn scorer name or callable ``scorer(estimator, X, y)``.
+        Works with multilabel targets and sample weights."""
 
 _ATTRIBUTES_DOC = """
     loss_ : float
@@ -840,7 +862,11 @@ _ATTRIBUTES_DOC = """
     loss_curve_ : list of shape (n_iter_,)
         Training loss at the end of each epoch (stochastic solvers).
     validation_scores_ : list of shape (n_iter_,) or None
-        Validation score after each epoch, with early stopping.
+        Validation score after each epoch, with early stopping (with
+        ``scoring='loss'``, the negated validation loss).
+    validation_loss_curve_ : list of shape (n_iter_,) or None
+        Validation loss (without the L2 penalty) after each epoch, with early
+        stopping.
     best_validation_score_ : float or None
         Best validation score, with early stopping.
     t_ : int
@@ -1122,11 +1148,16 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
 
     Parameters
     ----------
-    loss : {{'squared_error', 'poisson'}}, default='squared_error'
+    loss : {{'squared_error', 'poisson', 'absolute_error', 'huber'}}, \
+default='squared_error'
         Half squared error with an identity output, or half Poisson deviance with an
-        exponential output. With several outputs the reported loss is summed over
-        outputs, which is the loss the gradient descends (scikit-learn reports its
-        mean, which disagrees with its own gradient).{_PARAMETERS_DOC}
+        exponential output; beyond scikit-learn, absolute error (median regression)
+        and Huber (squared near zero, absolute beyond ``huber_delta``: robust to
+        outliers), both with an identity output. With several outputs the reported
+        loss is summed over outputs, which is the loss the gradient descends
+        (scikit-learn reports its mean, which disagrees with its own gradient).
+    huber_delta : float, default=1.0
+        Where the Huber loss turns from squared to absolute.{_PARAMETERS_DOC}
 
     Attributes
     ----------{_ATTRIBUTES_DOC}
