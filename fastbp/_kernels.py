@@ -250,13 +250,20 @@ def _add_bias_and_activate(z, bias, code):
             for j in range(n_units):
                 z[i, j] = z[i, j] if z[i, j] >= 0 else slope * z[i, j]
     elif code == ELU:  # x for x > 0, exp(x) - 1 below
-        negative = np.minimum(z, 0)
+        # explicit loops, not np.minimum/np.abs: array ufuncs cost compile time
+        negative = np.empty_like(z)
+        for i in range(n_rows):
+            for j in range(n_units):
+                negative[i, j] = min(z[i, j], 0)
         _exp_all(negative)
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = z[i, j] if z[i, j] > 0 else negative[i, j] - 1
     elif code == SOFTPLUS:  # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), stably
-        decay = -np.abs(z)
+        decay = np.empty_like(z)
+        for i in range(n_rows):
+            for j in range(n_units):
+                decay[i, j] = -abs(z[i, j])
         _exp_all(decay)
         for i in range(n_rows):
             for j in range(n_units):
@@ -296,7 +303,10 @@ def _multiply_by_derivative(delta, activation, code):
                 a = activation[i, j]
                 delta[i, j] = delta[i, j] if a > 0 else delta[i, j] * (a + 1)
     else:  # SOFTPLUS: f' = sigmoid(z) = 1 - exp(-a)
-        decay = -activation
+        decay = np.empty_like(delta)
+        for i in range(n_rows):
+            for j in range(n_units):
+                decay[i, j] = -activation[i, j]
         _exp_all(decay)
         for i in range(n_rows):
             for j in range(n_units):
