@@ -6,6 +6,7 @@ whose training loops are compiled with numba.
 
 from fastbp.chunks import DaskChunks, fit_chunks
 from fastbp.estimators import SKOPS_TRUSTED_TYPES, BackpropClassifier, BackpropRegressor
+from fastbp.plotting import LossCurveDisplay
 from fastbp.warmup import warmup
 
 __version__ = "0.1.0"
@@ -14,6 +15,7 @@ __all__ = [
     "BackpropClassifier",
     "BackpropRegressor",
     "DaskChunks",
+    "LossCurveDisplay",
     "SKOPS_TRUSTED_TYPES",
     "__version__",
     "fit_chunks",

@@ -36,6 +36,7 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastbp import _kernels
+from fastbp._conversion import from_sklearn, to_sklearn
 
 try:  # scikit-learn's callback API (experimental in 1.9): ProgressBar, ScoringMonitor
     from sklearn.callback import CallbackSupportMixin
@@ -702,6 +703,38 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         self._callback_data = {"X": X, "y": y, "metadata": metadata}
         callback_ctx.call_on_fit_task_begin(estimator=self, **self._callback_data)
         return callback_ctx
+
+    def to_sklearn(self):
+        """Return the scikit-learn MLP with this model's weights, fitted.
+
+        The result predicts exactly as this estimator does, and can go wherever a
+        scikit-learn ``MLPClassifier``/``MLPRegressor`` is expected, for instance to
+        ONNX through skl2onnx (see ``examples/onnx_export.py``). Needs activations
+        scikit-learn has ('identity', 'logistic', 'tanh', 'relu'), one for all layers.
+
+        Returns
+        -------
+        model : MLPClassifier or MLPRegressor
+        """
+        return to_sklearn(self)
+
+    @classmethod
+    def from_sklearn(cls, model):
+        """Import a fitted scikit-learn MLP, to predict (faster) with no retraining.
+
+        Parameters
+        ----------
+        model : MLPClassifier or MLPRegressor
+            Fitted; the classifier for :class:`BackpropClassifier`, the regressor for
+            :class:`BackpropRegressor`.
+
+        Returns
+        -------
+        estimator : the fitted fastbp estimator, with the same parameters and
+            weights. ``partial_fit`` and ``warm_start`` continue from the weights with
+            fresh optimizer state.
+        """
+        return from_sklearn(cls, model)
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:

@@ -1,0 +1,78 @@
+"""Conversion between fastbp estimators and scikit-learn's fitted MLPs."""
+
+import numpy as np
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.utils.validation import check_is_fitted
+
+# Fitted attributes that mean the same in both libraries.
+_SHARED_ATTRIBUTES = (
+    "n_iter_",
+    "t_",
+    "n_layers_",
+    "n_outputs_",
+    "out_activation_",
+    "loss_",
+    "best_loss_",
+    "loss_curve_",
+    "validation_scores_",
+    "best_validation_score_",
+    "n_features_in_",
+    "feature_names_in_",
+    "classes_",
+    "_label_binarizer",
+)
+_SKLEARN_ACTIVATIONS = {"identity", "logistic", "tanh", "relu"}
+
+
+def to_sklearn(estimator):
+    """A fitted MLPClassifier/MLPRegressor with ``estimator``'s weights."""
+    from fastbp.estimators import BackpropClassifier
+
+    check_is_fitted(estimator)
+    target = MLPClassifier if isinstance(estimator, BackpropClassifier) else MLPRegressor
+    activation = estimator.activation
+    if not isinstance(activation, str) or activation not in _SKLEARN_ACTIVATIONS:
+        raise ValueError(
+            f"scikit-learn's MLP has no activation {activation!r}: to_sklearn needs one "
+            f"of {sorted(_SKLEARN_ACTIVATIONS)} for every hidden layer."
+        )
+    names = set(target().get_params())
+    params = {key: value for key, value in estimator.get_params().items() if key in names}
+    if params.get("loss") in ("absolute_error", "huber"):
+        # Training-only difference: both use an identity output, so predictions match.
+        params["loss"] = "squared_error"
+    model = target(**params)
+    model.coefs_ = [np.array(coef) for coef in estimator.coefs_]
+    model.intercepts_ = [np.array(intercept) for intercept in estimator.intercepts_]
+    for name in _SHARED_ATTRIBUTES:
+        if hasattr(estimator, name):
+            value = getattr(estimator, name)
+            setattr(model, name, list(value) if isinstance(value, list) else value)
+    return model
+
+
+def from_sklearn(estimator_class, model):
+    """A fitted ``estimator_class`` (fastbp) with a fitted scikit-learn MLP's weights."""
+    expected = MLPClassifier if estimator_class.__name__ == "BackpropClassifier" else MLPRegressor
+    if not isinstance(model, expected):
+        raise TypeError(
+            f"{estimator_class.__name__}.from_sklearn takes a fitted {expected.__name__}, "
+            f"got {type(model).__name__}."
+        )
+    check_is_fitted(model)
+    estimator = estimator_class(**model.get_params())
+    dtype = np.result_type(*model.coefs_, *model.intercepts_)
+    if dtype not in (np.float32, np.float64):
+        dtype = np.float64
+    estimator.coefs_ = [np.asarray(coef, dtype=dtype) for coef in model.coefs_]
+    estimator.intercepts_ = [np.asarray(b, dtype=dtype) for b in model.intercepts_]
+    for name in _SHARED_ATTRIBUTES:
+        if hasattr(model, name):
+            value = getattr(model, name)
+            setattr(estimator, name, list(value) if isinstance(value, list) else value)
+    estimator._packed_params()  # one flat buffer behind coefs_ and intercepts_
+    estimator._best_params = estimator._params.copy()
+    estimator._no_improvement_count = 0
+    if not hasattr(estimator, "loss_curve_") and estimator.solver != "lbfgs":
+        estimator.loss_curve_ = []
+    return estimator
