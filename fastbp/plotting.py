@@ -135,7 +135,8 @@ class LossCurveDisplay:
             )
             self.score_ax_.set_ylabel("validation score")
             handles.append(self.validation_score_line_)
-        ax.legend(handles=handles, loc="best")
+        # on the top axes, so that the twin axes' lines do not cover the legend
+        (self.score_ax_ or ax).legend(handles=handles, loc="center right")
         self.ax_ = ax
         self.figure_ = ax.figure
         return self

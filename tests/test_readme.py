@@ -1,0 +1,30 @@
+"""Every Python code block of the README runs, in order, in one namespace (as a
+reader pastes them one after the other)."""
+
+import pathlib
+import re
+import textwrap
+import warnings
+
+from sklearn.exceptions import ConvergenceWarning
+
+README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_blocks():
+    text = README.read_text()
+    return [textwrap.dedent(block) for block in re.findall(r"```python\n(.*?)```", text, re.S)]
+
+
+def test_readme_has_python_blocks():
+    assert len(python_blocks()) >= 4
+
+
+def test_every_readme_python_block_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # blocks that write files write them here
+    namespace = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for index, block in enumerate(python_blocks()):
+            code = compile(block, f"README.md block {index + 1}", "exec")
+            exec(code, namespace)
