@@ -5,13 +5,18 @@ Run: python examples/float32_vs_float64.py
 """
 
 import time
+import warnings
 
 import numpy as np
 from sklearn.datasets import make_friedman1
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from fastbp import BackpropRegressor
+
+# fixed epoch budgets, on purpose: not converging is expected here
+warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
 X, y = make_friedman1(n_samples=5000, noise=0.5, random_state=0)
 X = StandardScaler().fit_transform(X)

@@ -4,12 +4,18 @@ predictions against fastbp's (needs: pip install "fastbp[onnx]").
 Run: python examples/onnx_export.py
 """
 
+import warnings
+
 import numpy as np
 import onnxruntime
 from skl2onnx import to_onnx
 from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
 
 from fastbp import BackpropClassifier
+
+# fixed epoch budgets, on purpose: not converging is expected here
+warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
 X, y = load_digits(return_X_y=True)
 X = (X / 16).astype(np.float32)  # ONNX models commonly take float32
