@@ -34,7 +34,9 @@ X_train_tfidf = vectorizer.fit_transform(X_train)  # scipy CSR matrix
 X_test_tfidf = vectorizer.transform(X_test)
 print(f"features: {X_train_tfidf.shape[1]} (sparse, {X_train_tfidf.nnz} stored values)")
 
-clf = BackpropClassifier(hidden_layer_sizes=(32,), max_iter=30, random_state=0)
+clf = BackpropClassifier(
+    hidden_layer_sizes=(32,), early_stopping=True, max_iter=200, random_state=0
+)
 clf.fit(X_train_tfidf, y_train)
 print(f"test accuracy: {clf.score(X_test_tfidf, y_test):.3f}")
 print("prediction for 'the rocket will launch to the moon':",
