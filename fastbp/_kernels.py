@@ -61,14 +61,6 @@ LOSS_CODES = {
     "absolute_error": ABSOLUTE_ERROR,
     "huber": HUBER,
 }
-OUTPUT_ACTIVATION_OF_LOSS = {
-    "squared_error": "identity",
-    "poisson": "exp",
-    "log_loss": "softmax",
-    "binary_log_loss": "logistic",
-    "absolute_error": "identity",
-    "huber": "identity",
-}
 
 SGD = 0
 ADAM = 1
