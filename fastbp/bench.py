@@ -220,6 +220,10 @@ def time_torch(X_train, y_train, X_test, y_test, hidden, batch, epochs, alpha, c
                 score = float(1 - residual / ((y_test - y_test.mean()) ** 2).sum())
     finally:
         torch.set_num_threads(previous_threads)
+        # PyTorch's OpenMP threads keep spinning for a while after its last call and
+        # would steal a core from the next timing in this interleaved run: let them
+        # go idle first (setting OMP_WAIT_POLICY=passive instead slows PyTorch).
+        time.sleep(1.0)
     if not classification:
         loss_value /= 2  # MSELoss is twice scikit-learn's half squared error
     return {"times": times, "loss": loss_value, "score": score}
