@@ -46,6 +46,7 @@ except ImportError:  # pragma: no cover - older scikit-learn: the estimators wor
         pass
 
 
+from fastbp._losses import output_loss
 from fastbp._network import (
     NetworkLayout,
     Workspace,
@@ -543,33 +544,40 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             params[:] = self._best_params
 
     def _validation_monitor(self, X_val, y_val, y_val_encoded, sample_weight_val):
-        """What early stopping needs each epoch: the held-out data, its scorer and
-        a loss evaluator (the data loss, without the L2 penalty or dropout)."""
-        activations, _ = self._hidden_settings(self._layout.n_layers)
-        loss = FullBatchObjective(
-            self._layout, X_val, y_val_encoded, sample_weight_val, activations[1:-1],
-            self._loss_name(), 0.0, _LBFGS_CHUNK_VALUES // int(self._layout.layer_units.sum()),
-            huber_delta=float(getattr(self, "huber_delta", 1.0)),
-        )  # fmt: skip
+        """What early stopping needs each epoch: the held-out data (with its targets
+        encoded as the output layer sees them) and its scorer."""
         scorer = None
         if self.scoring is not None and self.scoring != "loss":
             scorer = check_scoring(self, scoring=self.scoring)
-        return {"X": X_val, "y": y_val, "sample_weight": sample_weight_val,
-                "loss": loss, "scorer": scorer}  # fmt: skip
+        return {
+            "X": X_val,
+            "y": y_val,
+            "sample_weight": sample_weight_val,
+            "y_encoded": np.asarray(y_val_encoded, dtype=np.float64),
+            "scorer": scorer,
+        }
 
     def _update_no_improvement_count(self, early_stopping, validation):
         if early_stopping:
-            val_loss = float(validation["loss"](self._params)[0])
-            self.validation_loss_curve_.append(val_loss)
             X_val, y_val = validation["X"], validation["y"]
             sample_weight_val = validation["sample_weight"]
+            # One forward pass gives both the validation loss and the default score.
+            outputs = self._forward_pass_fast(X_val, check_input=False)
+            val_loss = output_loss(
+                outputs, validation["y_encoded"], sample_weight_val, self._loss_name(),
+                float(getattr(self, "huber_delta", 1.0)),
+            )  # fmt: skip
+            self.validation_loss_curve_.append(val_loss)
             if self.scoring == "loss":
                 val_score = -val_loss  # higher is better, like every score here
             elif validation["scorer"] is not None:
                 weights = {} if sample_weight_val is None else {"sample_weight": sample_weight_val}
                 val_score = validation["scorer"](self, X_val, y_val, **weights)
+            elif not np.isfinite(outputs).all():
+                val_score = np.nan
             else:
-                val_score = self._score(X_val, y_val, sample_weight=sample_weight_val)
+                y_pred = self._decode(outputs)
+                val_score = self._score_function(y_val, y_pred, sample_weight=sample_weight_val)
             self.validation_scores_.append(val_score)
             if self.verbose:
                 print(
@@ -1069,9 +1077,14 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
             check_is_fitted(self)  # raises NotFittedError
         return self._predict(X)
 
+    _score_function = staticmethod(accuracy_score)
+
     def _predict(self, X, check_input=True):
-        y_pred = self._forward_pass_fast(X, check_input=check_input)
-        # LabelBinarizer.inverse_transform, without its input checks.
+        return self._decode(self._forward_pass_fast(X, check_input=check_input))
+
+    def _decode(self, y_pred):
+        """Labels from output activations: LabelBinarizer.inverse_transform, without
+        its input checks."""
         y_type = self._label_binarizer.y_type_
         if y_type == "multiclass":
             return self.classes_.take(y_pred.argmax(axis=1), mode="clip")
@@ -1082,7 +1095,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         return self._label_binarizer.inverse_transform(y_pred)
 
     def _score(self, X, y, sample_weight=None):
-        return self._score_with_function(X, y, sample_weight, accuracy_score)
+        return self._score_with_function(X, y, sample_weight, self._score_function)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
@@ -1277,14 +1290,16 @@ default='squared_error'
         tags.target_tags.positive_only = self.loss == "poisson"
         return tags
 
+    _score_function = staticmethod(r2_score)
+
     def _predict(self, X, check_input=True):
-        y_pred = self._forward_pass_fast(X, check_input=check_input)
-        if y_pred.shape[1] == 1:
-            return y_pred.ravel()
-        return y_pred
+        return self._decode(self._forward_pass_fast(X, check_input=check_input))
+
+    def _decode(self, y_pred):
+        return y_pred.ravel() if y_pred.shape[1] == 1 else y_pred
 
     def _score(self, X, y, sample_weight=None):
-        return self._score_with_function(X, y, sample_weight, r2_score)
+        return self._score_with_function(X, y, sample_weight, self._score_function)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

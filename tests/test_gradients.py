@@ -90,3 +90,28 @@ def test_float32_gradient_matches_float64(activation, loss, alpha):
     assert grad32.dtype == np.float32
     assert_allclose(loss32, loss64, rtol=1e-5)
     assert_allclose(grad32, grad64, rtol=1e-3, atol=1e-5 * np.abs(grad64).max())
+
+
+@pytest.mark.parametrize("loss", LOSSES + ["absolute_error", "huber"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_numpy_output_loss_equals_the_compiled_loss(loss, weighted):
+    """The validation loss is computed in numpy from the outputs: it must be the
+    same function as the training loss the kernels compute (without the penalty)."""
+    from fastbp import _kernels
+    from fastbp._losses import output_loss
+
+    rng = np.random.RandomState(5)
+    X, y, sample_weight = _problem(loss if loss in LOSSES else "squared_error", weighted, rng)
+    layout = NetworkLayout([4, 5, 3])
+    params = layout.initialize(rng, "tanh", np.float64)
+    objective = FullBatchObjective(layout, X, y, sample_weight, "tanh", loss, 0.0, chunk_rows=9,
+                                   huber_delta=0.8)  # fmt: skip
+    outputs = np.empty((len(X), 3))
+    _kernels.predict_forward(
+        objective.X, objective.csr, False, len(X), params, objective.net,
+        _kernels.LOSS_CODES[loss], outputs,
+    )  # fmt: skip
+    assert_allclose(
+        output_loss(outputs, y, sample_weight, loss, huber_delta=0.8), objective(params)[0],
+        rtol=1e-12,
+    )  # fmt: skip
