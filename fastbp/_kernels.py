@@ -849,7 +849,7 @@ def predict_forward(X, csr, is_sparse, n_samples, params, net, loss_code, out):
     unused = activations[:0]
     work = (activations, unused, layer_offsets, unused, unused)
     # Row indices matter to sparse input only (dense rows are sliced from X).
-    all_rows = np.arange(n_samples if is_sparse else 0)
+    all_rows = np.arange(n_samples) if is_sparse else layer_offsets[:0]
     n_outputs = units[n_layers - 1]
     outputs_finite = True
     for start in range(0, n_samples, chunk_rows):

@@ -208,6 +208,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         activations, rates = self._hidden_settings(layout.n_layers)
         codes = [_kernels.ACTIVATION_CODES[name] for name in activations]
         self._net = network_tuple(layout, codes, rates)
+        self._loss_code = _kernels.LOSS_CODES[self._loss_name()]
 
     def _packed_params(self):
         """The flat parameter vector behind coefs_ and intercepts_.
@@ -789,7 +790,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             n_samples,
             params,
             self._net,
-            _kernels.LOSS_CODES[self._loss_name()],
+            self._loss_code,
             out,
         )
         if not inputs_finite:
