@@ -4,10 +4,10 @@ Drop-in replacements for scikit-learn's ``MLPClassifier`` and ``MLPRegressor``
 whose training loops are compiled with numba.
 """
 
+from fastbp._warmup import warmup
 from fastbp.chunks import DaskChunks, fit_chunks
 from fastbp.estimators import SKOPS_TRUSTED_TYPES, BackpropClassifier, BackpropRegressor
 from fastbp.plotting import LossCurveDisplay
-from fastbp.warmup import warmup
 
 __version__ = "0.1.0"
 

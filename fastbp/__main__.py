@@ -12,7 +12,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from fastbp import BackpropClassifier, __version__
+from fastbp import BackpropClassifier, __version__, warmup
 
 
 def _timed_fit(estimator, X, y):
@@ -29,7 +29,14 @@ def main(argv=None):
     parser.add_argument("--hidden", type=int, nargs="+", default=[100])
     parser.add_argument("--solver", choices=["adam", "sgd", "lbfgs"], default="adam")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
+    parser.add_argument(
+        "--warmup", action="store_true", help="only compile the kernels (both dtypes) and exit"
+    )
     args = parser.parse_args(argv)
+    if args.warmup:
+        for name, spent in warmup().items():
+            print(f"fastbp kernels for {name}: ready in {spent:.2f} s")
+        return 0
 
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(

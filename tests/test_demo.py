@@ -13,3 +13,15 @@ def test_demo_runs_and_reports_both_estimators():
     assert "BackpropClassifier" in result.stdout and "MLPClassifier" in result.stdout
     assert "test accuracy" in result.stdout
     assert "same weights as MLPClassifier (rtol 1e-6): yes" in result.stdout
+
+
+def test_warmup_flag_compiles_and_exits():
+    result = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-m", "fastbp", "--warmup"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    assert "fastbp kernels for float64: ready in" in result.stdout
+    assert "fastbp kernels for float32: ready in" in result.stdout

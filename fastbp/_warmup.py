@@ -5,7 +5,7 @@ so only the first process on a machine pays for it. Call ``warmup()`` where that
 first moment is expensive: once after installing, in a container image build, or on
 every Dask worker before a search (``client.run(fastbp.warmup)``). From the shell::
 
-    python -m fastbp.warmup
+    python -m fastbp --warmup
 """
 
 import time
@@ -53,8 +53,3 @@ def warmup(dtypes=("float64", "float32")):
             BackpropClassifier(hidden_layer_sizes=(2,), solver="lbfgs", max_iter=1).fit(X, y)
         seconds[dtype.name] = time.perf_counter() - start
     return seconds
-
-
-if __name__ == "__main__":
-    for name, spent in warmup().items():
-        print(f"fastbp kernels for {name}: ready in {spent:.2f} s")
