@@ -49,3 +49,15 @@ def objective(coefs, intercepts, X, y, sample_weight, activation, loss, alpha):
     w = np.ones(len(X)) if sample_weight is None else sample_weight
     penalty = 0.5 * alpha * sum((W**2).sum() for W in coefs)
     return (per_sample @ w + penalty) / w.sum()
+
+
+def finite_difference_gradient(objective, params, step=1e-6):
+    """Central differences of ``objective(params)[0]`` along every parameter."""
+    numeric = np.empty_like(params)
+    for k in range(params.size):
+        shifted = params.copy()
+        shifted[k] += step
+        plus = objective(shifted)[0]
+        shifted[k] -= 2 * step
+        numeric[k] = (plus - objective(shifted)[0]) / (2 * step)
+    return numeric

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from reference import HIDDEN
+from reference import HIDDEN, finite_difference_gradient
 from sklearn.datasets import make_classification
 from sklearn.exceptions import ConvergenceWarning
 
@@ -22,17 +22,6 @@ def _quiet_convergence():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         yield
-
-
-def _finite_differences(objective, params, step=1e-6):
-    numeric = np.empty_like(params)
-    for k in range(params.size):
-        shifted = params.copy()
-        shifted[k] += step
-        plus = objective(shifted)[0]
-        shifted[k] -= 2 * step
-        numeric[k] = (plus - objective(shifted)[0]) / (2 * step)
-    return numeric
 
 
 def _check_gradient(activation, loss, dropout=0.0, alpha=0.1, n_outputs=2):
@@ -56,7 +45,7 @@ def _check_gradient(activation, loss, dropout=0.0, alpha=0.1, n_outputs=2):
     )
     params = layout.initialize(rng, "relu", np.float64)
     gradient = objective(params)[1].copy()
-    assert_allclose(gradient, _finite_differences(objective, params), rtol=1e-5, atol=1e-7)
+    assert_allclose(gradient, finite_difference_gradient(objective, params), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("activation", NEW_ACTIVATIONS)
