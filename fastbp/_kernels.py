@@ -189,23 +189,32 @@ def _tanh_inplace(values, scratch, scale_bits_1, scale_bits_2):
 _BLOCK = 256  # values per exp/tanh call: scratch stays in L1, rows of any width
 
 
+def scratch_sizes(batch_rows, layer_units):
+    """Lengths of the two scratch buffers of a workspace: the int64 ``bits`` of the
+    exp blocks and the ``temp`` buffer (one hidden layer's worth, at least a block),
+    allocated once per fit so that no minibatch allocates."""
+    widest = max([int(units) for units in layer_units[1:]] + [1])
+    return 2 * _BLOCK, max(_BLOCK, batch_rows * widest)
+
+
 @njit(**_JIT)
-def _exp_all(values):
-    """exp of every value of a contiguous array, in blocks (one scratch allocation)."""
+def _exp_all(values, bits):
+    """exp of every value of a contiguous array, in blocks; ``bits`` is scratch."""
     flat = values.reshape(-1)
-    bits_1 = np.empty(_BLOCK, dtype=np.int64)
-    bits_2 = np.empty(_BLOCK, dtype=np.int64)
+    bits_1 = bits[:_BLOCK]
+    bits_2 = bits[_BLOCK : 2 * _BLOCK]
     for start in range(0, flat.shape[0], _BLOCK):
         _exp_inplace(flat[start : start + _BLOCK], bits_1, bits_2)
 
 
 @njit(**_JIT)
-def _tanh_all(values):
-    """tanh of every value of a contiguous array, in blocks."""
+def _tanh_all(values, bits, temp):
+    """tanh of every value of a contiguous array, in blocks; ``bits``, ``temp``
+    are scratch."""
     flat = values.reshape(-1)
-    bits_1 = np.empty(_BLOCK, dtype=np.int64)
-    bits_2 = np.empty(_BLOCK, dtype=np.int64)
-    scratch = np.empty(_BLOCK, dtype=np.float64)
+    bits_1 = bits[:_BLOCK]
+    bits_2 = bits[_BLOCK : 2 * _BLOCK]
+    scratch = temp[:_BLOCK]
     for start in range(0, flat.shape[0], _BLOCK):
         _tanh_inplace(flat[start : start + _BLOCK], scratch, bits_1, bits_2)
 
@@ -214,14 +223,15 @@ def _tanh_all(values):
 # Activations: forward rule and derivative side by side.
 # ---------------------------------------------------------------------------------
 @njit(**_JIT)
-def _add_bias_and_activate(z, bias, code):
-    """z <- activation(z + bias), row by row, for a hidden layer."""
+def _add_bias_and_activate(z, bias, code, bits, temp):
+    """z <- activation(z + bias), row by row, for a hidden layer (``bits`` and
+    ``temp`` are the workspace's scratch)."""
     n_rows, n_units = z.shape
     if code == LOGISTIC:  # 1 / (1 + exp(-x)), as scipy's expit
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = -(z[i, j] + bias[j])
-        _exp_all(z)
+        _exp_all(z, bits)
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = 1.0 / (1.0 + z[i, j])
@@ -230,7 +240,7 @@ def _add_bias_and_activate(z, bias, code):
         for j in range(n_units):
             z[i, j] += bias[j]
     if code == TANH:
-        _tanh_all(z)
+        _tanh_all(z, bits, temp)
     elif code == RELU:  # written so that NaN propagates like np.maximum does
         zero = z.dtype.type(0)
         for i in range(n_rows):
@@ -243,27 +253,27 @@ def _add_bias_and_activate(z, bias, code):
                 z[i, j] = z[i, j] if z[i, j] >= 0 else slope * z[i, j]
     elif code == ELU:  # x for x > 0, exp(x) - 1 below
         # explicit loops, not np.minimum/np.abs: array ufuncs cost compile time
-        negative = np.empty_like(z)
+        negative = temp[: n_rows * n_units].reshape(n_rows, n_units)
         for i in range(n_rows):
             for j in range(n_units):
                 negative[i, j] = min(z[i, j], 0)
-        _exp_all(negative)
+        _exp_all(negative, bits)
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = z[i, j] if z[i, j] > 0 else negative[i, j] - 1
     elif code == SOFTPLUS:  # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), stably
-        decay = np.empty_like(z)
+        decay = temp[: n_rows * n_units].reshape(n_rows, n_units)
         for i in range(n_rows):
             for j in range(n_units):
                 decay[i, j] = -abs(z[i, j])
-        _exp_all(decay)
+        _exp_all(decay, bits)
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = max(z[i, j], 0) + math.log1p(decay[i, j])
 
 
 @njit(**_JIT)
-def _multiply_by_derivative(delta, activation, code):
+def _multiply_by_derivative(delta, activation, code, bits, temp):
     """delta <- delta * f'(z), with f'(z) written from the output a = f(z)."""
     n_rows, n_units = delta.shape
     zero = delta.dtype.type(0)
@@ -295,18 +305,18 @@ def _multiply_by_derivative(delta, activation, code):
                 a = activation[i, j]
                 delta[i, j] = delta[i, j] if a > 0 else delta[i, j] * (a + 1)
     else:  # SOFTPLUS: f' = sigmoid(z) = 1 - exp(-a)
-        decay = np.empty_like(delta)
+        decay = temp[: n_rows * n_units].reshape(n_rows, n_units)
         for i in range(n_rows):
             for j in range(n_units):
                 decay[i, j] = -activation[i, j]
-        _exp_all(decay)
+        _exp_all(decay, bits)
         for i in range(n_rows):
             for j in range(n_units):
                 delta[i, j] = delta[i, j] * (1 - decay[i, j])
 
 
 @njit(**_JIT)
-def _add_bias_and_output_activation(z, bias, loss_code):
+def _add_bias_and_output_activation(z, bias, loss_code, bits):
     """z <- output_activation(z + bias): identity, exp, softmax or logistic."""
     n_rows, n_units = z.shape
     if loss_code == SQUARED_ERROR or loss_code == ABSOLUTE_ERROR or loss_code == HUBER:
@@ -331,7 +341,7 @@ def _add_bias_and_output_activation(z, bias, loss_code):
         else:
             for j in range(n_units):
                 z[i, j] += bias[j]
-    _exp_all(z)
+    _exp_all(z, bits)
     if loss_code == BINARY_LOG_LOSS:
         for i in range(n_rows):
             for j in range(n_units):
@@ -476,12 +486,12 @@ def _forward(x, csr, rows, is_sparse, params, net, work, loss_code, training):
     The batch is the dense rows ``x`` or, when ``is_sparse``, the rows ``rows`` of
     the CSR matrix ``csr`` (which the first layer multiplies without densifying).
     ``net = (units, coef_offsets, intercept_offsets, hidden_codes, dropout_rates)``;
-    ``work = (activations, deltas, layer_offsets, masks, dropped)``. With
+    ``work = (activations, deltas, layer_offsets, masks, dropped, bits, temp)``. With
     ``training``, hidden layers with a dropout rate keep their activations in
     ``activations`` (for the derivative) and pass ``dropped`` to the next layer.
     """
     units, coef_offsets, intercept_offsets, hidden_codes, dropout_rates = net
-    activations, deltas, layer_offsets, masks, dropped = work
+    activations, deltas, layer_offsets, masks, dropped, bits, temp = work
     n_rows = rows.shape[0] if is_sparse else x.shape[0]
     n_layers = units.shape[0]
     # np.intp(...) rather than literal 0 and 1: a literal argument makes numba
@@ -501,9 +511,9 @@ def _forward(x, csr, rows, is_sparse, params, net, work, loss_code, training):
             np.dot(previous, _coef_view(params, units, coef_offsets, layer - 1), z)
         bias = _intercept_view(params, units, intercept_offsets, layer - 1)
         if layer == n_layers - 1:
-            _add_bias_and_output_activation(z, bias, loss_code)
+            _add_bias_and_output_activation(z, bias, loss_code, bits)
         else:
-            _add_bias_and_activate(z, bias, hidden_codes[layer])
+            _add_bias_and_activate(z, bias, hidden_codes[layer], bits, temp)
             if training and dropout_rates[layer] > 0:
                 _drop_units(
                     z,
@@ -524,7 +534,7 @@ def _backward(x, csr, rows, is_sparse, params, grads, net, work):
     Dropout masks multiply the deltas of the units they dropped.
     """
     units, coef_offsets, intercept_offsets, hidden_codes, dropout_rates = net
-    activations, deltas, layer_offsets, masks, dropped = work
+    activations, deltas, layer_offsets, masks, dropped, bits, temp = work
     n_rows = rows.shape[0] if is_sparse else x.shape[0]
     n_layers = units.shape[0]
     for layer in range(n_layers - 1, 0, -1):
@@ -557,7 +567,7 @@ def _backward(x, csr, rows, is_sparse, params, grads, net, work):
             for i in range(n_rows):
                 for j in range(units[below]):
                     previous_delta[i, j] *= mask[i, j]
-        _multiply_by_derivative(previous_delta, previous, hidden_codes[below])
+        _multiply_by_derivative(previous_delta, previous, hidden_codes[below], bits, temp)
 
 
 @njit(**_JIT)
@@ -847,7 +857,12 @@ def predict_forward(X, csr, is_sparse, n_samples, params, net, loss_code, out):
         total += chunk_rows * units[layer]
     activations = np.empty(total, dtype=params.dtype)
     unused = activations[:0]
-    work = (activations, unused, layer_offsets, unused, unused)
+    widest = 1
+    for layer in range(1, n_layers):
+        widest = max(widest, units[layer])
+    bits = np.empty(2 * _BLOCK, dtype=np.int64)
+    temp = np.empty(max(_BLOCK, chunk_rows * widest), dtype=params.dtype)
+    work = (activations, unused, layer_offsets, unused, unused, bits, temp)
     # Row indices matter to sparse input only (dense rows are sliced from X).
     all_rows = np.arange(n_samples) if is_sparse else layer_offsets[:0]
     n_outputs = units[n_layers - 1]

@@ -9,6 +9,8 @@ are views into that buffer, so the optimizers can work element-wise on it.
 import numpy as np
 import scipy.sparse as sp
 
+from fastbp._kernels import scratch_sizes
+
 
 def network_tuple(layout, hidden_codes, dropout_rates):
     """The tuple the kernels take: (units, coef_offsets, intercept_offsets,
@@ -116,6 +118,9 @@ class Workspace:
         total = int(sizes.sum())
         self.activations = np.empty(total, dtype=dtype)
         self.deltas = np.empty(total, dtype=dtype)
+        bits_size, temp_size = scratch_sizes(batch_rows, units)
+        self.bits = np.empty(bits_size, dtype=np.int64)
+        self.temp = np.empty(temp_size, dtype=dtype)
         self.masks = np.empty(total if with_dropout else 0, dtype=dtype)
         self.dropped = np.empty(total if with_dropout else 0, dtype=dtype)
         self.x_batch = np.empty((batch_rows, int(units[0])), dtype=dtype)
@@ -125,8 +130,17 @@ class Workspace:
 
     @property
     def work(self):
-        """The tuple the kernels take: (activations, deltas, offsets, masks, dropped)."""
-        return (self.activations, self.deltas, self.layer_offsets, self.masks, self.dropped)
+        """The tuple the kernels take: (activations, deltas, offsets, masks, dropped,
+        bits, temp)."""
+        return (
+            self.activations,
+            self.deltas,
+            self.layer_offsets,
+            self.masks,
+            self.dropped,
+            self.bits,
+            self.temp,
+        )
 
 
 def read_only(array):
