@@ -21,8 +21,9 @@ from sklearn.metrics import check_scoring
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from fastbp import _fitted as fitted
 from fastbp import _kernels
 from fastbp._conversion import from_sklearn, to_sklearn
 
@@ -38,9 +39,10 @@ from fastbp._losses import output_loss
 from fastbp._network import (
     NetworkLayout,
     Workspace,
+    check_input_shape,
+    check_training_data,
     empty_csr,
     kernel_input,
-    network_tuple,
     read_only,
 )
 from fastbp._optimizers import (
@@ -73,6 +75,22 @@ def _unchanged_on_failure(estimator):
         estimator.__dict__.clear()
         estimator.__dict__.update(saved_state)
         raise
+
+
+# scikit-learn's sentence for a diverged solver, which code written against
+# scikit-learn's MLP matches; fastbp adds where it happened and what to try.
+_NON_FINITE_MESSAGE = (
+    "Solver produced non-finite parameter weights. The input data may contain large "
+    "values and need to be preprocessed."
+)
+
+
+def _divergence_error(where):
+    return ValueError(
+        f"{_NON_FINITE_MESSAGE} The training loss diverged (became NaN or infinite) "
+        f"{where}. Try a smaller learning_rate_init, or scale the inputs (for instance "
+        "with StandardScaler)."
+    )
 
 
 def _shuffled(sample_idx, random_state):
@@ -165,8 +183,8 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             return self.loss
         return "binary_log_loss" if self.out_activation_ == "logistic" else "log_loss"
 
-    def _hidden_settings(self, n_layers):
-        """Activation names and dropout rates, one per layer (edges unused), checked."""
+    def _hidden_activations(self, n_layers):
+        """Activation names, one per layer (edges unused), checked."""
         activations = per_hidden_layer(self.activation, n_layers, "identity")
         for name in activations[1:-1]:
             if name not in _kernels.ACTIVATION_CODES:
@@ -174,56 +192,59 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                     f"Unknown activation {name!r} in the activation list; choose from "
                     f"{sorted(_kernels.ACTIVATION_CODES)}."
                 )
+        return activations
+
+    def _dropout_rates(self, n_layers):
+        """Dropout rates, one per layer (edges 0), checked."""
         rates = per_hidden_layer(self.dropout, n_layers, 0.0)
         for rate in rates[1:-1]:
             if not (isinstance(rate, Real) and 0 <= rate < 1):
                 raise ValueError(f"Dropout rates must lie in [0, 1); got {rate!r}.")
-        return activations, rates
+        return rates
 
-    def _adopt_params(self, layout, params):
-        """Make ``params`` the model's buffer; coefs_ and intercepts_ become views.
-        The network description the kernels take is built here once, not per call."""
-        self._layout = layout
-        self._params = params
-        self.coefs_, self.intercepts_ = layout.views(params)
-        activations, rates = self._hidden_settings(layout.n_layers)
+    def _snapshot(self, layout, params, rates=None):
+        """A fitted-network snapshot over ``params`` with this estimator's options."""
+        activations = self._hidden_activations(layout.n_layers)
         codes = [_kernels.ACTIVATION_CODES[name] for name in activations]
-        self._net = network_tuple(layout, codes, rates)
-        self._loss_code = _kernels.LOSS_CODES[self._loss_name()]
+        if rates is None:
+            rates = self._dropout_rates(layout.n_layers)
+        return fitted.build(
+            layout,
+            params,
+            codes,
+            rates,
+            _kernels.LOSS_CODES[self._loss_name()],
+            self._decoding(int(layout.layer_units[-1])),
+        )
 
-    def _packed_params(self):
-        """The flat parameter vector behind coefs_ and intercepts_.
+    def _fitted_network(self):
+        """The snapshot predictions use (see :mod:`fastbp._fitted`); rebuilt and
+        checked when a user replaced ``coefs_`` or ``intercepts_``."""
+        if "coefs_" not in self.__dict__:
+            check_is_fitted(self)  # raises NotFittedError
+        return fitted.current(self, self._network_from_arrays)
 
-        If a user replaced an entry of ``coefs_``/``intercepts_`` (for instance to load
-        weights), the lists no longer view our buffer: pack them again.
-        """
-        params = self.__dict__.get("_params")
-        if params is not None:
-            # a plain loop: this runs on every prediction, single rows included
-            for array in self.coefs_:
-                if array.base is not params:
-                    break
-            else:
-                for array in self.intercepts_:
-                    if array.base is not params:
-                        break
-                else:
-                    return params
-        arrays = self.coefs_ + self.intercepts_
-        dtype = np.result_type(*arrays)
-        if dtype not in (np.float32, np.float64):
-            dtype = np.float64
-        layout = NetworkLayout([self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_])
-        self._adopt_params(layout, layout.pack(self.coefs_, self.intercepts_, dtype))
-        return self._params
+    def _network_from_arrays(self, coefs, intercepts):
+        """A checked snapshot of user-supplied weights (ValueError if they do not fit)."""
+        n_features = self.__dict__.get("n_features_in_")
+        if n_features is None:
+            n_features = np.shape(coefs[0])[0] if len(coefs) else 0
+        units, coefs, intercepts = fitted.checked_layer_units(coefs, intercepts, n_features)
+        dtype = np.result_type(*coefs, *intercepts)
+        layout = NetworkLayout(units)
+        params = layout.pack(coefs, intercepts, dtype)
+        # Prediction never drops units: dropout rates do not matter here.
+        return self._snapshot(layout, params, rates=np.zeros(layout.n_layers))
+
+    def _set_weights(self, coefs, intercepts):
+        """Adopt the given weights (checked) as the fitted network."""
+        fitted.publish(self, self._network_from_arrays(list(coefs), list(intercepts)))
 
     def __getstate__(self):
         # Persist plain values and arrays only (see SKOPS_TRUSTED_TYPES): the layout
         # is derived from coefs_, and the optimizer travels as a dict.
         state = dict(super().__getstate__())  # object.__getstate__ returns __dict__ itself
-        state.pop("_layout", None)
-        state.pop("_params", None)
-        state.pop("_net", None)
+        state.pop("_model", None)
         if "_optimizer" in state:
             state["_optimizer"] = state["_optimizer"].to_state()
         return state
@@ -234,10 +255,9 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             state["_optimizer"] = _PlainState.from_state(state["_optimizer"])
         super().__setstate__(state)
         # coefs_/intercepts_ come back as separate arrays: pack them into one flat
-        # buffer again, so the loaded model predicts without repacking.
+        # buffer again (checking their shapes), so the loaded model predicts at once.
         if "coefs_" in state and "intercepts_" in state:
-            self._params = None
-            self._packed_params()
+            self._fitted_network()
 
     # ----------------------------------------------------------------- fitting
     def _fit(self, X, y, sample_weight=None, incremental=False):
@@ -249,11 +269,22 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
         hidden_layer_sizes = list(hidden_layer_sizes)
-        if np.any(np.array(hidden_layer_sizes) <= 0):
+        for size in hidden_layer_sizes:
+            # bool is an Integral, but True units is a typo, not a size.
+            if not isinstance(size, Integral) or isinstance(size, (bool, np.bool_)):
+                raise TypeError(
+                    "hidden_layer_sizes must hold integers (units per hidden layer); got "
+                    f"{self.hidden_layer_sizes!r}."
+                )
+        hidden_layer_sizes = [int(size) for size in hidden_layer_sizes]
+        if any(size <= 0 for size in hidden_layer_sizes):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
+        if self.scoring is not None and self.scoring != "loss":
+            check_scoring(self, scoring=self.scoring)  # an unknown name fails here
 
         n_layers = len(hidden_layer_sizes) + 2
-        _, dropout_rates = self._hidden_settings(n_layers)
+        self._hidden_activations(n_layers)
+        dropout_rates = self._dropout_rates(n_layers)
         if self.solver == "lbfgs" and any(rate > 0 for rate in dropout_rates):
             raise ValueError(
                 "dropout needs a stochastic solver ('sgd' or 'adam'): L-BFGS needs the "
@@ -272,7 +303,8 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         if sample_weight is not None and not sample_weight.sum() > 0:
             raise ValueError("Sample weights must sum to a positive value.")
 
-        dtype = X.dtype if first_pass else self._packed_params().dtype
+        previous = None if first_pass else self._fitted_network()
+        dtype = X.dtype if first_pass else previous.dtype
         if X.dtype != dtype:
             X = X.astype(dtype)
         if y.ndim == 1:
@@ -282,31 +314,29 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
 
         layer_units = [X.shape[1]] + hidden_layer_sizes + [y.shape[1]]
         self._random_state = check_random_state(self.random_state)
+        # Training works on a network of its own; predictions (from other threads,
+        # too) keep using the published one until training ends and publishes it.
         if first_pass:
-            self._initialize(y, layer_units, dtype)
+            model = self._initialize(y, layer_units, dtype)
         else:
-            existing = [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+            existing = previous.layout.layer_units.tolist()
             if existing != layer_units:
                 raise ValueError(
                     f"The network has layer sizes {existing}, but this call needs "
                     f"{layer_units} (features, hidden_layer_sizes, outputs). Set "
                     "warm_start=False or fit a new estimator to change the architecture."
                 )
-            # Train on a private copy, so that a failed call changes nothing.
-            layout = NetworkLayout(layer_units)
-            self._adopt_params(layout, layout.pack(self.coefs_, self.intercepts_, dtype))
+            model = self._snapshot(previous.layout, previous.params.copy())
         self.n_outputs_ = y.shape[1]
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, y, sample_weight, incremental)
+            self._fit_stochastic(model, X, y, sample_weight, incremental)
         else:
-            self._fit_lbfgs(X, y, sample_weight)
+            self._fit_lbfgs(model, X, y, sample_weight)
 
-        if not np.isfinite(self._params).all():
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may"
-                " contain large values and need to be preprocessed."
-            )
+        if not np.isfinite(model.params).all():
+            raise _divergence_error("at the end of training")
+        fitted.publish(self, model)
         return self
 
     def _initialize(self, y, layer_units, dtype):
@@ -322,9 +352,9 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             self.out_activation_ = "logistic"
 
         layout = NetworkLayout(layer_units)
-        activations, _ = self._hidden_settings(len(layer_units))
-        self._adopt_params(layout, layout.initialize(self._random_state, activations, dtype))
-        self._best_params = self._params.copy()
+        activations = self._hidden_activations(len(layer_units))
+        model = self._snapshot(layout, layout.initialize(self._random_state, activations, dtype))
+        self._best_params = model.params.copy()
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -337,6 +367,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
+        return model
 
     def _make_optimizer(self, n_params, dtype):
         schedule = dict(
@@ -353,45 +384,27 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             **schedule,
         )  # fmt: skip
 
-    def _fit_stochastic(self, X, y, sample_weight, incremental):
-        layout, params = self._layout, self._params
+    def _fit_stochastic(self, model, X, y, sample_weight, incremental):
+        layout, params = model.layout, model.params
         dtype = params.dtype
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._make_optimizer(layout.n_params, dtype)
         else:
             self._optimizer = self._optimizer.copy()
-        # Lists the loop appends to are copied too (warm start / partial_fit).
+        # Lists the loop appends to are copied too (warm start / partial_fit), so that
+        # a failed call leaves the previous ones as they were.
         self.loss_curve_ = list(getattr(self, "loss_curve_", None) or [])
-        if getattr(self, "validation_scores_", None) is not None:
-            self.validation_scores_ = list(self.validation_scores_)
+        for name in ("validation_scores_", "validation_loss_curve_"):
+            if getattr(self, name, None) is not None:
+                setattr(self, name, list(getattr(self, name)))
 
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
         if early_stopping:
-            # Stratify only binary problems, exactly as scikit-learn does.
-            should_stratify = is_classifier(self) and self.n_outputs_ == 1
-            stratify = y if should_stratify else None
-            arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
-            split = train_test_split(
-                *arrays,
-                random_state=self._random_state,
-                test_size=self.validation_fraction,
-                stratify=stratify,
+            X_train, y_train, sample_weight_train, validation = self._validation_split(
+                X, y, sample_weight
             )
-            X_train, X_val, y_train, y_val = split[:4]
-            sample_weight_train, sample_weight_val = (
-                (None, None) if sample_weight is None else split[4:]
-            )
-            if X_val.shape[0] < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase 'validation_fraction' "
-                    "or the size of your dataset."
-                )
-            y_val_encoded = y_val
-            if is_classifier(self):
-                y_val = self._label_binarizer.inverse_transform(y_val)
-            validation = self._validation_monitor(X_val, y_val, y_val_encoded, sample_weight_val)
         else:
             X_train, y_train, sample_weight_train = X, y, sample_weight
             validation = None
@@ -408,7 +421,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
-        net = self._net
+        net = model.net
         with_dropout = bool((net[4] > 0).any())
         workspace = Workspace(layout, batch_size, dtype, with_dropout)
         work = workspace.work
@@ -420,7 +433,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             if use_weights
             else np.ones(0, dtype=dtype)
         )
-        loss_code = _kernels.LOSS_CODES[self._loss_name()]
+        check_training_data(X_kernel, csr, is_sparse, y_kernel, sw_kernel, use_weights, layout)
         huber_delta = float(getattr(self, "huber_delta", 1.0))
         max_grad_norm = float(self.max_grad_norm or 0.0)
         sample_idx = np.arange(n_samples, dtype=np.intp)
@@ -428,10 +441,14 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         callback_data = self.__dict__.get("_callback_data")
         optimizer = self._optimizer
         nesterov = bool(self.solver == "sgd" and self.nesterovs_momentum)
+        # Where this call's bookkeeping starts: an interrupted epoch is recorded
+        # from these, whatever part of its bookkeeping had run (see below).
+        start_t, start_curve = self.t_, len(self.loss_curve_)
+        finished = None  # (epoch, loss) of an epoch whose bookkeeping is not done
 
         try:
             self.n_iter_ = 0
-            for _ in range(self.max_iter):
+            for epoch in range(1, self.max_iter + 1):
                 epoch_start = time.perf_counter()
                 if self.shuffle:
                     sample_idx = _shuffled(sample_idx, self._random_state)
@@ -447,16 +464,20 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                     X_kernel, csr, is_sparse, y_kernel, sw_kernel, use_weights,
                     read_only(sample_idx), batch_size, params, workspace.grads, state_1,
                     state_2, net, work, workspace.x_batch, workspace.y_batch,
-                    workspace.sw_batch, loss_code, huber_delta, optimizer.solver_code,
+                    workspace.sw_batch, model.loss_code, huber_delta, optimizer.solver_code,
                     optimizer.hyperparameters(self.alpha, dtype), nesterov, optimizer.step,
                     dropout_seed, max_grad_norm,
                 )  # fmt: skip
+                # The weights now include this epoch: from here on, Ctrl-C must not
+                # leave the counters behind them.
+                finished = (epoch, loss_sum / n_samples, step)
                 optimizer.epoch_ends(step)
                 if not finite and epoch_ctx is not None:
                     epoch_ctx.call_on_fit_task_end(estimator=self, **callback_data)
                 if not finite and early_stopping and self.validation_scores_:
                     # Keep the model usable: stop here and restore (below) the weights
                     # of the best validation score, which are finite.
+                    finished = None
                     warnings.warn(
                         f"The training loss diverged (became NaN or infinite) in epoch "
                         f"{self.n_iter_ + 1}; training stopped and the weights with the "
@@ -467,28 +488,23 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                     )
                     break
                 if not finite:
-                    raise ValueError(
-                        f"The training loss diverged (became NaN or infinite) in epoch "
-                        f"{self.n_iter_ + 1}. Try a smaller learning_rate_init, or scale "
-                        "the inputs (for instance with StandardScaler)."
-                    )
-                self.n_iter_ += 1
-                self.loss_ = loss_sum / n_samples
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
+                    finished = None
+                    raise _divergence_error(f"in epoch {self.n_iter_ + 1}")
+                self._record_epoch(finished, start_t, start_curve, n_samples, optimizer)
+                finished = None
                 if self.verbose:
                     print(
                         "Iteration %d, loss = %.8f (%.3f s)"
                         % (self.n_iter_, self.loss_, time.perf_counter() - epoch_start)
                     )
 
-                self._update_no_improvement_count(early_stopping, validation)
+                self._update_no_improvement_count(model, validation)
                 optimizer.iteration_ends(self.t_)
                 stop_requested = False
                 if epoch_ctx is not None:
                     stop_requested = epoch_ctx.call_on_fit_task_end(
                         estimator=self,
-                        reconstruction_attributes=self._snapshot_attributes(),
+                        reconstruction_attributes=self._snapshot_attributes(model),
                         **callback_data,
                     )
                 if stop_requested:
@@ -519,11 +535,64 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                         stacklevel=6,
                     )
         except KeyboardInterrupt:
-            # The interrupt lands between compiled epochs, so the weights are whole.
+            # The interrupt lands between compiled epochs, so the weights are whole;
+            # an epoch the kernel finished is counted, so n_iter_, t_, loss_curve_ and
+            # the optimizer's step describe exactly the weights that are kept.
+            if finished is not None:
+                self._record_epoch(finished, start_t, start_curve, n_samples, optimizer)
             warnings.warn("Training interrupted by user.", stacklevel=6)
 
         if early_stopping:
             params[:] = self._best_params
+
+    def _record_epoch(self, finished, start_t, start_curve, n_samples, optimizer):
+        """Count a finished epoch: assignments only, so running it twice (after an
+        interrupt cut it short) gives the same state."""
+        epoch, loss, step = finished
+        optimizer.epoch_ends(step)
+        del self.loss_curve_[start_curve + epoch - 1 :]
+        self.loss_curve_.append(loss)
+        self.loss_ = loss
+        self.t_ = start_t + epoch * n_samples
+        self.n_iter_ = epoch
+
+    def _validation_split(self, X, y, sample_weight):
+        """Hold out the validation set exactly as scikit-learn does (stratified for
+        binary problems only); returns the training part and the monitor."""
+        should_stratify = is_classifier(self) and self.n_outputs_ == 1
+        stratify = y if should_stratify else None
+        arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+        split = train_test_split(
+            *arrays,
+            random_state=self._random_state,
+            test_size=self.validation_fraction,
+            stratify=stratify,
+        )
+        X_train, X_val, y_train, y_val = split[:4]
+        sample_weight_train, sample_weight_val = (
+            (None, None) if sample_weight is None else split[4:]
+        )
+        if X_val.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' "
+                "or the size of your dataset."
+            )
+        if sample_weight_val is not None and not sample_weight_val.sum() > 0:
+            raise ValueError(
+                "Sample weights must contain at least one non-zero number: the "
+                "validation split held out for early stopping has zero total weight. "
+                "Change validation_fraction or random_state, or give those samples weight."
+            )
+        if sample_weight_train is not None and not sample_weight_train.sum() > 0:
+            raise ValueError(
+                "Sample weights must contain at least one non-zero number: the training "
+                "part left after the early-stopping split has zero total weight."
+            )
+        y_val_encoded = y_val
+        if is_classifier(self):
+            y_val = self._label_binarizer.inverse_transform(y_val)
+        validation = self._validation_monitor(X_val, y_val, y_val_encoded, sample_weight_val)
+        return X_train, y_train, sample_weight_train, validation
 
     def _validation_monitor(self, X_val, y_val, y_val_encoded, sample_weight_val):
         """What early stopping needs each epoch: the held-out data (with its targets
@@ -539,12 +608,12 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             "scorer": scorer,
         }
 
-    def _update_no_improvement_count(self, early_stopping, validation):
-        if early_stopping:
+    def _update_no_improvement_count(self, model, validation):
+        if validation is not None:
             X_val, y_val = validation["X"], validation["y"]
             sample_weight_val = validation["sample_weight"]
             # One forward pass gives both the validation loss and the default score.
-            outputs = self._forward_pass_fast(X_val, check_input=False)
+            outputs = self._forward_pass_fast(X_val, model, check_input=False)
             val_loss = output_loss(
                 outputs, validation["y_encoded"], sample_weight_val, self._loss_name(),
                 float(getattr(self, "huber_delta", 1.0)),
@@ -554,11 +623,11 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 val_score = -val_loss  # higher is better, like every score here
             elif validation["scorer"] is not None:
                 weights = {} if sample_weight_val is None else {"sample_weight": sample_weight_val}
-                val_score = validation["scorer"](self, X_val, y_val, **weights)
+                val_score = validation["scorer"](self._trainee(model), X_val, y_val, **weights)
             elif not np.isfinite(outputs).all():
                 val_score = np.nan
             else:
-                y_pred = self._decode(outputs)
+                y_pred = self._decode(outputs, model)
                 val_score = self._score_function(y_val, y_pred, sample_weight=sample_weight_val)
             self.validation_scores_.append(val_score)
             if self.verbose:
@@ -573,7 +642,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 self._no_improvement_count = 0
             if last_valid_score > self.best_validation_score_:
                 self.best_validation_score_ = last_valid_score
-                self._best_params = self._params.copy()
+                self._best_params = model.params.copy()
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
@@ -582,19 +651,28 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
-    def _snapshot_attributes(self):
-        """Fitted attributes as they are now, for callbacks that evaluate the model
-        at this epoch (scikit-learn's reconstruction_attributes)."""
+    def _trainee(self, model):
+        """This estimator as it stands mid-training, with ``model`` as its fitted
+        network: what a scorer evaluates during early stopping. A shallow copy, so the
+        published model stays the one other threads predict with."""
+        trainee = object.__new__(type(self))
+        trainee.__dict__.update(self.__dict__)
+        fitted.publish(trainee, model)
+        return trainee
+
+    def _snapshot_attributes(self, model):
+        """Fitted attributes at this epoch, for callbacks that evaluate the model
+        (scikit-learn's reconstruction_attributes)."""
         return {
-            "coefs_": [c.copy() for c in self.coefs_],
-            "intercepts_": [b.copy() for b in self.intercepts_],
-            "_params": None,  # the copy repacks its own buffer from the arrays above
+            "coefs_": [c.copy() for c in model.coefs],
+            "intercepts_": [b.copy() for b in model.intercepts],
+            "_model": None,  # the copy builds its own network from the arrays above
         }
 
-    def _fit_lbfgs(self, X, y, sample_weight):
-        layout, params = self._layout, self._params
+    def _fit_lbfgs(self, model, X, y, sample_weight):
+        layout, params = model.layout, model.params
         chunk_rows = max(256, _LBFGS_CHUNK_VALUES // int(layout.layer_units.sum()))
-        activations, _ = self._hidden_settings(layout.n_layers)
+        activations = self._hidden_activations(layout.n_layers)
         objective = FullBatchObjective(
             layout, X, y, sample_weight, activations[1:-1], self._loss_name(), self.alpha,
             chunk_rows, huber_delta=float(getattr(self, "huber_delta", 1.0)),
@@ -621,7 +699,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                     step_ctx.call_on_fit_task_begin(estimator=self, **callback_data)
                     if step_ctx.call_on_fit_task_end(
                         estimator=self,
-                        reconstruction_attributes=self._snapshot_attributes(),
+                        reconstruction_attributes=self._snapshot_attributes(model),
                         **callback_data,
                     ):
                         raise StopIteration  # a callback asked to stop
@@ -647,6 +725,8 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 ConvergenceWarning,
                 stacklevel=6,
             )
+        if not np.isfinite(result.fun):
+            raise _divergence_error(f"in L-BFGS iteration {result.nit}")
         self.n_iter_ = min(result.nit, self.max_iter)
         self.loss_ = float(result.fun)
         params[:] = result.x
@@ -735,7 +815,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         return True
 
     # -------------------------------------------------------------- prediction
-    def _is_plain_input(self, X, dtype):
+    def _is_plain_input(self, X, model):
         """True for a 2-D, C-contiguous array of the model's dtype and width, fitted
         without feature names: then validation reduces to the finiteness check that
         the prediction kernel does as it reads X (the fast path of single-row
@@ -743,36 +823,33 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         return (
             type(X) is np.ndarray
             and X.ndim == 2
-            and X.dtype == dtype
+            and X.dtype == model.params.dtype
             and X.flags.c_contiguous
             and X.shape[0] > 0
-            and X.shape[1] == self.n_features_in_
-            and getattr(self, "feature_names_in_", None) is None
+            and X.shape[1] == model.n_features
+            and self.__dict__.get("feature_names_in_") is None
         )
 
-    def _forward_pass_fast(self, X, check_input=True):
-        """Output-layer activations for the rows of X."""
-        params = self._packed_params()
-        fast_path = check_input and self._is_plain_input(X, params.dtype)
+    def _forward_pass_fast(self, X, model, check_input=True):
+        """Output-layer activations of ``model`` (a fitted-network snapshot, the only
+        source of shapes and weights here) for the rows of X."""
+        dtype = model.params.dtype
+        fast_path = check_input and self._is_plain_input(X, model)
         if check_input and not fast_path:
             X = validate_data(
                 self, X, accept_sparse=["csr", "csc"], reset=False, dtype=(np.float64, np.float32)
             )
         if fast_path:
-            X_kernel, csr, is_sparse = read_only(X), empty_csr(params.dtype), False
+            X_kernel, csr, is_sparse = read_only(X), empty_csr(dtype), False
         else:
-            X_kernel, csr, is_sparse = kernel_input(X, params.dtype)
+            X_kernel, csr, is_sparse = kernel_input(X, dtype)
         n_samples = X.shape[0]
-        out = np.empty((n_samples, self.n_outputs_), dtype=params.dtype)
+        # The kernel trusts every shape it indexes with: check them against the
+        # snapshot (a model refitted meanwhile may expect another width).
+        check_input_shape(X_kernel, csr, is_sparse, n_samples, model.n_features, type(self))
+        out = np.empty((n_samples, model.n_outputs), dtype=dtype)
         inputs_finite, outputs_finite = _kernels.predict_forward(
-            X_kernel,
-            csr,
-            is_sparse,
-            n_samples,
-            params,
-            self._net,
-            self._loss_code,
-            out,
+            X_kernel, csr, is_sparse, n_samples, model.params, model.net, model.loss_code, out
         )
         if not inputs_finite:
             # Only the fast path gets here; full validation raises scikit-learn's error.
@@ -792,10 +869,3 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         tags.input_tags.sparse = True  # CSR/CSC, multiplied in place by the first layer
         tags.target_tags.multi_output = True
         return tags
-
-    def _score_with_function(self, X, y, sample_weight, score_function):
-        """Score without input validation (it would drop feature names)."""
-        y_pred = self._predict(X, check_input=False)
-        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
-            return np.nan
-        return score_function(y, y_pred, sample_weight=sample_weight)

@@ -1,6 +1,7 @@
 """Conversion between fastbp estimators and scikit-learn's fitted MLPs."""
 
 import numpy as np
+from sklearn.base import is_classifier
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils.validation import check_is_fitted
 
@@ -26,10 +27,8 @@ _SKLEARN_ACTIVATIONS = {"identity", "logistic", "tanh", "relu"}
 
 def to_sklearn(estimator):
     """A fitted MLPClassifier/MLPRegressor with ``estimator``'s weights."""
-    from fastbp.estimators import BackpropClassifier
-
     check_is_fitted(estimator)
-    target = MLPClassifier if isinstance(estimator, BackpropClassifier) else MLPRegressor
+    target = MLPClassifier if is_classifier(estimator) else MLPRegressor
     activation = estimator.activation
     if not isinstance(activation, str) or activation not in _SKLEARN_ACTIVATIONS:
         raise ValueError(
@@ -53,7 +52,8 @@ def to_sklearn(estimator):
 
 def from_sklearn(estimator_class, model):
     """A fitted ``estimator_class`` (fastbp) with a fitted scikit-learn MLP's weights."""
-    expected = MLPClassifier if estimator_class.__name__ == "BackpropClassifier" else MLPRegressor
+    # By the estimator's own tags (a subclass of BackpropClassifier is a classifier).
+    expected = MLPClassifier if is_classifier(estimator_class()) else MLPRegressor
     if not isinstance(model, expected):
         raise TypeError(
             f"{estimator_class.__name__}.from_sklearn takes a fitted {expected.__name__}, "
@@ -61,17 +61,13 @@ def from_sklearn(estimator_class, model):
         )
     check_is_fitted(model)
     estimator = estimator_class(**model.get_params())
-    dtype = np.result_type(*model.coefs_, *model.intercepts_)
-    if dtype not in (np.float32, np.float64):
-        dtype = np.float64
-    estimator.coefs_ = [np.asarray(coef, dtype=dtype) for coef in model.coefs_]
-    estimator.intercepts_ = [np.asarray(b, dtype=dtype) for b in model.intercepts_]
     for name in _SHARED_ATTRIBUTES:
         if hasattr(model, name):
             value = getattr(model, name)
             setattr(estimator, name, list(value) if isinstance(value, list) else value)
-    estimator._packed_params()  # one flat buffer behind coefs_ and intercepts_
-    estimator._best_params = estimator._params.copy()
+    # Checked, then copied into one flat buffer behind coefs_ and intercepts_.
+    estimator._set_weights(model.coefs_, model.intercepts_)
+    estimator._best_params = estimator._model.params.copy()
     estimator._no_improvement_count = 0
     if not hasattr(estimator, "loss_curve_") and estimator.solver != "lbfgs":
         estimator.loss_curve_ = []

@@ -190,3 +190,58 @@ def empty_csr(dtype):
             read_only(np.zeros(1, dtype=np.intp)),
         )
     return _EMPTY_CSR[dtype]
+
+
+# ---------------------------------------------------------------------------------
+# Shape checks before a compiled call. Compiled code does not check bounds: every
+# shape a kernel indexes with is checked here first (a few integer comparisons, and
+# one pass over a sparse matrix's indices, which a user can build out of range).
+# ---------------------------------------------------------------------------------
+def _check_csr(csr, n_rows, n_features):
+    data, indices, indptr = csr
+    if indptr.shape != (n_rows + 1,) or data.shape != indices.shape:
+        raise ValueError(
+            f"The sparse matrix is malformed: {n_rows} rows need {n_rows + 1} row "
+            f"pointers (got {indptr.shape[0]}), and as many indices as values (got "
+            f"{indices.shape[0]} and {data.shape[0]})."
+        )
+    if n_rows == 0:
+        return
+    stored = int(indptr[-1])
+    if indptr[0] != 0 or stored > indices.shape[0] or (np.diff(indptr) < 0).any():
+        raise ValueError(
+            "The sparse matrix is malformed: its row pointers must start at 0, never "
+            "decrease, and end within its indices."
+        )
+    if stored and (indices[:stored].min() < 0 or indices[:stored].max() >= n_features):
+        raise ValueError(
+            f"The sparse matrix is malformed: a column index lies outside [0, {n_features})."
+        )
+
+
+def check_input_shape(X, csr, is_sparse, n_rows, n_features, estimator_class):
+    """Raise scikit-learn's ValueError unless the kernel input has ``n_features``."""
+    width = X.shape[1]
+    if width != n_features:
+        raise ValueError(
+            f"X has {width} features, but {estimator_class.__name__} is expecting "
+            f"{n_features} features as input."
+        )
+    if is_sparse:
+        _check_csr(csr, n_rows, n_features)
+    elif X.shape[0] != n_rows:
+        raise ValueError(f"X has {X.shape[0]} rows where {n_rows} were expected.")
+
+
+def check_training_data(X, csr, is_sparse, Y, sample_weight, use_weights, layout):
+    """The epoch kernels' data against the network they train (internal invariants:
+    a failure here is a bug in fastbp, reported instead of corrupting memory)."""
+    n_rows = Y.shape[0]
+    check_input_shape(X, csr, is_sparse, n_rows, int(layout.layer_units[0]), Workspace)
+    if Y.ndim != 2 or Y.shape[1] != layout.layer_units[-1]:
+        raise ValueError(
+            f"The targets have shape {Y.shape}; the network has "
+            f"{int(layout.layer_units[-1])} outputs."
+        )
+    if use_weights and sample_weight.shape != (n_rows,):
+        raise ValueError(f"sample_weight has shape {sample_weight.shape}; expected ({n_rows},).")

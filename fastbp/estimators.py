@@ -25,9 +25,10 @@ from sklearn.utils.multiclass import (
     type_of_target,
     unique_labels,
 )
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from fastbp._base import _BaseBackprop, _unchanged_on_failure
+from fastbp._kernels import BINARY_LOG_LOSS
 
 #: The types to pass as ``trusted=`` to ``skops.io.load`` for a fastbp model. A fitted
 #: estimator holds nothing else of fastbp's: numpy arrays, plain Python values and
@@ -236,7 +237,13 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                     "classes=classes, y=y) on (a large sample of) the training targets and "
                     "pass the resulting dict as class_weight."
                 )
-            class_sample_weight = compute_sample_weight(self.class_weight, y).astype(X.dtype)
+            class_sample_weight = compute_sample_weight(self.class_weight, y)
+            if not np.isfinite(class_sample_weight).all() or (class_sample_weight < 0).any():
+                raise ValueError(
+                    "class_weight must give every class a finite, non-negative weight; "
+                    f"got {self.class_weight!r}."
+                )
+            class_sample_weight = class_sample_weight.astype(X.dtype)
 
         # First fit (or a fresh fit) defines classes_; warm start must keep them;
         # partial_fit must only see known classes.
@@ -291,29 +298,37 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         y : ndarray of shape (n_samples,) or (n_samples, n_classes)
             The predicted classes.
         """
-        if "coefs_" not in self.__dict__:
-            check_is_fitted(self)  # raises NotFittedError
-        return self._predict(X)
+        model = self._fitted_network()
+        return self._decode(self._forward_pass_fast(X, model), model)
 
     _score_function = staticmethod(accuracy_score)
 
-    def _predict(self, X, check_input=True):
-        return self._decode(self._forward_pass_fast(X, check_input=check_input))
+    def _decoding(self, n_outputs):
+        """What turns outputs into labels, kept with the network it belongs to: the
+        label binarizer and the classes (checked against the output count)."""
+        binarizer = self._label_binarizer
+        y_type = binarizer.y_type_
+        expected = 1 if y_type == "binary" else len(self.classes_)
+        if n_outputs != expected:
+            raise ValueError(
+                f"The network has {n_outputs} output(s), but this {y_type} classifier "
+                f"with {len(self.classes_)} classes needs {expected}: the last layer's "
+                "weights do not fit the classes."
+            )
+        return binarizer, self.classes_
 
-    def _decode(self, y_pred):
+    def _decode(self, y_pred, model):
         """Labels from output activations: LabelBinarizer.inverse_transform, without
         its input checks."""
-        y_type = self._label_binarizer.y_type_
+        binarizer, classes = model.decoding
+        y_type = binarizer.y_type_
         if y_type == "multiclass":
-            return self.classes_.take(y_pred.argmax(axis=1), mode="clip")
+            return classes.take(y_pred.argmax(axis=1), mode="clip")
         if y_type == "binary":
-            return self.classes_[(y_pred.ravel() > 0.5).astype(int)]
-        if self.n_outputs_ == 1:
+            return classes[(y_pred.ravel() > 0.5).astype(int)]
+        if y_pred.shape[1] == 1:
             y_pred = y_pred.ravel()
-        return self._label_binarizer.inverse_transform(y_pred)
-
-    def _score(self, X, y, sample_weight=None):
-        return self._score_with_function(X, y, sample_weight, self._score_function)
+        return binarizer.inverse_transform(y_pred)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
@@ -366,18 +381,16 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         y_prob : ndarray of shape (n_samples, n_classes)
             The probability of each class, in the order of ``classes_``.
         """
-        if "coefs_" not in self.__dict__:
-            check_is_fitted(self)
-        y_pred = self._forward_pass_fast(X)
-        if self.out_activation_ == "logistic":
+        model = self._fitted_network()
+        y_pred = self._forward_pass_fast(X, model)
+        if model.loss_code == BINARY_LOG_LOSS:  # a logistic output
             # A saturated sigmoid rounds to exactly 0 or 1; keep probabilities strictly
             # inside (0, 1), one rounding step from the bounds, so that log-probabilities
             # stay finite and the complement 1 - p is never 0.
             info = np.finfo(y_pred.dtype)
             np.clip(y_pred, info.tiny, 1 - info.epsneg, out=y_pred)
-        if self.n_outputs_ == 1:
+        if y_pred.shape[1] == 1:
             y_pred = y_pred.ravel()
-        if y_pred.ndim == 1:
             return np.vstack([1 - y_pred, y_pred]).T
         return y_pred
 
@@ -499,9 +512,8 @@ default='squared_error'
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The predicted values.
         """
-        if "coefs_" not in self.__dict__:
-            check_is_fitted(self)  # raises NotFittedError
-        return self._predict(X)
+        model = self._fitted_network()
+        return self._decode(self._forward_pass_fast(X, model), model)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -510,14 +522,11 @@ default='squared_error'
 
     _score_function = staticmethod(r2_score)
 
-    def _predict(self, X, check_input=True):
-        return self._decode(self._forward_pass_fast(X, check_input=check_input))
+    def _decoding(self, n_outputs):
+        return None  # any number of outputs is a regression
 
-    def _decode(self, y_pred):
+    def _decode(self, y_pred, model):
         return y_pred.ravel() if y_pred.shape[1] == 1 else y_pred
-
-    def _score(self, X, y, sample_weight=None):
-        return self._score_with_function(X, y, sample_weight, self._score_function)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

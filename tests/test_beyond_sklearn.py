@@ -136,8 +136,8 @@ def test_max_grad_norm_bounds_every_step():
     start = BackpropRegressor(**{**params, "learning_rate_init": 1e-300}).fit(X, y)
     clipped = BackpropRegressor(max_grad_norm=0.5, **params).fit(X, y)
     free = BackpropRegressor(**params).fit(X, y)
-    step_clipped = np.linalg.norm(clipped._params - start._params)
-    step_free = np.linalg.norm(free._params - start._params)
+    step_clipped = np.linalg.norm(clipped._model.params - start._model.params)
+    step_free = np.linalg.norm(free._model.params - start._model.params)
     assert step_free > 0.05  # clipping matters here
     assert step_clipped == pytest.approx(0.1 * 0.5, rel=1e-6)  # lr x max norm
 

@@ -54,7 +54,7 @@ def test_fitted_attributes(small_classification):
     assert clf.validation_scores_ is None and clf.best_validation_score_ is None
     assert_array_equal(clf.classes_, [0, 1, 2])
     # coefs_ and intercepts_ are views into one flat parameter vector
-    assert all(c.base is clf._params for c in clf.coefs_ + clf.intercepts_)
+    assert all(c.base is clf._model.params for c in clf.coefs_ + clf.intercepts_)
 
 
 def test_predict_proba_rows_sum_to_one_and_log_proba_matches(small_classification):
@@ -313,7 +313,7 @@ def test_clone_and_pickle_round_trip(small_classification):
     X, y = small_classification
     clf = BackpropClassifier(max_iter=3, random_state=0).fit(X, y)
     restored = pickle.loads(pickle.dumps(clf))
-    assert all(c.base is restored._params for c in restored.coefs_ + restored.intercepts_)
+    assert all(c.base is restored._model.params for c in restored.coefs_ + restored.intercepts_)
     assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
     assert clone(clf).get_params() == clf.get_params()
 

@@ -70,7 +70,7 @@ def test_from_sklearn_predicts_identically_and_keeps_training(solver):
     assert_array_equal(ours.predict(X), model.predict(X))
     assert_allclose(ours.predict_proba(X), model.predict_proba(X), rtol=1e-12, atol=1e-15)
     assert ours.get_params() == {**BackpropClassifier().get_params(), **model.get_params()}
-    assert all(c.base is ours._params for c in ours.coefs_)
+    assert all(c.base is ours._model.params for c in ours.coefs_)
     if solver != "lbfgs":
         ours.partial_fit(X, y)
         assert ours.t_ == model.t_ + len(y)

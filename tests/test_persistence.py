@@ -41,7 +41,7 @@ def test_skops_round_trip_needs_only_the_documented_trusted_types(Estimator, sol
     assert set(sio.get_untrusted_types(data=data)) <= set(fastbp.SKOPS_TRUSTED_TYPES)
     loaded = sio.loads(data, trusted=fastbp.SKOPS_TRUSTED_TYPES)
     assert_array_equal(_outputs(loaded, X), _outputs(est, X))
-    assert all(p.base is loaded._params for p in loaded.coefs_ + loaded.intercepts_)
+    assert all(p.base is loaded._model.params for p in loaded.coefs_ + loaded.intercepts_)
     if solver != "lbfgs":  # the optimizer state survives: training resumes identically
         resumed = loaded.partial_fit(X, y)
         original = pickle.loads(pickle.dumps(est)).partial_fit(X, y)
@@ -54,7 +54,7 @@ def test_pickle_round_trip_predicts_identically(Estimator):
     loaded = pickle.loads(pickle.dumps(est))
     assert_array_equal(_outputs(loaded, X), _outputs(est, X))
     # Saving does not disturb the live model.
-    assert all(p.base is est._params for p in est.coefs_ + est.intercepts_)
+    assert all(p.base is est._model.params for p in est.coefs_ + est.intercepts_)
 
 
 def test_a_tampered_skops_file_naming_another_type_is_refused():
