@@ -471,7 +471,8 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 # The weights now include this epoch: from here on, Ctrl-C must not
                 # leave the counters behind them.
                 finished = (epoch, loss_sum / n_samples, step)
-                optimizer.epoch_ends(step)
+                if not finite:
+                    optimizer.epoch_ends(step)
                 if not finite and epoch_ctx is not None:
                     epoch_ctx.call_on_fit_task_end(estimator=self, **callback_data)
                 if not finite and early_stopping and self.validation_scores_:
@@ -580,7 +581,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         if sample_weight_val is not None and not sample_weight_val.sum() > 0:
             raise ValueError(
                 "Sample weights must contain at least one non-zero number: the "
-                "validation split held out for early stopping has zero total weight. "
+                "validation part held out by the early-stopping split has zero total weight. "
                 "Change validation_fraction or random_state, or give those samples weight."
             )
         if sample_weight_train is not None and not sample_weight_train.sum() > 0:
@@ -644,6 +645,8 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 self.best_validation_score_ = last_valid_score
                 self._best_params = model.params.copy()
         else:
+            if self.best_loss_ is None:  # a warm start after fits with early stopping
+                self.best_loss_ = np.inf
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
             else:
@@ -712,6 +715,8 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             callback=callback,
             options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
         )
+        if not np.isfinite(result.fun):
+            raise _divergence_error(f"in L-BFGS iteration {result.nit}")
         if result.status != 0:
             message = result.message
             if isinstance(message, bytes):
@@ -725,8 +730,6 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 ConvergenceWarning,
                 stacklevel=6,
             )
-        if not np.isfinite(result.fun):
-            raise _divergence_error(f"in L-BFGS iteration {result.nit}")
         self.n_iter_ = min(result.nit, self.max_iter)
         self.loss_ = float(result.fun)
         params[:] = result.x

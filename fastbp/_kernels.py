@@ -19,6 +19,7 @@ Conventions shared by all kernels
 """
 
 import math
+import os
 import warnings
 
 import numpy as np
@@ -80,8 +81,8 @@ def _cache_probe():  # pragma: no cover - only decorated, never called
     return 0
 
 
-def _numba_cache_is_usable():
-    """True when numba finds a writable cache location for this file.
+def _numba_cache_location():
+    """Where numba caches this file's kernels, or None when no location is writable.
 
     With ``cache=True`` numba raises at decoration time when no location is writable
     (a read-only install and home directory), which would make ``import fastbp``
@@ -89,21 +90,43 @@ def _numba_cache_is_usable():
     without a cache.
     """
     try:
-        njit(cache=True)(_cache_probe)
+        return njit(cache=True)(_cache_probe)._cache.cache_path
     except RuntimeError:
-        return False
-    return True
+        return None
 
 
-CACHE_ENABLED = _numba_cache_is_usable()
-if not CACHE_ENABLED:
-    warnings.warn(
-        "fastbp: numba found no writable cache location for its compiled kernels (the "
-        "package directory and the user cache are read-only), so they are compiled anew "
-        "in every process. Set NUMBA_CACHE_DIR to a writable directory to cache them.",
-        RuntimeWarning,
-        stacklevel=2,
+def _cache_warning(location):
+    """The warning to give about the cache location, or None when all is well.
+
+    numba tries NUMBA_CACHE_DIR first, then the package directory, then a user-wide
+    cache directory, silently skipping those it cannot write to: name the ones
+    that failed, so the right one gets fixed.
+    """
+    user_dir = os.environ.get("NUMBA_CACHE_DIR")
+    package_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+    if location is not None:
+        if user_dir and not os.path.abspath(location).startswith(os.path.abspath(user_dir)):
+            return (
+                f"fastbp: NUMBA_CACHE_DIR ({user_dir}) is not writable, so numba caches "
+                f"fastbp's compiled kernels in {location} instead."
+            )
+        return None
+    tried = ([f"NUMBA_CACHE_DIR ({user_dir})"] if user_dir else []) + [
+        f"the package directory ({package_dir})",
+        "numba's user cache directory",
+    ]
+    return (
+        "fastbp: numba found no writable cache location for its compiled kernels ("
+        + ", ".join(tried)
+        + " are not writable), so they are compiled anew in every process. Set "
+        "NUMBA_CACHE_DIR to a writable directory to cache them."
     )
+
+
+CACHE_LOCATION = _numba_cache_location()
+CACHE_ENABLED = CACHE_LOCATION is not None
+if _cache_warning(CACHE_LOCATION) is not None:
+    warnings.warn(_cache_warning(CACHE_LOCATION), RuntimeWarning, stacklevel=2)
 
 # error_model="numpy": float division by zero gives inf/NaN as in numpy (which the
 # epoch kernel detects) instead of a per-division check that also stops LLVM from
@@ -879,3 +902,71 @@ def predict_forward(X, csr, is_sparse, n_samples, params, net, loss_code, out):
                 if not math.isfinite(value):
                     outputs_finite = False
     return True, outputs_finite
+
+
+# ---------------------------------------------------------------------------------
+# A cache that heals. numba loads a cached kernel by unpickling its index and data
+# files; one truncated or corrupted file (a full disk, a killed process, machines
+# sharing a directory) makes that raise in every later process, forever. Each
+# kernel's cache is wrapped so that a failed load drops the function's cache entries,
+# warns once, and compiles instead; a failed save only warns.
+# ---------------------------------------------------------------------------------
+_cache_warnings_given = set()
+
+
+def _warn_once(kind, message):
+    if kind not in _cache_warnings_given:
+        _cache_warnings_given.add(kind)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+class _SelfHealingCache:
+    """Wraps one dispatcher's numba cache (delegating everything else to it)."""
+
+    def __init__(self, cache):
+        self._cache = cache
+
+    def __getattr__(self, name):
+        return getattr(self._cache, name)
+
+    def load_overload(self, sig, target_context):
+        try:
+            return self._cache.load_overload(sig, target_context)
+        except Exception as exc:  # unpickling a damaged file raises almost anything
+            try:
+                self._cache.flush()  # rewrites the index empty: the entries are dropped
+            except OSError:
+                self._cache.disable()
+            _warn_once(
+                "load",
+                f"fastbp: a damaged file in numba's cache of compiled kernels "
+                f"({self._cache.cache_path}) could not be loaded ({type(exc).__name__}: "
+                f"{exc}); its entries were dropped and the kernels are compiled anew, to "
+                "be cached again. Where this repeats, give each machine or worker its "
+                "own NUMBA_CACHE_DIR on local disk.",
+            )
+            return None
+
+    def save_overload(self, sig, data):
+        try:
+            self._cache.save_overload(sig, data)
+        except Exception as exc:  # a full disk, a vanished directory
+            _warn_once(
+                "save",
+                f"fastbp: numba could not save a compiled kernel to its cache "
+                f"({self._cache.cache_path}: {type(exc).__name__}: {exc}); it works, but "
+                "will be compiled again in the next process. Check the disk, or set "
+                "NUMBA_CACHE_DIR to a writable directory.",
+            )
+
+
+def _make_caches_self_healing(namespace):
+    from numba.core.caching import Cache
+    from numba.core.registry import CPUDispatcher
+
+    for value in list(namespace.values()):
+        if isinstance(value, CPUDispatcher) and isinstance(value._cache, Cache):
+            value._cache = _SelfHealingCache(value._cache)
+
+
+_make_caches_self_healing(globals())

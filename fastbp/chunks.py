@@ -45,10 +45,15 @@ def fit_chunks(estimator, chunks, *, epochs=1, classes=None, shuffle=True, rando
     ----------
     estimator : BackpropClassifier or BackpropRegressor
         With solver 'sgd' or 'adam'. Trained in place (and returned).
-    chunks : sequence of (X, y) pairs, or DaskChunks
-        Anything with ``len`` and integer indexing that returns a chunk's arrays,
-        loading it on demand if it likes (``DaskChunks(X, y)`` does so for dask
-        arrays).
+    chunks : sequence, callable or iterable of (X, y) pairs
+        One of:
+
+        * a sequence (anything with ``len`` and integer indexing, loading each chunk
+          on demand if it likes; ``DaskChunks(X, y)`` does so for dask arrays),
+          visited in a new random order every epoch when ``shuffle``;
+        * a callable that returns a fresh iterable of chunks for each epoch (for
+          instance a generator function that reads files), visited in its order;
+        * a one-pass iterable such as a generator, for ``epochs=1`` only.
     epochs : int, default=1
         Passes over all the chunks.
     classes : array-like, default=None
@@ -77,19 +82,43 @@ def fit_chunks(estimator, chunks, *, epochs=1, classes=None, shuffle=True, rando
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
-    if len(chunks) == 0:
-        raise ValueError("chunks is empty: there is nothing to train on.")
-    rng = check_random_state(random_state)
-    order = np.arange(len(chunks))
     first = True
-    for _ in range(epochs):
-        if shuffle:
-            rng.shuffle(order)
-        for index in order:
-            X_chunk, y_chunk = chunks[int(index)]
+    for chunk_iterable in _epochs_of_chunks(chunks, epochs, shuffle, random_state):
+        for X_chunk, y_chunk in chunk_iterable:
             if first and classes is not None:
                 estimator.partial_fit(X_chunk, y_chunk, classes=classes)
             else:
                 estimator.partial_fit(X_chunk, y_chunk)
             first = False
+        if first:
+            raise ValueError("chunks is empty: there is nothing to train on.")
     return estimator
+
+
+def _epochs_of_chunks(chunks, epochs, shuffle, random_state):
+    """One iterable of (X, y) chunks per epoch, whatever form ``chunks`` takes."""
+    if hasattr(chunks, "__len__") and hasattr(chunks, "__getitem__"):
+        rng = check_random_state(random_state)
+        order = np.arange(len(chunks))
+        for _ in range(epochs):
+            if shuffle:
+                rng.shuffle(order)
+            yield (chunks[int(index)] for index in order)
+    elif callable(chunks):
+        for _ in range(epochs):
+            yield chunks()
+    elif hasattr(chunks, "__iter__"):
+        if epochs > 1:
+            raise ValueError(
+                f"chunks is a one-pass iterable ({type(chunks).__name__}), which cannot "
+                f"be replayed for epochs={epochs}: pass a sequence, or a callable that "
+                "returns a fresh iterable of chunks for each epoch (for instance the "
+                "generator function itself, not the generator it returned)."
+            )
+        yield chunks
+    else:
+        raise TypeError(
+            "chunks must be a sequence of (X, y) pairs, a callable returning an iterable "
+            f"of them for each epoch, or (for epochs=1) an iterable; got "
+            f"{type(chunks).__name__}."
+        )

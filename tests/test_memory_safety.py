@@ -1,0 +1,345 @@
+"""Nothing a user does may crash the process.
+
+Each reproduction of a former crash runs in a subprocess, so that a crash fails the
+test (with the child's exit code) instead of killing pytest.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+from reference import forward
+
+from fastbp import BackpropClassifier, BackpropRegressor
+
+ESTIMATORS = ["BackpropClassifier", "BackpropRegressor"]
+
+
+def _run(code, timeout=300, env=None):
+    """Run ``code`` in a fresh interpreter; fail on a crash, return its stdout."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=None if env is None else {**os.environ, **env},
+    )
+    assert result.returncode == 0, (
+        f"exit code {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    )
+    return result.stdout
+
+
+# ------------------------------------------------------------- assigned weights
+def test_weights_of_another_output_count_predict_as_sklearn_would():
+    out = _run(
+        """
+        import warnings
+        import numpy as np
+        from sklearn.neural_network import MLPRegressor
+        from fastbp import BackpropRegressor
+        warnings.simplefilter("ignore")
+        X = np.random.RandomState(0).rand(2000, 10)
+        for Estimator in (BackpropRegressor, MLPRegressor):
+            m = Estimator(max_iter=3, random_state=0).fit(X, X[:, 0])   # 1 output
+            o = Estimator(max_iter=3, random_state=0).fit(X, X)         # 10 outputs
+            m.coefs_, m.intercepts_ = o.coefs_, o.intercepts_
+            for _ in range(100):
+                prediction = m.predict(X)
+            np.testing.assert_allclose(prediction, o.predict(X), rtol=1e-12)
+            print(type(m).__name__, prediction.shape)
+        """
+    )
+    assert out.split("\n")[:2] == ["BackpropRegressor (2000, 10)", "MLPRegressor (2000, 10)"]
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_weights_of_another_input_width_are_refused_by_layer(name):
+    out = _run(
+        f"""
+        import warnings
+        import numpy as np
+        from fastbp import {name}
+        warnings.simplefilter("ignore")
+        X = np.random.RandomState(0).rand(200, 10)
+        y = (X[:, 0] > 0.5).astype(int)
+        m = {name}(max_iter=3).fit(X, y)
+        o = {name}(max_iter=3).fit(X[:, :4], y)
+        m.coefs_, m.intercepts_ = o.coefs_, o.intercepts_
+        for _ in range(20):
+            try:
+                m.predict(X)
+            except ValueError as exc:
+                message = str(exc)
+        print(message)
+        """
+    )
+    assert "coefs_[0] has shape (4, 100)" in out
+    assert "first dimension must be 10" in out
+    assert "np.dot" not in out
+
+
+@pytest.mark.parametrize("Estimator", [BackpropClassifier, BackpropRegressor])
+def test_each_inconsistency_names_the_array_that_does_not_fit(Estimator, small_classification):
+    X, y = small_classification
+    est = Estimator(hidden_layer_sizes=(5, 4), max_iter=2, random_state=0)
+    with pytest.warns(Warning):
+        est.fit(X, y)
+    before = est.predict(X)
+    coefs, intercepts = list(est.coefs_), list(est.intercepts_)
+    cases = [
+        ([coefs[0], coefs[1][:3], coefs[2]], intercepts, r"coefs_\[1\] has shape \(3, 4\)"),
+        (coefs, [intercepts[0], intercepts[1][:2], intercepts[2]], r"intercepts_\[1\]"),
+        (coefs[:2], intercepts, "coefs_ has 2 array"),
+        ([coefs[0], coefs[1].ravel(), coefs[2]], intercepts, "must be a 2-D matrix"),
+        ([coefs[0] * np.nan, coefs[1], coefs[2]], intercepts, "NaN or infinity"),
+        ([coefs[0].astype(str).astype(object) + "x", coefs[1], coefs[2]], intercepts, "numbers"),
+        ([], [], "at least one"),
+    ]
+    for new_coefs, new_intercepts, message in cases:
+        est.coefs_, est.intercepts_ = new_coefs, new_intercepts
+        with pytest.raises(ValueError, match=message):
+            est.predict(X)
+    est.coefs_, est.intercepts_ = coefs, intercepts  # the real arrays again
+    np.testing.assert_array_equal(est.predict(X), before)
+
+
+def test_classifier_refuses_an_output_layer_that_does_not_fit_its_classes(small_classification):
+    X, y = small_classification  # 3 classes
+    three = BackpropClassifier(max_iter=2, random_state=0)
+    binary = BackpropClassifier(max_iter=2, random_state=0)
+    with pytest.warns(Warning):
+        three.fit(X, y)
+        binary.fit(X, y % 2)
+    three.coefs_, three.intercepts_ = binary.coefs_, binary.intercepts_
+    with pytest.raises(ValueError, match="1 output.* 3 classes needs 3"):
+        three.predict_proba(X)
+
+
+def test_consistent_weights_from_another_classifier_predict_as_it_does(small_classification):
+    X, y = small_classification
+    a = BackpropClassifier(hidden_layer_sizes=(7,), max_iter=3, random_state=0)
+    b = BackpropClassifier(hidden_layer_sizes=(12, 5), max_iter=3, random_state=1)
+    with pytest.warns(Warning):
+        a.fit(X, y)
+        b.fit(X, y)
+    a.coefs_, a.intercepts_ = [c.copy() for c in b.coefs_], [i.copy() for i in b.intercepts_]
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    # In-place edits of the published arrays are seen by the next prediction.
+    a.intercepts_[-1][:] += 100 * np.arange(3)
+    assert (a.predict(X) == a.classes_[2]).all()
+
+
+# Hypothesis: random weight lists, consistent or not, on a fitted estimator.
+@st.composite
+def weight_lists(draw):
+    n_layers = draw(st.integers(1, 3))
+    widths = [6] + [draw(st.integers(1, 5)) for _ in range(n_layers)]
+    coefs = [np.ones((widths[i], widths[i + 1])) for i in range(n_layers)]
+    intercepts = [np.ones(widths[i + 1]) for i in range(n_layers)]
+    # Break a shape now and then: a row or column more or less, a missing layer.
+    if draw(st.booleans()):
+        target = draw(st.sampled_from(["coef", "intercept", "drop"]))
+        index = draw(st.integers(0, n_layers - 1))
+        if target == "coef":
+            axis = draw(st.integers(0, 1))
+            shape = list(coefs[index].shape)
+            shape[axis] = max(0, shape[axis] + draw(st.sampled_from([-1, 1])))
+            coefs[index] = np.ones(shape)
+        elif target == "intercept":
+            intercepts[index] = np.ones(intercepts[index].shape[0] + 1)
+        else:
+            del intercepts[index]
+    rng = np.random.RandomState(draw(st.integers(0, 2**31 - 1)))
+    coefs = [rng.normal(size=c.shape) for c in coefs]
+    intercepts = [rng.normal(size=b.shape) for b in intercepts]
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    return [c.astype(dtype) for c in coefs], [b.astype(dtype) for b in intercepts]
+
+
+def _consistent(coefs, intercepts, n_features):
+    if not coefs or len(coefs) != len(intercepts):
+        return False
+    width = n_features
+    for coef, intercept in zip(coefs, intercepts):
+        if coef.shape[0] != width or coef.shape[1] == 0 or intercept.shape != (coef.shape[1],):
+            return False
+        width = coef.shape[1]
+    return True
+
+
+@pytest.fixture(scope="module")
+def fitted_regressor():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 6))
+    reg = BackpropRegressor(hidden_layer_sizes=(3,), max_iter=2, random_state=0)
+    with pytest.warns(Warning):
+        reg.fit(X, X[:, 0])
+    return reg, X
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(weights=weight_lists())
+def test_random_weight_lists_predict_correctly_or_raise_value_error(fitted_regressor, weights):
+    reg, X = fitted_regressor
+    coefs, intercepts = weights
+    reg.coefs_, reg.intercepts_ = coefs, intercepts
+    if _consistent(coefs, intercepts, X.shape[1]):
+        expected = forward(
+            [c.astype(np.float64) for c in coefs],
+            [b.astype(np.float64) for b in intercepts],
+            X,
+            "relu",
+            "squared_error",
+        )
+        prediction = reg.predict(X)
+        rtol = 1e-4 if coefs[0].dtype == np.float32 else 1e-10
+        assert_allclose(prediction.reshape(expected.shape), expected, rtol=rtol, atol=rtol)
+    else:
+        with pytest.raises(ValueError):
+            reg.predict(X)
+
+
+# --------------------------------------------------------------------- threads
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_predicting_while_another_thread_refits_never_crashes(name):
+    # The refits change the output count (3 classes, then 2; 1 output, then 4) and
+    # the architecture; predictions must come from the old model or the new one.
+    out = _run(
+        f"""
+        import threading, time, warnings
+        import numpy as np
+        from fastbp import {name}
+        warnings.simplefilter("ignore")
+        rng = np.random.RandomState(0)
+        X = rng.rand(300, 6)
+        if {name!r} == "BackpropClassifier":
+            targets = [np.arange(300) % 3, np.arange(300) % 2]
+            method, widths = "predict_proba", {{(300, 3), (300, 2)}}
+        else:
+            targets = [X[:, 0], X[:, :4]]
+            method, widths = "predict", {{(300,), (300, 4)}}
+        est = {name}(hidden_layer_sizes=(8,), max_iter=2).fit(X, targets[0])
+        stop = threading.Event()
+        problems, counts = [], [0, 0, 0]
+
+        def predict(slot):
+            while not stop.is_set():
+                try:
+                    result = getattr(est, method)(X)
+                except Exception as exc:
+                    problems.append(repr(exc))
+                    continue
+                if result.shape not in widths or not np.isfinite(result).all():
+                    problems.append(("bad result", result.shape))
+                if method == "predict_proba":
+                    if not np.allclose(result.sum(axis=1), 1):
+                        problems.append("probabilities of two models mixed")
+                counts[slot] += 1
+
+        threads = [threading.Thread(target=predict, args=(i,)) for i in range(3)]
+        for thread in threads:
+            thread.start()
+        refits, deadline = 0, time.monotonic() + 5
+        while time.monotonic() < deadline:
+            est.set_params(hidden_layer_sizes=[(8,), (5, 3), (16,)][refits % 3])
+            est.fit(X, targets[refits % 2])
+            refits += 1
+        stop.set()
+        for thread in threads:
+            thread.join()
+        print("refits", refits, "predictions", sum(counts), "problems", len(problems))
+        print(problems[:5])
+        """
+    )
+    summary = out.splitlines()[0].split()
+    assert int(summary[1]) >= 10 and int(summary[3]) >= 10, out
+    assert summary[5] == "0", out
+
+
+# ----------------------------------------------------------------- numba cache
+def test_a_corrupted_numba_cache_heals_itself(tmp_path):
+    script = """
+        import warnings
+        import numpy as np
+        from fastbp import BackpropClassifier
+        X = np.random.RandomState(0).rand(60, 4).astype(np.float32)
+        y = np.arange(60) % 2
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            clf = BackpropClassifier(hidden_layer_sizes=(3,), max_iter=2).fit(X, y)
+            clf.predict(X)
+        print([str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)])
+    """
+    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    assert _run(script, env=env).strip() == "[]"
+    files = [path for path in tmp_path.rglob("*") if path.suffix in (".nbi", ".nbc")]
+    assert files
+    for index, path in enumerate(files):  # truncated files and garbage
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 3] if index % 2 else b"\x80\x04garbage")
+    healed = _run(script, env=env)
+    assert "damaged file in numba's cache" in healed
+    assert str(tmp_path) in healed and "NUMBA_CACHE_DIR" in healed
+    assert _run(script, env=env).strip() == "[]"  # cached again, no warning
+
+
+def test_an_unwritable_numba_cache_dir_is_named(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = _run(
+        """
+        import warnings
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            import fastbp
+        print([str(w.message) for w in caught])
+        """,
+        env={"NUMBA_CACHE_DIR": str(blocker / "cache")},
+    )
+    assert f"NUMBA_CACHE_DIR ({blocker / 'cache'}) is not writable" in out
+
+
+# --------------------------------------------------------------- bounds checks
+EVERY_KERNEL_PATH = """
+    import warnings
+    import numpy as np
+    import scipy.sparse as sp
+    from fastbp import BackpropClassifier, BackpropRegressor
+    warnings.simplefilter("ignore")
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(90, 5))
+    X[X < 0.3] = 0
+    y = np.arange(90) % 3
+    Y = np.abs(X[:, :2]) + 0.1
+    every = ["identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus"]
+    for dtype in (np.float64, np.float32):
+        for data in (X.astype(dtype), sp.csr_matrix(X.astype(dtype))):
+            for solver in ("sgd", "adam", "lbfgs"):
+                stochastic = solver != "lbfgs"
+                options = dict(solver=solver, max_iter=3, batch_size=16, random_state=0,
+                               hidden_layer_sizes=(7, 7, 7, 7, 7, 7, 7))
+                if stochastic:
+                    options.update(dropout=0.2, max_grad_norm=1.0, early_stopping=True)
+                for target in (y, y % 2, np.stack([y % 2, y // 2], axis=1)):
+                    clf = BackpropClassifier(activation=every, **options).fit(data, target)
+                    clf.predict_proba(data[:7])
+                for loss in ("squared_error", "poisson", "absolute_error", "huber"):
+                    reg = BackpropRegressor(loss=loss, **options).fit(data, Y)
+                    reg.predict(data[:1])
+    print("all kernel paths ran")
+"""
+
+
+def test_kernels_stay_in_bounds_under_numba_boundscheck(tmp_path):
+    # numba does not check indices in compiled code; NUMBA_BOUNDSCHECK=1 makes an
+    # out-of-range index an IndexError. Its own cache directory: the checked
+    # kernels are different machine code.
+    env = {"NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}
+    assert "all kernel paths ran" in _run(EVERY_KERNEL_PATH, timeout=900, env=env)
