@@ -192,14 +192,8 @@ def _label_classes(scope, model):
     are the class indices.
     """
     classes = np.asarray(get_label_classes(scope, model))
-    if classes.dtype.kind in "biu":
-        return classes.astype(np.int64), Int64TensorType
-    if classes.dtype.kind == "f":
-        if not np.array_equal(classes, np.round(classes)):
-            raise ValueError(
-                f"ONNX labels are integers or strings; the class labels {classes} are "
-                "not integral floats. Encode them as integers or strings."
-            )
+    # Float labels are integral: fit calls any others continuous and refuses them.
+    if classes.dtype.kind in "biuf":
         return classes.astype(np.int64), Int64TensorType
     if all(isinstance(label, str) for label in classes):
         return classes.astype(object), StringTensorType
@@ -218,6 +212,7 @@ def classifier_shapes(operator):
     check_input_and_output_numbers(operator, input_count_range=1, output_count_range=2)
     check_input_and_output_types(operator, good_input_types=_INPUT_TYPES)
     model = operator.raw_operator
+    check_is_fitted(model)  # skl2onnx calls the shape calculator first
     n_rows = operator.inputs[0].get_first_dimension()
     _, label_type = _label_classes(operator.scope_inst, model)
     n_columns = model.n_outputs_ if _is_multilabel(model) else len(model.classes_)
@@ -238,7 +233,6 @@ def convert_classifier(scope, operator, container):
     inside (0, 1), as ``predict_proba`` clips them.
     """
     model = operator.raw_operator
-    check_is_fitted(model)
     graph = _Graph(scope, container, _float_type(operator.inputs[0]))
     output = _network_output(graph, model, _input_as_float(graph, operator.inputs[0]))
     label_name, probability_name = (variable.full_name for variable in operator.outputs)
@@ -284,6 +278,7 @@ def regressor_shapes(operator):
     """skl2onnx shape calculator of BackpropRegressor: one (n_rows, n_outputs) tensor."""
     check_input_and_output_numbers(operator, input_count_range=1, output_count_range=1)
     check_input_and_output_types(operator, good_input_types=_INPUT_TYPES)
+    check_is_fitted(operator.raw_operator)  # skl2onnx calls the shape calculator first
     n_rows = operator.inputs[0].get_first_dimension()
     output_type = (
         DoubleTensorType if _float_type(operator.inputs[0]) == np.float64 else FloatTensorType
@@ -295,7 +290,6 @@ def convert_regressor(scope, operator, container):
     """skl2onnx converter of BackpropRegressor: ``predict`` as an (n_rows, n_outputs)
     tensor (identity output, or exp for the Poisson loss)."""
     model = operator.raw_operator
-    check_is_fitted(model)
     graph = _Graph(scope, container, _float_type(operator.inputs[0]))
     output = _network_output(graph, model, _input_as_float(graph, operator.inputs[0]))
     graph.node("Identity", [output], operator.outputs[0].full_name)
