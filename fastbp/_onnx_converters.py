@@ -1,6 +1,7 @@
 """skl2onnx shape calculators and converters for fastbp's estimators.
 
-Imported only by :func:`fastbp.onnx.register_onnx_converters` (it needs skl2onnx).
+Importing this module registers them with skl2onnx (it needs skl2onnx); fastbp.onnx
+imports it when skl2onnx is imported, or on request.
 The graph is the network written with standard ONNX operators: per layer ``MatMul``,
 ``Add`` and the layer's activation, then the output activation and, for classifiers,
 scikit-learn's two outputs (label and probabilities). Every constant is cast to the
@@ -307,3 +308,8 @@ def register():
     update_registered_converter(
         BackpropRegressor, REGRESSOR_ALIAS, regressor_shapes, convert_regressor
     )
+
+
+# Registered on import, as skl2onnx's own converter modules are (see _load_converters
+# in fastbp.onnx for why).
+register()

@@ -14,6 +14,7 @@ import order. :func:`register_onnx_converters` does the same explicitly.
 This module imports nothing beyond the standard library until it registers.
 """
 
+import importlib
 import sys
 import warnings
 from importlib.abc import Loader, MetaPathFinder
@@ -62,10 +63,18 @@ def register_onnx_converters():
     _remove_import_hook()
 
 
+def _load_converters():
+    # Importing the module registers the converters. Only the import, no call into
+    # the module: when a user's import of fastbp._onnx_converters is what imports
+    # skl2onnx, the hook fires while that module is half-imported; it then
+    # registers as its import completes.
+    importlib.import_module("fastbp._onnx_converters")
+
+
 def _register_or_warn():
     """Register from inside someone else's import: a failure must not break it."""
     try:
-        register_onnx_converters()
+        _load_converters()
     except Exception as error:  # any failure becomes the warning
         warnings.warn(
             f"fastbp could not register its ONNX converters with skl2onnx ({error!r}); "
@@ -73,6 +82,7 @@ def _register_or_warn():
             "fastbp.onnx.register_onnx_converters() to see the error.",
             stacklevel=2,
         )
+    _remove_import_hook()
 
 
 class _RegisterAfterImport(Loader):

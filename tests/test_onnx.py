@@ -285,12 +285,12 @@ def test_register_onnx_converters_can_be_called_again():
 
 
 def test_a_failed_automatic_registration_warns_and_does_not_raise(monkeypatch):
-    from fastbp import _onnx_converters, onnx
+    from fastbp import onnx
 
     def fail():
         raise RuntimeError("incompatible skl2onnx")
 
-    monkeypatch.setattr(_onnx_converters, "register", fail)
+    monkeypatch.setattr(onnx, "_load_converters", fail)
     with pytest.warns(UserWarning, match="incompatible skl2onnx"):
         onnx._register_or_warn()
 
@@ -308,10 +308,12 @@ assert "Elu" in [node.op_type for node in onnx_model.graph.node]
 
 
 def _run_python(*parts):
-    """Run the code ``parts`` in a fresh interpreter, on this checkout of fastbp."""
+    """Run the code ``parts`` in a fresh interpreter, on this checkout of fastbp; a
+    failed registration (a warning) fails it."""
     code = "\n".join(textwrap.dedent(part) for part in parts)
+    setup = "import warnings\nwarnings.filterwarnings('error', 'fastbp could not register')\n"
     result = subprocess.run(
-        [sys.executable, "-W", "ignore::Warning", "-c", code],
+        [sys.executable, "-W", "ignore::Warning", "-c", setup + code],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -343,6 +345,18 @@ def test_skl2onnx_imported_before_fastbp_registers_at_fastbp_import():
         import skl2onnx
         import fastbp
         assert fastbp.onnx._FINDER not in sys.meta_path  # no hook: nothing to wait for
+        """,
+        _EXPORT_CHECK,
+    )
+
+
+def test_explicit_registration_before_skl2onnx_is_imported():
+    # Importing the converters imports skl2onnx, which fires the hook half-way
+    # through that import: it must neither fail nor warn.
+    _run_python(
+        """
+        from fastbp.onnx import register_onnx_converters
+        register_onnx_converters()
         """,
         _EXPORT_CHECK,
     )
