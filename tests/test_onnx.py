@@ -201,7 +201,7 @@ def test_class_labels_of_every_kind(classes):
     assert_array_equal(labels, model.predict(X))
 
 
-@pytest.mark.parametrize("task", ["binary", "multiclass"])
+@pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel"])
 def test_zipmap_gives_one_dict_of_probabilities_per_row(task):
     X = _features(np.float32)
     model = _estimator(task, "elu").fit(X, _targets(task, X))
@@ -225,6 +225,15 @@ def test_nocl_outputs_class_indices():
     model = _estimator("multiclass", "relu").fit(X, _targets("multiclass", X))
     (labels, _), _ = _onnx_outputs(model, X, {"zipmap": False, "nocl": True})
     assert_array_equal(labels, np.searchsorted(model.classes_, model.predict(X)))
+
+
+def test_output_class_labels_adds_the_classes():
+    X = _features(np.float32)
+    model = _estimator("multiclass", "relu").fit(X, _targets("multiclass", X))
+    options = {"zipmap": False, "output_class_labels": True}
+    (labels, _, classes), _ = _onnx_outputs(model, X, options)
+    assert_array_equal(labels, model.predict(X))
+    assert_array_equal(classes, model.classes_)
 
 
 def test_integer_input_is_cast_to_float():
