@@ -2,6 +2,7 @@
 
 Importing this module registers them with skl2onnx (it needs skl2onnx); fastbp.onnx
 imports it when skl2onnx is imported, or on request.
+
 The graph is the network written with standard ONNX operators: per layer ``MatMul``,
 ``Add`` and the layer's activation, then the output activation and, for classifiers,
 scikit-learn's two outputs (label and probabilities). Every constant is cast to the
@@ -137,10 +138,11 @@ class _Graph:
         )
         return output
 
-    def constant(self, hint, value, dtype=None):
-        """Add an initializer holding ``value``; return its name."""
+    def constant(self, hint, value):
+        """Add an initializer holding ``value`` in the graph's float type; return its
+        name."""
         name = self.scope.get_unique_variable_name(hint)
-        array = np.ascontiguousarray(value, dtype=self.dtype if dtype is None else dtype)
+        array = np.ascontiguousarray(value, dtype=self.dtype)
         # A TensorProto keeps the values as raw bytes: large weight matrices
         # serialise without a detour through Python lists.
         self.container.add_initializer(name, None, None, numpy_helper.from_array(array, name))
@@ -153,9 +155,14 @@ def _float_type(variable):
     return np.float64 if isinstance(variable.type, DoubleTensorType) else np.float32
 
 
+def _float_tensor_type(variable):
+    """skl2onnx's tensor type of the graph's float type."""
+    return DoubleTensorType if _float_type(variable) == np.float64 else FloatTensorType
+
+
 def _input_as_float(graph, variable):
     """The input, cast to the graph's float type if it is not already."""
-    if _float_type(variable) == np.float64 or isinstance(variable.type, FloatTensorType):
+    if isinstance(variable.type, (FloatTensorType, DoubleTensorType)):
         return variable.full_name
     return graph.node("Cast", [variable.full_name], to=graph.proto_type)
 
@@ -219,10 +226,7 @@ def classifier_shapes(operator):
     n_columns = model.n_outputs_ if _is_multilabel(model) else len(model.classes_)
     label_shape = [n_rows, n_columns] if _is_multilabel(model) else [n_rows]
     operator.outputs[0].type = label_type(label_shape)
-    probability_type = (
-        DoubleTensorType if _float_type(operator.inputs[0]) == np.float64 else FloatTensorType
-    )
-    operator.outputs[1].type = probability_type([n_rows, n_columns])
+    operator.outputs[1].type = _float_tensor_type(operator.inputs[0])([n_rows, n_columns])
 
 
 def convert_classifier(scope, operator, container):
@@ -259,18 +263,14 @@ def convert_classifier(scope, operator, container):
     # predict decides the binary case; ties go to the first class in both.
     index = graph.node("ArgMax", [probability_name], axis=1, keepdims=0)
     classes, label_type = _label_classes(scope, model)
-    onnx_type = TensorProto.STRING if label_type is StringTensorType else TensorProto.INT64
+    if label_type is StringTensorType:
+        onnx_type, values = TensorProto.STRING, [label.encode("utf-8") for label in classes]
+    else:
+        onnx_type, values = TensorProto.INT64, classes
     # Gather on an int64 table keeps every integer label (skl2onnx's own MLP
     # converter goes through int32).
     classes_name = scope.get_unique_variable_name("classes")
-    container.add_initializer(
-        classes_name,
-        onnx_type,
-        [len(classes)],
-        [label.encode("utf-8") for label in classes]
-        if onnx_type == TensorProto.STRING
-        else classes,
-    )
+    container.add_initializer(classes_name, onnx_type, [len(classes)], values)
     graph.node("Gather", [classes_name, index], label_name, axis=0)
 
 
@@ -281,10 +281,8 @@ def regressor_shapes(operator):
     check_input_and_output_types(operator, good_input_types=_INPUT_TYPES)
     check_is_fitted(operator.raw_operator)  # skl2onnx calls the shape calculator first
     n_rows = operator.inputs[0].get_first_dimension()
-    output_type = (
-        DoubleTensorType if _float_type(operator.inputs[0]) == np.float64 else FloatTensorType
-    )
-    operator.outputs[0].type = output_type([n_rows, operator.raw_operator.n_outputs_])
+    n_outputs = operator.raw_operator.n_outputs_
+    operator.outputs[0].type = _float_tensor_type(operator.inputs[0])([n_rows, n_outputs])
 
 
 def convert_regressor(scope, operator, container):
