@@ -7,7 +7,12 @@ whose training loops are compiled with numba.
 from fastbp._warmup import warmup
 from fastbp.chunks import DaskChunks, fit_chunks
 from fastbp.estimators import SKOPS_TRUSTED_TYPES, BackpropClassifier, BackpropRegressor
+from fastbp.onnx import _install_import_hook
 from fastbp.plotting import LossCurveDisplay
+
+# skl2onnx.to_onnx takes fastbp models once skl2onnx is imported, before or after
+# fastbp, without importing skl2onnx here (see fastbp.onnx).
+_install_import_hook()
 
 __version__ = "0.1.0"
 

@@ -781,9 +781,10 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         """Return the scikit-learn MLP with this model's weights, fitted.
 
         The result predicts exactly as this estimator does, and can go wherever a
-        scikit-learn ``MLPClassifier``/``MLPRegressor`` is expected, for instance to
-        ONNX through skl2onnx (see ``examples/onnx_export.py``). Needs activations
-        scikit-learn has ('identity', 'logistic', 'tanh', 'relu'), one for all layers.
+        scikit-learn ``MLPClassifier``/``MLPRegressor`` is expected. ONNX export does
+        not need it: skl2onnx takes fastbp's estimators directly (see
+        :mod:`fastbp.onnx`). Needs activations scikit-learn has ('identity',
+        'logistic', 'tanh', 'relu'), one for all layers.
 
         Returns
         -------

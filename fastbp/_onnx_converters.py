@@ -1,0 +1,313 @@
+"""skl2onnx shape calculators and converters for fastbp's estimators.
+
+Importing this module registers them with skl2onnx (it needs skl2onnx); fastbp.onnx
+imports it when skl2onnx is imported, or on request.
+
+The graph is the network written with standard ONNX operators: per layer ``MatMul``,
+``Add`` and the layer's activation, then the output activation and, for classifiers,
+scikit-learn's two outputs (label and probabilities). Every constant is cast to the
+input's float type, so a float32 input gives a float32 graph and a float64 input a
+float64 graph.
+"""
+
+import numpy as np
+from onnx import TensorProto, numpy_helper
+from skl2onnx import update_registered_converter
+from skl2onnx.common.data_types import (
+    BooleanTensorType,
+    DoubleTensorType,
+    FloatTensorType,
+    Int64TensorType,
+    StringTensorType,
+)
+from skl2onnx.common.utils import check_input_and_output_numbers, check_input_and_output_types
+from skl2onnx.common.utils_classifier import get_label_classes
+from sklearn.utils.validation import check_is_fitted
+
+from fastbp._kernels import LEAKY_RELU_SLOPE
+from fastbp.estimators import BackpropClassifier, BackpropRegressor
+
+CLASSIFIER_ALIAS = "FastbpBackpropClassifier"
+REGRESSOR_ALIAS = "FastbpBackpropRegressor"
+
+# The options skl2onnx's own MLPClassifier converter takes; its classifier parser
+# reads zipmap and output_class_labels, get_label_classes reads nocl.
+CLASSIFIER_OPTIONS = {
+    "zipmap": [True, False, "columns"],
+    "output_class_labels": [False, True],
+    "nocl": [True, False],
+}
+
+_INPUT_TYPES = [FloatTensorType, DoubleTensorType, Int64TensorType, BooleanTensorType]
+
+
+# ------------------------------------------------------------------ activations
+def _unary(op_type, **attributes):
+    """An activation that is one ONNX operator."""
+
+    def emit(graph, name):
+        return graph.node(op_type, [name], **attributes)
+
+    return emit
+
+
+def _identity(graph, name):
+    return name
+
+
+# ONNX Runtime has float32 kernels of LeakyRelu, Elu and Softplus, but no float64
+# ones (and LeakyRelu's alpha is a float32 attribute: 0.01 would be off by 2e-8).
+# In float64 each is written with operators that have float64 kernels, in the form
+# fastbp's kernels compute it.
+def _leaky_relu(graph, name):
+    if graph.dtype == np.float32:
+        return graph.node("LeakyRelu", [name], alpha=LEAKY_RELU_SLOPE)
+    # max(x, slope x) is leaky relu for a slope below 1
+    scaled = graph.node("Mul", [name, graph.constant("slope", LEAKY_RELU_SLOPE)])
+    return graph.node("Max", [name, scaled])
+
+
+def _elu(graph, name):
+    if graph.dtype == np.float32:
+        return graph.node("Elu", [name], alpha=1.0)
+    # max(x, 0) + (exp(min(x, 0)) - 1): x above 0 (plus exp(0) - 1 = 0 exactly),
+    # exp(x) - 1 below
+    zero = graph.constant("zero", 0.0)
+    negative = graph.node("Exp", [graph.node("Min", [name, zero])])
+    negative = graph.node("Sub", [negative, graph.constant("one", 1.0)])
+    return graph.node("Add", [graph.node("Max", [name, zero]), negative])
+
+
+def _softplus(graph, name):
+    if graph.dtype == np.float32:
+        return graph.node("Softplus", [name])
+    # max(x, 0) + log(1 + exp(-|x|)), which cannot overflow
+    decay = graph.node("Exp", [graph.node("Neg", [graph.node("Abs", [name])])])
+    log_term = graph.node("Log", [graph.node("Add", [graph.constant("one", 1.0), decay])])
+    return graph.node("Add", [graph.node("Max", [name, graph.constant("zero", 0.0)]), log_term])
+
+
+#: Hidden-layer activations, by fastbp's name. Elu's alpha=1 and LeakyRelu's alpha
+#: (0.01 in float32) are fastbp's functions in float32.
+HIDDEN_ACTIVATIONS = {
+    "identity": _identity,
+    "logistic": _unary("Sigmoid"),
+    "tanh": _unary("Tanh"),
+    "relu": _unary("Relu"),
+    "leaky_relu": _leaky_relu,
+    "elu": _elu,
+    "softplus": _softplus,
+}
+
+#: Output activations, by ``out_activation_``.
+OUTPUT_ACTIVATIONS = {
+    "identity": _identity,
+    "exp": _unary("Exp"),
+    "softmax": _unary("Softmax", axis=1),
+    "logistic": _unary("Sigmoid"),
+}
+
+
+# ------------------------------------------------------------------------ graph
+class _Graph:
+    """Adds nodes and constants to skl2onnx's container with unique names.
+
+    Parameters
+    ----------
+    scope, container : skl2onnx's Scope and ModelComponentContainer
+    dtype : numpy dtype
+        The float type of the graph (float32 or float64).
+    """
+
+    def __init__(self, scope, container, dtype):
+        self.scope = scope
+        self.container = container
+        self.dtype = np.dtype(dtype)
+        self.proto_type = TensorProto.DOUBLE if self.dtype == np.float64 else TensorProto.FLOAT
+
+    def node(self, op_type, inputs, output=None, **attributes):
+        """Add one node; return the name of its output."""
+        if output is None:
+            output = self.scope.get_unique_variable_name(op_type.lower())
+        self.container.add_node(
+            op_type,
+            inputs,
+            output,
+            name=self.scope.get_unique_operator_name(op_type),
+            **attributes,
+        )
+        return output
+
+    def constant(self, hint, value):
+        """Add an initializer holding ``value`` in the graph's float type; return its
+        name."""
+        name = self.scope.get_unique_variable_name(hint)
+        array = np.ascontiguousarray(value, dtype=self.dtype)
+        # A TensorProto keeps the values as raw bytes: large weight matrices
+        # serialise without a detour through Python lists.
+        self.container.add_initializer(name, None, None, numpy_helper.from_array(array, name))
+        return name
+
+
+def _float_type(variable):
+    """numpy float type of the graph for an input variable: float64 stays float64,
+    anything else (float32, int64, bool) computes in float32, as skl2onnx does."""
+    return np.float64 if isinstance(variable.type, DoubleTensorType) else np.float32
+
+
+def _float_tensor_type(variable):
+    """skl2onnx's tensor type of the graph's float type."""
+    return DoubleTensorType if _float_type(variable) == np.float64 else FloatTensorType
+
+
+def _input_as_float(graph, variable):
+    """The input, cast to the graph's float type if it is not already."""
+    if isinstance(variable.type, (FloatTensorType, DoubleTensorType)):
+        return variable.full_name
+    return graph.node("Cast", [variable.full_name], to=graph.proto_type)
+
+
+def _hidden_activations(model):
+    """One activation name per hidden layer (the estimator's setting, checked)."""
+    n_layers = len(model.coefs_) + 1
+    activations, _ = model._hidden_settings(n_layers)
+    return activations[1:-1]
+
+
+def _network_output(graph, model, input_name):
+    """Add the forward pass; return the name of the output layer's activations.
+
+    Dropout only acts in training, so inference is the plain network."""
+    hidden = _hidden_activations(model)
+    activation_names = [*hidden, model.out_activation_]
+    tables = [HIDDEN_ACTIVATIONS] * len(hidden) + [OUTPUT_ACTIVATIONS]
+    layer = input_name
+    for coef, intercept, name, table in zip(
+        model.coefs_, model.intercepts_, activation_names, tables
+    ):
+        product = graph.node("MatMul", [layer, graph.constant("coefficient", coef)])
+        layer = graph.node("Add", [product, graph.constant("intercept", intercept)])
+        layer = table[name](graph, layer)
+    return layer
+
+
+# ------------------------------------------------------------------- classifier
+def _label_classes(scope, model):
+    """The labels the graph outputs, and their ONNX type (int64 or string).
+
+    As skl2onnx does for scikit-learn's classifiers: integer, boolean and integral
+    float labels become int64; strings stay strings. With option ``nocl`` the labels
+    are the class indices.
+    """
+    classes = np.asarray(get_label_classes(scope, model))
+    # Float labels are integral: fit calls any others continuous and refuses them.
+    if classes.dtype.kind in "biuf":
+        return classes.astype(np.int64), Int64TensorType
+    if all(isinstance(label, str) for label in classes):
+        return classes.astype(object), StringTensorType
+    raise ValueError(
+        f"ONNX labels are integers or strings; got class labels of types "
+        f"{sorted({type(label).__name__ for label in classes})}."
+    )
+
+
+def _is_multilabel(model):
+    return model._label_binarizer.y_type_ == "multilabel-indicator"
+
+
+def classifier_shapes(operator):
+    """skl2onnx shape calculator of BackpropClassifier: label and probabilities."""
+    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=2)
+    check_input_and_output_types(operator, good_input_types=_INPUT_TYPES)
+    model = operator.raw_operator
+    check_is_fitted(model)  # skl2onnx calls the shape calculator first
+    n_rows = operator.inputs[0].get_first_dimension()
+    _, label_type = _label_classes(operator.scope_inst, model)
+    n_columns = model.n_outputs_ if _is_multilabel(model) else len(model.classes_)
+    label_shape = [n_rows, n_columns] if _is_multilabel(model) else [n_rows]
+    operator.outputs[0].type = label_type(label_shape)
+    operator.outputs[1].type = _float_tensor_type(operator.inputs[0])([n_rows, n_columns])
+
+
+def convert_classifier(scope, operator, container):
+    """skl2onnx converter of BackpropClassifier: ``predict`` and ``predict_proba``.
+
+    Binary targets: one logistic output p, probabilities ``[1 - p, p]``.
+    Multiclass: softmax probabilities. Multilabel: one logistic output per label,
+    label ``p > 0.5`` as int64. Logistic outputs are clipped one rounding step
+    inside (0, 1), as ``predict_proba`` clips them.
+    """
+    model = operator.raw_operator
+    graph = _Graph(scope, container, _float_type(operator.inputs[0]))
+    output = _network_output(graph, model, _input_as_float(graph, operator.inputs[0]))
+    label_name, probability_name = (variable.full_name for variable in operator.outputs)
+
+    if model.out_activation_ == "logistic":
+        info = np.finfo(graph.dtype)
+        output = graph.node("Max", [output, graph.constant("smallest", info.tiny)])
+        output = graph.node("Min", [output, graph.constant("largest", 1 - info.epsneg)])
+
+    if _is_multilabel(model):
+        graph.node("Identity", [output], probability_name)
+        # LabelBinarizer.inverse_transform's threshold for 0/1 targets.
+        positive = graph.node("Greater", [output, graph.constant("threshold", 0.5)])
+        graph.node("Cast", [positive], label_name, to=TensorProto.INT64)
+        return
+
+    if model.out_activation_ == "logistic":  # binary: p is the positive class's
+        negative = graph.node("Sub", [graph.constant("one", 1.0), output])
+        graph.node("Concat", [negative, output], probability_name, axis=1)
+    else:
+        graph.node("Identity", [output], probability_name)
+    # argmax of [1 - p, p] is 1 exactly when p > 0.5 (1 - p is exact there), as
+    # predict decides the binary case; ties go to the first class in both.
+    index = graph.node("ArgMax", [probability_name], axis=1, keepdims=0)
+    classes, label_type = _label_classes(scope, model)
+    if label_type is StringTensorType:
+        onnx_type, values = TensorProto.STRING, [label.encode("utf-8") for label in classes]
+    else:
+        onnx_type, values = TensorProto.INT64, classes
+    # Gather on an int64 table keeps every integer label (skl2onnx's own MLP
+    # converter goes through int32).
+    classes_name = scope.get_unique_variable_name("classes")
+    container.add_initializer(classes_name, onnx_type, [len(classes)], values)
+    graph.node("Gather", [classes_name, index], label_name, axis=0)
+
+
+# -------------------------------------------------------------------- regressor
+def regressor_shapes(operator):
+    """skl2onnx shape calculator of BackpropRegressor: one (n_rows, n_outputs) tensor."""
+    check_input_and_output_numbers(operator, input_count_range=1, output_count_range=1)
+    check_input_and_output_types(operator, good_input_types=_INPUT_TYPES)
+    check_is_fitted(operator.raw_operator)  # skl2onnx calls the shape calculator first
+    n_rows = operator.inputs[0].get_first_dimension()
+    n_outputs = operator.raw_operator.n_outputs_
+    operator.outputs[0].type = _float_tensor_type(operator.inputs[0])([n_rows, n_outputs])
+
+
+def convert_regressor(scope, operator, container):
+    """skl2onnx converter of BackpropRegressor: ``predict`` as an (n_rows, n_outputs)
+    tensor (identity output, or exp for the Poisson loss)."""
+    model = operator.raw_operator
+    graph = _Graph(scope, container, _float_type(operator.inputs[0]))
+    output = _network_output(graph, model, _input_as_float(graph, operator.inputs[0]))
+    graph.node("Identity", [output], operator.outputs[0].full_name)
+
+
+def register():
+    """Register fastbp's estimators with skl2onnx (see fastbp.onnx)."""
+    update_registered_converter(
+        BackpropClassifier,
+        CLASSIFIER_ALIAS,
+        classifier_shapes,
+        convert_classifier,
+        options=CLASSIFIER_OPTIONS,
+    )
+    update_registered_converter(
+        BackpropRegressor, REGRESSOR_ALIAS, regressor_shapes, convert_regressor
+    )
+
+
+# Registered on import, as skl2onnx's own converter modules are (see _load_converters
+# in fastbp.onnx for why).
+register()
