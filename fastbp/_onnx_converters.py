@@ -170,7 +170,7 @@ def _input_as_float(graph, variable):
 def _hidden_activations(model):
     """One activation name per hidden layer (the estimator's setting, checked)."""
     n_layers = len(model.coefs_) + 1
-    activations, _ = model._hidden_settings(n_layers)
+    activations = model._hidden_activations(n_layers)
     return activations[1:-1]
 
 
