@@ -35,6 +35,7 @@ except ImportError:  # pragma: no cover - older scikit-learn: the estimators wor
         pass
 
 
+from fastbp._lbfgs import full_batch_objective
 from fastbp._losses import output_loss
 from fastbp._network import (
     NetworkLayout,
@@ -47,17 +48,12 @@ from fastbp._network import (
 )
 from fastbp._optimizers import (
     AdamOptimizer,
-    FullBatchObjective,
     SGDOptimizer,
     _PlainState,
     per_hidden_layer,
 )
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
-
-# Rows per chunk for the full-batch (L-BFGS) gradient: bounds its workspace to
-# about this many values per layer unit, whatever the data size.
-_LBFGS_CHUNK_VALUES = 1 << 21
 
 
 @contextmanager
@@ -470,7 +466,8 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 )  # fmt: skip
                 # The weights now include this epoch: from here on, Ctrl-C must not
                 # leave the counters behind them.
-                finished = (epoch, loss_sum / n_samples, step)
+                # numpy floats, as scikit-learn's loss_ and loss_curve_ entries are
+                finished = (epoch, np.float64(loss_sum / n_samples), step)
                 if not finite:
                     optimizer.epoch_ends(step)
                 if not finite and epoch_ctx is not None:
@@ -493,11 +490,13 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                     raise _divergence_error(f"in epoch {self.n_iter_ + 1}")
                 self._record_epoch(finished, start_t, start_curve, n_samples, optimizer)
                 finished = None
-                if self.verbose:
+                if self.verbose >= 2:  # scikit-learn's line, and the epoch's time
                     print(
                         "Iteration %d, loss = %.8f (%.3f s)"
                         % (self.n_iter_, self.loss_, time.perf_counter() - epoch_start)
                     )
+                elif self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
                 self._update_no_improvement_count(model, validation)
                 optimizer.iteration_ends(self.t_)
@@ -631,11 +630,13 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 y_pred = self._decode(outputs, model)
                 val_score = self._score_function(y_val, y_pred, sample_weight=sample_weight_val)
             self.validation_scores_.append(val_score)
-            if self.verbose:
+            if self.verbose >= 2:
                 print(
                     "Validation score: %f (validation loss %.8f)"
                     % (self.validation_scores_[-1], val_loss)
                 )
+            elif self.verbose:
+                print("Validation score: %f" % self.validation_scores_[-1])
             last_valid_score = self.validation_scores_[-1]
             if last_valid_score < (self.best_validation_score_ + self.tol):
                 self._no_improvement_count += 1
@@ -674,11 +675,10 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
 
     def _fit_lbfgs(self, model, X, y, sample_weight):
         layout, params = model.layout, model.params
-        chunk_rows = max(256, _LBFGS_CHUNK_VALUES // int(layout.layer_units.sum()))
         activations = self._hidden_activations(layout.n_layers)
-        objective = FullBatchObjective(
+        objective = full_batch_objective(
             layout, X, y, sample_weight, activations[1:-1], self._loss_name(), self.alpha,
-            chunk_rows, huber_delta=float(getattr(self, "huber_delta", 1.0)),
+            huber_delta=float(getattr(self, "huber_delta", 1.0)),
         )  # fmt: skip
 
         def loss_and_gradient(packed):
@@ -689,12 +689,14 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         callback = None
         callback_ctx = self.__dict__.get("_callback_fit_ctx")
         callback_data = self.__dict__.get("_callback_data")
-        if self.verbose or callback_ctx is not None:
+        # scikit-learn prints nothing per L-BFGS iteration (scipy >= 1.15 dropped
+        # iprint): so does verbose=1; verbose >= 2 prints each iteration's loss.
+        if self.verbose >= 2 or callback_ctx is not None:
             iteration = [0]
 
             def callback(intermediate_result):
                 iteration[0] += 1
-                if self.verbose:
+                if self.verbose >= 2:
                     print("Iteration %d, loss = %.8f" % (iteration[0], intermediate_result.fun))
                 if callback_ctx is not None:
                     params[:] = intermediate_result.x  # the next evaluation resets it
@@ -731,7 +733,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 stacklevel=6,
             )
         self.n_iter_ = min(result.nit, self.max_iter)
-        self.loss_ = float(result.fun)
+        self.loss_ = np.float64(result.fun)
         params[:] = result.x
 
     @_fit_context(prefer_skip_nested_validation=True)

@@ -21,7 +21,7 @@ def output_loss(outputs, targets, sample_weight, loss, huber_delta=1.0):
 
     Returns
     -------
-    loss : float
+    loss : numpy.float64
     """
     p = outputs.astype(np.float64)
     t = np.asarray(targets, dtype=np.float64).reshape(p.shape)
@@ -46,4 +46,4 @@ def output_loss(outputs, targets, sample_weight, loss, huber_delta=1.0):
         ).sum(axis=1)
     else:
         raise ValueError(f"Unknown loss {loss!r}.")
-    return float(np.average(per_sample, weights=sample_weight))
+    return np.float64(np.average(per_sample, weights=sample_weight))
