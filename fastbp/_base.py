@@ -232,6 +232,12 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         # Prediction never drops units: dropout rates do not matter here.
         return self._snapshot(layout, params, rates=np.zeros(layout.n_layers))
 
+    def _loss_type(self, dtype):
+        """The numpy scalar type of ``loss_`` and ``loss_curve_``: scikit-learn's
+        (float64 for classifiers; the training dtype for regressors, whose loss
+        arithmetic stays in it)."""
+        return np.float64 if is_classifier(self) else np.dtype(dtype).type
+
     def _set_weights(self, coefs, intercepts):
         """Adopt the given weights (checked) as the fitted network."""
         fitted.publish(self, self._network_from_arrays(list(coefs), list(intercepts)))
@@ -466,8 +472,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 )  # fmt: skip
                 # The weights now include this epoch: from here on, Ctrl-C must not
                 # leave the counters behind them.
-                # numpy floats, as scikit-learn's loss_ and loss_curve_ entries are
-                finished = (epoch, np.float64(loss_sum / n_samples), step)
+                finished = (epoch, self._loss_type(dtype)(loss_sum / n_samples), step)
                 if not finite:
                     optimizer.epoch_ends(step)
                 if not finite and epoch_ctx is not None:
@@ -733,7 +738,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 stacklevel=6,
             )
         self.n_iter_ = min(result.nit, self.max_iter)
-        self.loss_ = np.float64(result.fun)
+        self.loss_ = self._loss_type(params.dtype)(result.fun)
         params[:] = result.x
 
     @_fit_context(prefer_skip_nested_validation=True)
