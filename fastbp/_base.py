@@ -39,12 +39,14 @@ from fastbp._lbfgs import full_batch_objective
 from fastbp._losses import output_loss
 from fastbp._network import (
     NetworkLayout,
-    Workspace,
     check_input_shape,
     check_training_data,
-    empty_csr,
+    kernel_data,
     kernel_input,
+    needs_rare_paths,
+    rare_paths,
     read_only,
+    workspace,
 )
 from fastbp._optimizers import (
     AdamOptimizer,
@@ -232,6 +234,12 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         # Prediction never drops units: dropout rates do not matter here.
         return self._snapshot(layout, params, rates=np.zeros(layout.n_layers))
 
+    def _loss_parameters(self, dtype):
+        """The ``loss_params`` vector of the kernels (``P_*`` layout)."""
+        params = np.empty(_kernels.N_LOSS_PARAMS, dtype=dtype)
+        params[_kernels.P_HUBER_DELTA] = float(getattr(self, "huber_delta", 1.0))
+        return params
+
     def _loss_type(self, dtype):
         """The numpy scalar type of ``loss_`` and ``loss_curve_``: scikit-learn's
         (float64 for classifiers; the training dtype for regressors, whose loss
@@ -311,6 +319,8 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             X = X.astype(dtype)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
+        if y.dtype.kind != "f" and not is_classifier(self):
+            y = y.astype(np.float64)  # a non-numeric target fails here, clearly
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
 
@@ -424,25 +434,27 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
         net = model.net
-        with_dropout = bool((net[4] > 0).any())
-        workspace = Workspace(layout, batch_size, dtype, with_dropout)
-        work = workspace.work
-        use_weights = sample_weight_train is not None
-        X_kernel, csr, is_sparse = kernel_input(X_train, dtype)
-        y_kernel = read_only(np.ascontiguousarray(y_train, dtype=dtype))
-        sw_kernel = read_only(
-            np.ascontiguousarray(sample_weight_train, dtype=dtype)
-            if use_weights
-            else np.ones(0, dtype=dtype)
+        with_dropout = bool((net.dropout_rates > 0).any())
+        data, csr = kernel_data(X_train, y_train, sample_weight_train, dtype)
+        check_training_data(data, csr, layout)
+        work = workspace(layout, batch_size, dtype)
+        # The common path (dense, no dropout, common activations) passes no RarePaths
+        # and runs the kernel compiled without that code.
+        rare = None
+        if needs_rare_paths(net, csr is not None, training=True):
+            rare = rare_paths(layout, batch_size, dtype, csr, with_dropout)
+        settings = _kernels.Settings(
+            model.loss_code,
+            self._optimizer.solver_code,
+            bool(self.solver == "sgd" and self.nesterovs_momentum),
+            float(self.max_grad_norm or 0.0),
+            self._optimizer.hyperparameters(self.alpha, dtype),
+            self._loss_parameters(dtype),
         )
-        check_training_data(X_kernel, csr, is_sparse, y_kernel, sw_kernel, use_weights, layout)
-        huber_delta = float(getattr(self, "huber_delta", 1.0))
-        max_grad_norm = float(self.max_grad_norm or 0.0)
         sample_idx = np.arange(n_samples, dtype=np.intp)
         callback_ctx = self.__dict__.get("_callback_fit_ctx")
         callback_data = self.__dict__.get("_callback_data")
         optimizer = self._optimizer
-        nesterov = bool(self.solver == "sgd" and self.nesterovs_momentum)
         # Where this call's bookkeeping starts: an interrupted epoch is recorded
         # from these, whatever part of its bookkeeping had run (see below).
         start_t, start_curve = self.t_, len(self.loss_curve_)
@@ -461,14 +473,10 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 if callback_ctx is not None:
                     epoch_ctx = callback_ctx.subcontext(task_name="epoch")
                     epoch_ctx.call_on_fit_task_begin(estimator=self, **callback_data)
-                state_1, state_2 = optimizer.state_arrays()
+                settings = settings._replace(hyper=optimizer.hyperparameters(self.alpha, dtype))
                 loss_sum, finite, step = _kernels.run_epoch(
-                    X_kernel, csr, is_sparse, y_kernel, sw_kernel, use_weights,
-                    read_only(sample_idx), batch_size, params, workspace.grads, state_1,
-                    state_2, net, work, workspace.x_batch, workspace.y_batch,
-                    workspace.sw_batch, model.loss_code, huber_delta, optimizer.solver_code,
-                    optimizer.hyperparameters(self.alpha, dtype), nesterov, optimizer.step,
-                    dropout_seed, max_grad_norm,
+                    data, net, work, rare, params, optimizer.state_arrays(),
+                    read_only(sample_idx), batch_size, settings, optimizer.step, dropout_seed,
                 )  # fmt: skip
                 # The weights now include this epoch: from here on, Ctrl-C must not
                 # leave the counters behind them.
@@ -851,16 +859,21 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 self, X, accept_sparse=["csr", "csc"], reset=False, dtype=(np.float64, np.float32)
             )
         if fast_path:
-            X_kernel, csr, is_sparse = read_only(X), empty_csr(dtype), False
+            X_kernel, csr, is_sparse = read_only(X), None, False
         else:
             X_kernel, csr, is_sparse = kernel_input(X, dtype)
         n_samples = X.shape[0]
         # The kernel trusts every shape it indexes with: check them against the
         # snapshot (a model refitted meanwhile may expect another width).
         check_input_shape(X_kernel, csr, is_sparse, n_samples, model.n_features, type(self))
+        rare = None  # the common kernel: dense input, common activations
+        if is_sparse or model.rare_activations:
+            # Scratch per call (not per model): threads predict concurrently.
+            chunk = min(n_samples, 1024)  # predict_forward's chunk
+            rare = rare_paths(model.layout, chunk, dtype, csr, with_dropout=False)
         out = np.empty((n_samples, model.n_outputs), dtype=dtype)
         inputs_finite, outputs_finite = _kernels.predict_forward(
-            X_kernel, csr, is_sparse, n_samples, model.params, model.net, model.loss_code, out
+            X_kernel, rare, n_samples, model.params, model.net, model.loss_code, out
         )
         if not inputs_finite:
             # Only the fast path gets here; full validation raises scikit-learn's error.

@@ -20,8 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastbp import _kernels
-from fastbp._network import NetworkLayout, network_tuple
+from fastbp._network import NetworkLayout, needs_rare_paths, network
 
 # Taken only to publish a snapshot (with the public coefs_/intercepts_ lists beside
 # it) and to rebuild one from user-assigned arrays; never on the prediction fast path.
@@ -35,7 +34,8 @@ class FittedNetwork(NamedTuple):
     of the layout (see :func:`fastbp._network.network_tuple`); ``coefs`` and
     ``intercepts`` the arrays published as ``coefs_`` / ``intercepts_`` (views into
     ``params``); ``decoding`` what the estimator needs to turn outputs into answers
-    (for a classifier: the label binarizer and the classes).
+    (for a classifier: the label binarizer and the classes); ``rare_activations``
+    whether a hidden activation needs the full prediction kernel.
     """
 
     params: np.ndarray
@@ -45,6 +45,7 @@ class FittedNetwork(NamedTuple):
     coefs: tuple
     intercepts: tuple
     decoding: object
+    rare_activations: bool
 
     @property
     def n_features(self):
@@ -84,10 +85,12 @@ def build(layout, params, hidden_codes, dropout_rates, loss_code, decoding):
             f"{layout.layer_units.tolist()} needs ({layout.n_params},)."
         )
     coefs, intercepts = layout.views(params)
-    net = network_tuple(layout, hidden_codes, dropout_rates)
+    net = network(layout, hidden_codes, dropout_rates)
+    rare_activations = needs_rare_paths(net, is_sparse=False, training=False)
     return FittedNetwork(
-        params, layout, net, int(loss_code), tuple(coefs), tuple(intercepts), decoding
-    )
+        params, layout, net, int(loss_code), tuple(coefs), tuple(intercepts), decoding,
+        rare_activations,
+    )  # fmt: skip
 
 
 def publish(estimator, model):
@@ -179,7 +182,3 @@ def checked_layer_units(coefs, intercepts, n_features):
             )
         units.append(coef.shape[1])
     return units, floats_coefs, floats_intercepts
-
-
-def loss_code_of(loss_name):
-    return _kernels.LOSS_CODES[loss_name]

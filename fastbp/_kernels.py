@@ -18,9 +18,11 @@ Conventions shared by all kernels
   are passed as read-only arrays so that one compiled signature serves all callers.
 """
 
+import gc
 import math
 import os
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -75,6 +77,10 @@ H_BETA_2 = 3
 H_EPSILON = 4
 H_ALPHA = 5
 N_HYPER = 6
+
+# Layout of the ``loss_params`` vector: the parameters of the losses that have one.
+P_HUBER_DELTA = 0
+N_LOSS_PARAMS = 1
 
 
 def _cache_probe():  # pragma: no cover - only decorated, never called
@@ -132,6 +138,9 @@ if _cache_warning(CACHE_LOCATION) is not None:
 # epoch kernel detects) instead of a per-division check that also stops LLVM from
 # vectorising the loops.
 _JIT = dict(cache=CACHE_ENABLED, nogil=True, error_model="numpy")
+# Internal helpers have no Python or C entry points: they are only called from other
+# kernels, and the wrappers cost compile time (start-up time) for nothing.
+_HELPER = dict(_JIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 
 # ---------------------------------------------------------------------------------
@@ -158,7 +167,7 @@ _TANH_Q1 = 2.23548839060100448583e3
 _TANH_Q2 = 4.84406305325125486048e3
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _exp_inplace(values, scale_bits_1, scale_bits_2):
     """values[j] <- exp(values[j]) for a 1-D array, in float64 arithmetic.
 
@@ -189,7 +198,7 @@ def _exp_inplace(values, scale_bits_1, scale_bits_2):
         values[j] = float(values[j]) * scale_1[j] * scale_2[j]
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _tanh_inplace(values, scratch, scale_bits_1, scale_bits_2):
     """values[j] <- tanh(values[j]): 1 - 2 / (exp(2|x|) + 1) for |x| > 0.625, a
     rational approximation nearer zero (where the first form would cancel)."""
@@ -220,7 +229,7 @@ def scratch_sizes(batch_rows, layer_units):
     return 2 * _BLOCK, max(_BLOCK, batch_rows * widest)
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _exp_all(values, bits):
     """exp of every value of a contiguous array, in blocks; ``bits`` is scratch."""
     flat = values.reshape(-1)
@@ -230,7 +239,7 @@ def _exp_all(values, bits):
         _exp_inplace(flat[start : start + _BLOCK], bits_1, bits_2)
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _tanh_all(values, bits, temp):
     """tanh of every value of a contiguous array, in blocks; ``bits``, ``temp``
     are scratch."""
@@ -243,12 +252,84 @@ def _tanh_all(values, bits, temp):
 
 
 # ---------------------------------------------------------------------------------
-# Activations: forward rule and derivative side by side.
+# What crosses into a kernel, by name. numba types these tuples; each is built once
+# per fit (or per prediction) by one helper in fastbp._network.
 # ---------------------------------------------------------------------------------
-@njit(**_JIT)
-def _add_bias_and_activate(z, bias, code, bits, temp):
-    """z <- activation(z + bias), row by row, for a hidden layer (``bits`` and
-    ``temp`` are the workspace's scratch)."""
+class Network(NamedTuple):
+    """The layout a kernel indexes with. ``hidden_codes`` and ``dropout_rates`` have
+    one entry per layer (those of the input and output layers are unused)."""
+
+    units: np.ndarray
+    coef_offsets: np.ndarray
+    intercept_offsets: np.ndarray
+    hidden_codes: np.ndarray
+    dropout_rates: np.ndarray
+    n_coefs: int
+
+
+class Workspace(NamedTuple):
+    """Buffers of one minibatch (or chunk), allocated once per fit. ``activations``
+    and ``deltas`` hold layers 1..L-1 back to back, layer ``l`` of ``m`` rows at
+    ``[layer_offsets[l], layer_offsets[l] + m * units[l])``; ``bits`` is the int64
+    scratch of the exp blocks."""
+
+    activations: np.ndarray
+    deltas: np.ndarray
+    layer_offsets: np.ndarray
+    bits: np.ndarray
+    x_batch: np.ndarray
+    y_batch: np.ndarray
+    sw_batch: np.ndarray
+    grads: np.ndarray
+
+
+class RarePaths(NamedTuple):
+    """What only the rarely used options need: sparse input (the CSR triple), dropout
+    (masks and dropped activations, laid out as ``activations``) and the exp-based
+    hidden activations (``temp``). A kernel called with ``None`` in its place
+    compiles without any of that code: the common path, compiled first and fast."""
+
+    is_sparse: bool
+    csr_data: np.ndarray
+    csr_indices: np.ndarray
+    csr_indptr: np.ndarray
+    masks: np.ndarray
+    dropped: np.ndarray
+    temp: np.ndarray
+
+
+class Data(NamedTuple):
+    """Training data as the kernels read it (read-only). With sparse input ``X`` is
+    an empty ``(0, n_features)`` placeholder and the rows live in ``RarePaths``."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    sample_weight: np.ndarray
+    use_weights: bool
+
+
+class Settings(NamedTuple):
+    """The options of a fit: loss and solver codes, Nesterov momentum, gradient
+    clipping (0 for none), and two dtype-typed vectors, ``hyper`` (indexed by the
+    ``H_*`` constants, updated in place between epochs) and ``loss_params`` (indexed
+    by the ``P_*`` constants)."""
+
+    loss_code: int
+    solver_code: int
+    nesterov: bool
+    max_grad_norm: float
+    hyper: np.ndarray
+    loss_params: np.ndarray
+
+
+# ---------------------------------------------------------------------------------
+# Activations: forward rule and derivative side by side, one branch per code. The
+# common ones come first; the others need the scratch of ``rare`` and compile only
+# into kernels that are handed it.
+# ---------------------------------------------------------------------------------
+@njit(**_HELPER)
+def _activate(z, bias, code, bits, rare):
+    """z <- activation(z + bias), row by row, for a hidden layer."""
     n_rows, n_units = z.shape
     if code == LOGISTIC:  # 1 / (1 + exp(-x)), as scipy's expit
         for i in range(n_rows):
@@ -262,18 +343,25 @@ def _add_bias_and_activate(z, bias, code, bits, temp):
     for i in range(n_rows):
         for j in range(n_units):
             z[i, j] += bias[j]
-    if code == TANH:
-        _tanh_all(z, bits, temp)
-    elif code == RELU:  # written so that NaN propagates like np.maximum does
+    if code == IDENTITY:
+        return
+    if code == RELU:  # written so that NaN propagates like np.maximum does
         zero = z.dtype.type(0)
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = zero if z[i, j] < 0 else z[i, j]
-    elif code == LEAKY_RELU:
+        return
+    if code == LEAKY_RELU:
         slope = z.dtype.type(LEAKY_RELU_SLOPE)
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = z[i, j] if z[i, j] >= 0 else slope * z[i, j]
+        return
+    if rare is None:
+        raise ValueError("fastbp: this activation needs the full kernel")
+    temp = rare.temp
+    if code == TANH:
+        _tanh_all(z, bits, temp)
     elif code == ELU:  # x for x > 0, exp(x) - 1 below
         # explicit loops, not np.minimum/np.abs: array ufuncs cost compile time
         negative = temp[: n_rows * n_units].reshape(n_rows, n_units)
@@ -293,42 +381,49 @@ def _add_bias_and_activate(z, bias, code, bits, temp):
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = max(z[i, j], 0) + math.log1p(decay[i, j])
+    else:
+        raise ValueError("fastbp: unknown activation code")
 
 
-@njit(**_JIT)
-def _multiply_by_derivative(delta, activation, code, bits, temp):
+@njit(**_HELPER)
+def _multiply_by_derivative(delta, activation, code, bits, rare):
     """delta <- delta * f'(z), with f'(z) written from the output a = f(z)."""
     n_rows, n_units = delta.shape
-    zero = delta.dtype.type(0)
     if code == IDENTITY:
+        return
+    if code == RELU:  # f' = 0 where the unit was clipped (a == 0), 1 elsewhere
+        zero = delta.dtype.type(0)
+        for i in range(n_rows):
+            for j in range(n_units):
+                # a select rather than a conditional store, so the loop vectorises
+                delta[i, j] = zero if activation[i, j] == 0 else delta[i, j]
+        return
+    if code == LEAKY_RELU:  # f' = 1 where a > 0, the slope elsewhere
+        slope = delta.dtype.type(LEAKY_RELU_SLOPE)
+        for i in range(n_rows):
+            for j in range(n_units):
+                delta[i, j] = delta[i, j] if activation[i, j] > 0 else slope * delta[i, j]
         return
     if code == LOGISTIC:  # f' = a (1 - a)
         for i in range(n_rows):
             for j in range(n_units):
                 a = activation[i, j]
                 delta[i, j] = delta[i, j] * a * (1 - a)
-    elif code == TANH:  # f' = 1 - a^2
+        return
+    if rare is None:
+        raise ValueError("fastbp: this activation needs the full kernel")
+    if code == TANH:  # f' = 1 - a^2
         for i in range(n_rows):
             for j in range(n_units):
                 a = activation[i, j]
                 delta[i, j] = delta[i, j] * (1 - a * a)
-    elif code == RELU:  # f' = 0 where the unit was clipped (a == 0), 1 elsewhere
-        for i in range(n_rows):
-            for j in range(n_units):
-                # a select rather than a conditional store, so the loop vectorises
-                delta[i, j] = zero if activation[i, j] == 0 else delta[i, j]
-    elif code == LEAKY_RELU:  # f' = 1 where a > 0, the slope elsewhere
-        slope = delta.dtype.type(LEAKY_RELU_SLOPE)
-        for i in range(n_rows):
-            for j in range(n_units):
-                delta[i, j] = delta[i, j] if activation[i, j] > 0 else slope * delta[i, j]
     elif code == ELU:  # f' = 1 where a > 0, exp(z) = a + 1 elsewhere
         for i in range(n_rows):
             for j in range(n_units):
                 a = activation[i, j]
                 delta[i, j] = delta[i, j] if a > 0 else delta[i, j] * (a + 1)
-    else:  # SOFTPLUS: f' = sigmoid(z) = 1 - exp(-a)
-        decay = temp[: n_rows * n_units].reshape(n_rows, n_units)
+    elif code == SOFTPLUS:  # f' = sigmoid(z) = 1 - exp(-a)
+        decay = rare.temp[: n_rows * n_units].reshape(n_rows, n_units)
         for i in range(n_rows):
             for j in range(n_units):
                 decay[i, j] = -activation[i, j]
@@ -336,17 +431,22 @@ def _multiply_by_derivative(delta, activation, code, bits, temp):
         for i in range(n_rows):
             for j in range(n_units):
                 delta[i, j] = delta[i, j] * (1 - decay[i, j])
+    else:
+        raise ValueError("fastbp: unknown activation code")
 
 
-@njit(**_JIT)
-def _add_bias_and_output_activation(z, bias, loss_code, bits):
-    """z <- output_activation(z + bias): identity, exp, softmax or logistic."""
+@njit(**_HELPER)
+def _output_activate(z, bias, loss_code, bits):
+    """z <- output_activation(z + bias): identity, exp, softmax or logistic, the
+    canonical partner of each loss."""
     n_rows, n_units = z.shape
     if loss_code == SQUARED_ERROR or loss_code == ABSOLUTE_ERROR or loss_code == HUBER:
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] += bias[j]
         return
+    if loss_code != POISSON and loss_code != LOG_LOSS and loss_code != BINARY_LOG_LOSS:
+        raise ValueError("fastbp: unknown loss code")
     # Bring every case to one exp call (each call site costs compile time):
     # exp(z + b) for poisson, exp(-(z + b)) for the logistic, exp(z + b - row max)
     # for the softmax.
@@ -378,15 +478,14 @@ def _add_bias_and_output_activation(z, bias, loss_code, bits):
                 z[i, j] /= total
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _xlogy(x, y):
     return 0.0 if x == 0 else x * math.log(y)
 
 
-@njit(**_JIT)
-def _output_delta_and_loss(
-    prediction, target, sample_weight, use_weights, delta, loss_code, huber_delta
-):  # fmt: skip
+@njit(**_HELPER)
+def _output_delta_and_loss(prediction, target, sample_weight, use_weights, delta, loss_code,
+                           loss_params):  # fmt: skip
     """Write the output delta d loss / d z (times the sample weight) and return the
     weighted sum of per-sample losses (float64).
 
@@ -397,6 +496,7 @@ def _output_delta_and_loss(
     """
     n_rows, n_outputs = prediction.shape
     eps = np.finfo(prediction.dtype).eps
+    huber_delta = float(loss_params[P_HUBER_DELTA])
     clip = prediction.dtype.type(huber_delta)
     total = 0.0
     for i in range(n_rows):
@@ -419,13 +519,15 @@ def _output_delta_and_loss(
             elif loss_code == ABSOLUTE_ERROR:
                 row_loss += abs(float(residual))
                 delta[i, j] = (residual > 0) - (residual < 0)
-            else:  # HUBER
+            elif loss_code == HUBER:
                 size = abs(float(residual))
                 if size <= huber_delta:
                     row_loss += 0.5 * size * size
                 else:
                     row_loss += huber_delta * (size - 0.5 * huber_delta)
                 delta[i, j] = min(max(residual, -clip), clip)
+            else:
+                raise ValueError("fastbp: unknown loss code")
         if use_weights:
             weight = sample_weight[i]
             for j in range(n_outputs):
@@ -436,33 +538,13 @@ def _output_delta_and_loss(
 
 
 # ---------------------------------------------------------------------------------
-# Forward and backward passes over one batch.
+# Sparse input and dropout: only in kernels handed ``RarePaths``.
 # ---------------------------------------------------------------------------------
-@njit(**_JIT)
-def _layer_view(buffer, offsets, layer, n_rows, n_units):
-    start = offsets[layer]
-    return buffer[start : start + n_rows * n_units].reshape(n_rows, n_units)
-
-
-@njit(**_JIT)
-def _coef_view(params, units, coef_offsets, layer):
-    fan_in = units[layer]
-    fan_out = units[layer + 1]
-    start = coef_offsets[layer]
-    return params[start : start + fan_in * fan_out].reshape(fan_in, fan_out)
-
-
-@njit(**_JIT)
-def _intercept_view(params, units, intercept_offsets, layer):
-    start = intercept_offsets[layer]
-    return params[start : start + units[layer + 1]]
-
-
-@njit(**_JIT)
-def _sparse_rows_dot(csr, rows, coef, out):
-    """out = X[rows] @ coef for a CSR matrix ``csr = (data, indices, indptr)``,
-    touching only the stored entries."""
-    data, indices, indptr = csr
+@njit(**_HELPER)
+def _sparse_rows_dot(rare, rows, coef, out):
+    """out = X[rows] @ coef for the CSR matrix of ``rare``, touching only the stored
+    entries."""
+    data, indices, indptr = rare.csr_data, rare.csr_indices, rare.csr_indptr
     out[:] = 0
     n_units = coef.shape[1]
     for k in range(rows.shape[0]):
@@ -474,10 +556,10 @@ def _sparse_rows_dot(csr, rows, coef, out):
                 out[k, j] += value * coef[column, j]
 
 
-@njit(**_JIT)
-def _sparse_rows_transpose_dot(csr, rows, delta, out):
-    """out = X[rows]^T @ delta for a CSR matrix, touching only the stored entries."""
-    data, indices, indptr = csr
+@njit(**_HELPER)
+def _sparse_rows_transpose_dot(rare, rows, delta, out):
+    """out = X[rows]^T @ delta for the CSR matrix of ``rare``."""
+    data, indices, indptr = rare.csr_data, rare.csr_indices, rare.csr_indptr
     out[:] = 0
     n_units = delta.shape[1]
     for k in range(rows.shape[0]):
@@ -489,7 +571,7 @@ def _sparse_rows_transpose_dot(csr, rows, delta, out):
                 out[column, j] += value * delta[k, j]
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _drop_units(a, mask, dropped, rate):
     """Inverted dropout: keep each unit with probability 1 - rate, scaled by
     1 / (1 - rate) so that expectations match prediction time (no dropout)."""
@@ -502,53 +584,64 @@ def _drop_units(a, mask, dropped, rate):
             dropped[i, j] = a[i, j] * mask[i, j]
 
 
-@njit(**_JIT)
-def _forward(x, csr, rows, is_sparse, params, net, work, loss_code, training):
-    """Forward pass for one batch; returns the output layer's view.
+# ---------------------------------------------------------------------------------
+# Forward and backward passes over one batch. Layer l's values of a batch of m rows
+# are the flat slice [offsets[l], offsets[l] + m * units[l]) of a workspace buffer;
+# the coefficients of layer l are params[coef_offsets[l]:][: fan_in * fan_out].
+# ---------------------------------------------------------------------------------
+@njit(**_HELPER)
+def _forward(x, rows, n_rows, params, net, activations, layer_offsets, bits, loss_code, rare,
+             training):  # fmt: skip
+    """Forward pass for one batch; returns the output layer's values.
 
-    The batch is the dense rows ``x`` or, when ``is_sparse``, the rows ``rows`` of
-    the CSR matrix ``csr`` (which the first layer multiplies without densifying).
-    ``net = (units, coef_offsets, intercept_offsets, hidden_codes, dropout_rates)``;
-    ``work = (activations, deltas, layer_offsets, masks, dropped, bits, temp)``. With
-    ``training``, hidden layers with a dropout rate keep their activations in
-    ``activations`` (for the derivative) and pass ``dropped`` to the next layer.
+    The batch is the dense rows ``x`` or, with sparse input, the rows ``rows`` of
+    the CSR matrix in ``rare`` (multiplied without densifying). With ``training``,
+    hidden layers with a dropout rate keep their activations (for the derivative)
+    and pass the dropped ones to the next layer.
     """
-    units, coef_offsets, intercept_offsets, hidden_codes, dropout_rates = net
-    activations, deltas, layer_offsets, masks, dropped, bits, temp = work
-    n_rows = rows.shape[0] if is_sparse else x.shape[0]
+    units = net.units
     n_layers = units.shape[0]
-    # np.intp(...) rather than literal 0 and 1: a literal argument makes numba
-    # compile a second copy of the callee (compile time is start-up time).
-    first, second = np.intp(0), np.intp(1)
-    z = _layer_view(activations, layer_offsets, second, n_rows, units[1])
-    if is_sparse:
-        _sparse_rows_dot(csr, rows, _coef_view(params, units, coef_offsets, first), z)
-    else:
-        np.dot(x, _coef_view(params, units, coef_offsets, first), z)
+    z = activations[:0].reshape(0, 1)  # typed before the loop; every layer sets it
     for layer in range(1, n_layers):
-        if layer > 1:
-            previous = _layer_view(activations, layer_offsets, layer - 1, n_rows, units[layer - 1])
-            if training and dropout_rates[layer - 1] > 0:
-                previous = _layer_view(dropped, layer_offsets, layer - 1, n_rows, units[layer - 1])
-            z = _layer_view(activations, layer_offsets, layer, n_rows, units[layer])
-            np.dot(previous, _coef_view(params, units, coef_offsets, layer - 1), z)
-        bias = _intercept_view(params, units, intercept_offsets, layer - 1)
-        if layer == n_layers - 1:
-            _add_bias_and_output_activation(z, bias, loss_code, bits)
+        fan_in, fan_out = units[layer - 1], units[layer]
+        start = net.coef_offsets[layer - 1]
+        coef = params[start : start + fan_in * fan_out].reshape(fan_in, fan_out)
+        start = layer_offsets[layer]
+        z = activations[start : start + n_rows * fan_out].reshape(n_rows, fan_out)
+        if layer == 1:
+            if rare is None:
+                np.dot(x, coef, z)
+            elif rare.is_sparse:
+                _sparse_rows_dot(rare, rows, coef, z)
+            else:
+                np.dot(x, coef, z)
         else:
-            _add_bias_and_activate(z, bias, hidden_codes[layer], bits, temp)
-            if training and dropout_rates[layer] > 0:
+            start = layer_offsets[layer - 1]
+            previous = activations[start : start + n_rows * fan_in].reshape(n_rows, fan_in)
+            if rare is not None:
+                if training and net.dropout_rates[layer - 1] > 0:
+                    previous = rare.dropped[start : start + n_rows * fan_in].reshape(n_rows, fan_in)
+            np.dot(previous, coef, z)
+        start = net.intercept_offsets[layer - 1]
+        bias = params[start : start + fan_out]
+        if layer == n_layers - 1:
+            _output_activate(z, bias, loss_code, bits)
+            continue
+        _activate(z, bias, net.hidden_codes[layer], bits, rare)
+        if rare is not None:
+            if training and net.dropout_rates[layer] > 0:
+                start = layer_offsets[layer]
                 _drop_units(
                     z,
-                    _layer_view(masks, layer_offsets, layer, n_rows, units[layer]),
-                    _layer_view(dropped, layer_offsets, layer, n_rows, units[layer]),
-                    dropout_rates[layer],
+                    rare.masks[start : start + n_rows * fan_out].reshape(n_rows, fan_out),
+                    rare.dropped[start : start + n_rows * fan_out].reshape(n_rows, fan_out),
+                    net.dropout_rates[layer],
                 )
     return z
 
 
-@njit(**_JIT)
-def _backward(x, csr, rows, is_sparse, params, grads, net, work):
+@njit(**_HELPER)
+def _backward(x, rows, n_rows, params, grads, net, work, rare):
     """Backward pass by the chain rule, from the output delta already in ``deltas``.
 
     Writes the *raw* gradients into ``grads``: ``a_{l-1}^T delta_l`` for each
@@ -556,69 +649,79 @@ def _backward(x, csr, rows, is_sparse, params, grads, net, work):
     term and the division by the weight sum (the optimizer step fuses those).
     Dropout masks multiply the deltas of the units they dropped.
     """
-    units, coef_offsets, intercept_offsets, hidden_codes, dropout_rates = net
-    activations, deltas, layer_offsets, masks, dropped, bits, temp = work
-    n_rows = rows.shape[0] if is_sparse else x.shape[0]
-    n_layers = units.shape[0]
-    for layer in range(n_layers - 1, 0, -1):
-        delta = _layer_view(deltas, layer_offsets, layer, n_rows, units[layer])
-        coef_grad = _coef_view(grads, units, coef_offsets, layer - 1)
-        intercept_grad = _intercept_view(grads, units, intercept_offsets, layer - 1)
+    units = net.units
+    activations, deltas, offsets = work.activations, work.deltas, work.layer_offsets
+    for layer in range(units.shape[0] - 1, 0, -1):
+        fan_in, fan_out = units[layer - 1], units[layer]
+        start = offsets[layer]
+        delta = deltas[start : start + n_rows * fan_out].reshape(n_rows, fan_out)
+        start = net.coef_offsets[layer - 1]
+        coef_grad = grads[start : start + fan_in * fan_out].reshape(fan_in, fan_out)
+        start = net.intercept_offsets[layer - 1]
+        intercept_grad = grads[start : start + fan_out]
         intercept_grad[:] = 0
         for i in range(n_rows):
-            for j in range(units[layer]):
+            for j in range(fan_out):
                 intercept_grad[j] += delta[i, j]
         if layer == 1:
-            if is_sparse:
-                _sparse_rows_transpose_dot(csr, rows, delta, coef_grad)
+            if rare is None:
+                np.dot(x.T, delta, coef_grad)
+            elif rare.is_sparse:
+                _sparse_rows_transpose_dot(rare, rows, delta, coef_grad)
             else:
                 np.dot(x.T, delta, coef_grad)
             continue
         below = layer - 1
-        previous = _layer_view(activations, layer_offsets, below, n_rows, units[below])
-        with_dropout = dropout_rates[below] > 0
-        if with_dropout:
-            layer_input = _layer_view(dropped, layer_offsets, below, n_rows, units[below])
-            np.dot(layer_input.T, delta, coef_grad)
-        else:
-            np.dot(previous.T, delta, coef_grad)
+        start = offsets[below]
+        previous = activations[start : start + n_rows * fan_in].reshape(n_rows, fan_in)
+        layer_input = previous
+        with_dropout = False
+        if rare is not None:
+            with_dropout = net.dropout_rates[below] > 0
+            if with_dropout:
+                layer_input = rare.dropped[start : start + n_rows * fan_in].reshape(n_rows, fan_in)
+        np.dot(layer_input.T, delta, coef_grad)
         # delta_{l-1} = (delta_l W_l^T) * mask * f'(z_{l-1}); the input layer needs none.
-        previous_delta = _layer_view(deltas, layer_offsets, below, n_rows, units[below])
-        np.dot(delta, _coef_view(params, units, coef_offsets, below).T, previous_delta)
-        if with_dropout:
-            mask = _layer_view(masks, layer_offsets, below, n_rows, units[below])
-            for i in range(n_rows):
-                for j in range(units[below]):
-                    previous_delta[i, j] *= mask[i, j]
-        _multiply_by_derivative(previous_delta, previous, hidden_codes[below], bits, temp)
+        previous_delta = deltas[start : start + n_rows * fan_in].reshape(n_rows, fan_in)
+        coef_start = net.coef_offsets[below]
+        coef = params[coef_start : coef_start + fan_in * fan_out].reshape(fan_in, fan_out)
+        np.dot(delta, coef.T, previous_delta)
+        if rare is not None:
+            if with_dropout:
+                mask = rare.masks[start : start + n_rows * fan_in].reshape(n_rows, fan_in)
+                for i in range(n_rows):
+                    for j in range(fan_in):
+                        previous_delta[i, j] *= mask[i, j]
+        _multiply_by_derivative(previous_delta, previous, net.hidden_codes[below], work.bits, rare)
 
 
-@njit(**_JIT)
-def _batch_loss_and_raw_grads(
-    x, csr, rows, is_sparse, y, sample_weight, use_weights, params, grads, net, work,
-    loss_code, huber_delta,
-):  # fmt: skip
+@njit(**_HELPER)
+def _batch_loss_and_raw_grads(x, rows, n_rows, y, sample_weight, use_weights, params, grads,
+                              net, work, settings, rare):  # fmt: skip
     """Forward, output delta, backward for one batch; returns the weighted loss sum."""
-    units = net[0]
-    deltas, layer_offsets = work[1], work[2]
-    n_rows = rows.shape[0] if is_sparse else x.shape[0]
-    prediction = _forward(x, csr, rows, is_sparse, params, net, work, loss_code, True)
-    last = units.shape[0] - 1
-    output_delta = _layer_view(deltas, layer_offsets, last, n_rows, units[last])
+    prediction = _forward(
+        x, rows, n_rows, params, net, work.activations, work.layer_offsets, work.bits,
+        settings.loss_code, rare, True,
+    )  # fmt: skip
+    last = net.units.shape[0] - 1
+    start = work.layer_offsets[last]
+    n_outputs = net.units[last]
+    output_delta = work.deltas[start : start + n_rows * n_outputs].reshape(n_rows, n_outputs)
     loss_sum = _output_delta_and_loss(
-        prediction, y, sample_weight, use_weights, output_delta, loss_code, huber_delta
-    )
-    _backward(x, csr, rows, is_sparse, params, grads, net, work)
+        prediction, y, sample_weight, use_weights, output_delta, settings.loss_code,
+        settings.loss_params,
+    )  # fmt: skip
+    _backward(x, rows, n_rows, params, grads, net, work, rare)
     return loss_sum
 
 
-@njit(**_JIT)
-def _gather(
-    X, is_sparse, Y, sample_weight, use_weights, rows, x_batch, y_batch, sw_batch
-):  # fmt: skip
+@njit(**_HELPER)
+def _gather(data, rows, work, is_sparse):
     """Copy the given rows into the batch buffers (sparse X stays where it is: the
     first layer reads its rows in place); return the weight sum of the batch (the
     row count when there are no weights)."""
+    X, Y, sample_weight = data.X, data.Y, data.sample_weight
+    x_batch, y_batch, sw_batch = work.x_batch, work.y_batch, work.sw_batch
     weight_sum = 0.0
     n_features = x_batch.shape[1]
     n_outputs = y_batch.shape[1]
@@ -630,10 +733,10 @@ def _gather(
                 x_batch[k, j] = X[row, j]
         for j in range(n_outputs):
             y_batch[k, j] = Y[row, j]
-        if use_weights:
+        if data.use_weights:
             sw_batch[k] = sample_weight[row]
             weight_sum += sample_weight[row]
-    if not use_weights:
+    if not data.use_weights:
         weight_sum = float(rows.shape[0])
     return weight_sum
 
@@ -642,18 +745,19 @@ def _gather(
 # Optimizer steps: element-wise over the flat vector, with the L2 term and the
 # normalisation by the weight sum fused in (no separate gradient pass).
 # ---------------------------------------------------------------------------------
-@njit(**_JIT)
-def _squared_coef_norm(params, units, coef_offsets):
+@njit(**_HELPER)
+def _squared_coef_norm(params, net):
     """Sum of squared coefficients, one dot product per layer as scikit-learn does."""
     total = 0.0
+    units = net.units
     for layer in range(units.shape[0] - 1):
-        start = coef_offsets[layer]
+        start = net.coef_offsets[layer]
         coefs = params[start : start + units[layer] * units[layer + 1]]
         total += float(np.dot(coefs, coefs))
     return total
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _sgd_update(params, grads, velocity, start, stop, alpha, weight_sum, learning_rate,
                 momentum, nesterov):  # fmt: skip
     # One division per step, then multiplications: division is the slowest vector
@@ -670,21 +774,7 @@ def _sgd_update(params, grads, velocity, start, stop, alpha, weight_sum, learnin
             params[k] = w + v
 
 
-@njit(**_JIT)
-def _sgd_step(params, grads, velocity, n_coefs, hyper, nesterov, weight_sum):
-    """SGD with (Nesterov) momentum. The L2 term applies to coefficients only."""
-    dtype = params.dtype.type
-    weight_sum = dtype(weight_sum)
-    learning_rate = hyper[H_LEARNING_RATE]
-    momentum = hyper[H_MOMENTUM]
-    # Two branch-free loops (coefficients, then intercepts) so that each vectorises.
-    _sgd_update(params, grads, velocity, np.intp(0), n_coefs, hyper[H_ALPHA], weight_sum,
-                learning_rate, momentum, nesterov)  # fmt: skip
-    _sgd_update(params, grads, velocity, n_coefs, params.shape[0], dtype(0), weight_sum,
-                learning_rate, momentum, nesterov)  # fmt: skip
-
-
-@njit(**_JIT)
+@njit(**_HELPER)
 def _adam_update(params, grads, first_moment, second_moment, start, stop, alpha, weight_sum,
                  learning_rate, beta_1, beta_2, epsilon):  # fmt: skip
     one = params.dtype.type(1)
@@ -699,33 +789,45 @@ def _adam_update(params, grads, first_moment, second_moment, start, stop, alpha,
         params[k] = w + (-learning_rate * m) / (math.sqrt(v) + epsilon)
 
 
-@njit(**_JIT)
-def _adam_step(params, grads, first_moment, second_moment, n_coefs, hyper, step, weight_sum):
-    """One Adam step (Kingma & Ba) at time ``step``. L2 on coefficients only."""
+@njit(**_HELPER)
+def _step(params, grads, state, n_coefs, settings, weight_sum, step):
+    """One optimizer step from the raw gradient; the L2 term applies to the
+    coefficients only. Two branch-free loops (coefficients, then intercepts) so
+    that each vectorises."""
+    hyper = settings.hyper
     dtype = params.dtype.type
-    beta_1 = hyper[H_BETA_1]
-    beta_2 = hyper[H_BETA_2]
-    # Bias-corrected step size, computed in float64 as scikit-learn does.
-    corrected = (
-        float(hyper[H_LEARNING_RATE])
-        * math.sqrt(1 - float(beta_2) ** step)
-        / (1 - float(beta_1) ** step)
-    )
-    learning_rate = dtype(corrected)
-    weight_sum = dtype(weight_sum)
-    epsilon = hyper[H_EPSILON]
-    _adam_update(params, grads, first_moment, second_moment, np.intp(0), n_coefs, hyper[H_ALPHA],
-                 weight_sum, learning_rate, beta_1, beta_2, epsilon)  # fmt: skip
-    _adam_update(params, grads, first_moment, second_moment, n_coefs, params.shape[0],
-                 dtype(0), weight_sum, learning_rate, beta_1, beta_2, epsilon)  # fmt: skip
+    divisor = dtype(weight_sum)
+    alpha = hyper[H_ALPHA]
+    end = params.shape[0]
+    if settings.solver_code == SGD:  # with (Nesterov) momentum
+        learning_rate = hyper[H_LEARNING_RATE]
+        momentum = hyper[H_MOMENTUM]
+        velocity = state[0]
+        nesterov = settings.nesterov
+        _sgd_update(params, grads, velocity, np.intp(0), n_coefs, alpha, divisor,
+                    learning_rate, momentum, nesterov)  # fmt: skip
+        _sgd_update(params, grads, velocity, n_coefs, end, dtype(0), divisor,
+                    learning_rate, momentum, nesterov)  # fmt: skip
+    elif settings.solver_code == ADAM:  # Kingma & Ba, at time ``step``
+        beta_1 = hyper[H_BETA_1]
+        beta_2 = hyper[H_BETA_2]
+        # Bias-corrected step size, computed in float64 as scikit-learn does.
+        corrected = (
+            float(hyper[H_LEARNING_RATE])
+            * math.sqrt(1 - float(beta_2) ** step)
+            / (1 - float(beta_1) ** step)
+        )
+        learning_rate = dtype(corrected)
+        epsilon = hyper[H_EPSILON]
+        _adam_update(params, grads, state[0], state[1], np.intp(0), n_coefs, alpha, divisor,
+                     learning_rate, beta_1, beta_2, epsilon)  # fmt: skip
+        _adam_update(params, grads, state[0], state[1], n_coefs, end, dtype(0), divisor,
+                     learning_rate, beta_1, beta_2, epsilon)  # fmt: skip
+    else:
+        raise ValueError("fastbp: unknown solver code")
 
 
-# ---------------------------------------------------------------------------------
-# Public kernels. Dense and sparse input share one signature: a dense call passes
-# an empty CSR triple, a sparse call an empty (0, n_features) dense X, so each dtype
-# compiles once.
-# ---------------------------------------------------------------------------------
-@njit(**_JIT)
+@njit(**_HELPER)
 def _clipped_weight_sum(params, grads, n_coefs, alpha, weight_sum, max_norm):
     """The divisor that scales the step's gradient (raw + alpha w) / weight_sum down
     to a global norm of at most ``max_norm`` (gradient clipping)."""
@@ -741,19 +843,20 @@ def _clipped_weight_sum(params, grads, n_coefs, alpha, weight_sum, max_norm):
     return weight_sum
 
 
+# ---------------------------------------------------------------------------------
+# The kernels Python calls. Each compiles once per dtype with ``rare=None`` (the
+# common path: dense input, no dropout, identity/relu/leaky_relu/logistic hidden
+# layers) and once more, on first use, with ``RarePaths`` (everything).
+# ---------------------------------------------------------------------------------
 @njit(**_JIT)
-def run_epoch(
-    X, csr, is_sparse, Y, sample_weight, use_weights, order, batch_size, params, grads,
-    state_1, state_2, net, work, x_batch, y_batch, sw_batch, loss_code, huber_delta,
-    solver_code, hyper, nesterov, adam_step, dropout_seed, max_grad_norm,
-):  # fmt: skip
+def run_epoch(data, net, work, rare, params, state, order, batch_size, settings, adam_step,
+              dropout_seed):  # fmt: skip
     """One epoch of minibatch training in the given row ``order``.
 
-    For each minibatch: gather, forward, loss, backward, update. ``state_1`` and
-    ``state_2`` are the optimizer's flat state (SGD: velocity and unused; Adam: first
-    and second moments). ``adam_step`` is the Adam time step before this epoch.
-    ``dropout_seed`` (>= 0) seeds the dropout masks of this epoch; ``max_grad_norm``
-    (> 0) clips each step's global gradient norm.
+    For each minibatch: gather, forward, loss, backward, update. ``state`` is the
+    optimizer's pair of flat arrays (SGD: velocity and unused; Adam: first and
+    second moments); ``adam_step`` the Adam time step before this epoch;
+    ``dropout_seed`` (>= 0) seeds the dropout masks of this epoch.
 
     Returns
     -------
@@ -766,37 +869,37 @@ def run_epoch(
         The Adam time step after this epoch (batches whose weights sum to zero take
         no step).
     """
-    units, coef_offsets = net[0], net[1]
     n_samples = order.shape[0]
-    n_coefs = net[2][0]
-    alpha = float(hyper[H_ALPHA])
+    n_coefs = net.n_coefs
+    alpha = float(settings.hyper[H_ALPHA])
+    max_grad_norm = settings.max_grad_norm
+    is_sparse = False if rare is None else rare.is_sparse
     loss_sum = 0.0
     step = adam_step
-    if dropout_seed >= 0:
-        np.random.seed(dropout_seed)
+    if rare is not None:
+        if dropout_seed >= 0:
+            np.random.seed(dropout_seed)
     for start in range(0, n_samples, batch_size):
         stop = min(start + batch_size, n_samples)
         n_rows = stop - start
         rows = order[start:stop]
-        weight_sum = _gather(
-            X, is_sparse, Y, sample_weight, use_weights, rows, x_batch, y_batch, sw_batch
-        )
+        weight_sum = _gather(data, rows, work, is_sparse)
         if weight_sum == 0:
             continue  # every row weighs zero: nothing to learn from this batch
         batch_loss_sum = _batch_loss_and_raw_grads(
-            x_batch[:n_rows], csr, rows, is_sparse, y_batch[:n_rows], sw_batch[:n_rows],
-            use_weights, params, grads, net, work, loss_code, huber_delta,
+            work.x_batch[:n_rows], rows, n_rows, work.y_batch[:n_rows], work.sw_batch[:n_rows],
+            data.use_weights, params, work.grads, net, work, settings, rare,
         )  # fmt: skip
         # The reported loss uses the weights before this step's update.
-        squared_norm = _squared_coef_norm(params, units, coef_offsets)
+        squared_norm = _squared_coef_norm(params, net)
         divisor = weight_sum
         if max_grad_norm > 0:
-            divisor = _clipped_weight_sum(params, grads, n_coefs, alpha, weight_sum, max_grad_norm)
-        if solver_code == SGD:
-            _sgd_step(params, grads, state_1, n_coefs, hyper, nesterov, divisor)
-        else:
+            divisor = _clipped_weight_sum(
+                params, work.grads, n_coefs, alpha, weight_sum, max_grad_norm
+            )
+        if settings.solver_code == ADAM:
             step += 1
-            _adam_step(params, grads, state_1, state_2, n_coefs, hyper, step, divisor)
+        _step(params, work.grads, state, n_coefs, settings, divisor, step)
         batch_loss = batch_loss_sum / weight_sum + 0.5 * alpha * squared_norm / weight_sum
         loss_sum += batch_loss * n_rows
         if not math.isfinite(batch_loss):
@@ -808,31 +911,31 @@ def run_epoch(
 
 
 @njit(**_JIT)
-def full_loss_and_gradient(
-    X, csr, is_sparse, Y, sample_weight, use_weights, order, chunk_rows, params, grads,
-    chunk_grads, net, work, x_batch, y_batch, sw_batch, loss_code, huber_delta, alpha,
-    dropout_seed,
-):  # fmt: skip
-    """Full-batch loss and gradient (for L-BFGS), computed in row chunks so memory
-    stays bounded by ``chunk_rows``; ``grads`` receives the final gradient.
-    A ``dropout_seed`` >= 0 fixes the dropout masks (for gradient checks)."""
+def full_loss_and_gradient(data, net, work, rare, order, chunk_rows, params, chunk_grads,
+                           settings, dropout_seed):  # fmt: skip
+    """Full-batch loss and gradient (for L-BFGS above its exact-arithmetic budget,
+    and for the gradient tests), computed in row chunks so memory stays bounded by
+    ``chunk_rows``; ``work.grads`` receives the final gradient. A ``dropout_seed``
+    >= 0 fixes the dropout masks (for gradient checks)."""
     n_samples = order.shape[0]
-    n_coefs = net[2][0]
+    n_coefs = net.n_coefs
+    grads = work.grads
+    is_sparse = False if rare is None else rare.is_sparse
+    alpha = float(settings.hyper[H_ALPHA])
     loss_sum = 0.0
     total_weight = 0.0
-    if dropout_seed >= 0:
-        np.random.seed(dropout_seed)
+    if rare is not None:
+        if dropout_seed >= 0:
+            np.random.seed(dropout_seed)
     for start in range(0, n_samples, chunk_rows):
         stop = min(start + chunk_rows, n_samples)
         n_rows = stop - start
         rows = order[start:stop]
-        total_weight += _gather(
-            X, is_sparse, Y, sample_weight, use_weights, rows, x_batch, y_batch, sw_batch
-        )
+        total_weight += _gather(data, rows, work, is_sparse)
         target = grads if start == 0 else chunk_grads
         loss_sum += _batch_loss_and_raw_grads(
-            x_batch[:n_rows], csr, rows, is_sparse, y_batch[:n_rows], sw_batch[:n_rows],
-            use_weights, params, target, net, work, loss_code, huber_delta,
+            work.x_batch[:n_rows], rows, n_rows, work.y_batch[:n_rows], work.sw_batch[:n_rows],
+            data.use_weights, params, target, net, work, settings, rare,
         )  # fmt: skip
         if start > 0:
             for k in range(grads.shape[0]):
@@ -851,10 +954,10 @@ def full_loss_and_gradient(
 
 
 @njit(**_JIT)
-def predict_forward(X, csr, is_sparse, n_samples, params, net, loss_code, out):
+def predict_forward(X, rare, n_samples, params, net, loss_code, out):
     """Output-layer values for every row of the input into ``out``, in row chunks.
 
-    The input is dense ``X`` or the CSR matrix ``csr``, as in :func:`run_epoch`.
+    The input is dense ``X`` or the CSR matrix of ``rare``, as in :func:`run_epoch`.
 
     Returns
     -------
@@ -864,12 +967,13 @@ def predict_forward(X, csr, is_sparse, n_samples, params, net, loss_code, out):
     outputs_finite : bool
         False if some output overflowed.
     """
+    is_sparse = False if rare is None else rare.is_sparse
     if not is_sparse:
         for i in range(n_samples):
             for j in range(X.shape[1]):
                 if not math.isfinite(X[i, j]):
                     return False, False
-    units = net[0]
+    units = net.units
     n_layers = units.shape[0]
     chunk_rows = min(n_samples, 1024)
     layer_offsets = np.empty(n_layers, dtype=np.intp)
@@ -879,13 +983,7 @@ def predict_forward(X, csr, is_sparse, n_samples, params, net, loss_code, out):
         layer_offsets[layer] = total
         total += chunk_rows * units[layer]
     activations = np.empty(total, dtype=params.dtype)
-    unused = activations[:0]
-    widest = 1
-    for layer in range(1, n_layers):
-        widest = max(widest, units[layer])
     bits = np.empty(2 * _BLOCK, dtype=np.int64)
-    temp = np.empty(max(_BLOCK, chunk_rows * widest), dtype=params.dtype)
-    work = (activations, unused, layer_offsets, unused, unused, bits, temp)
     # Row indices matter to sparse input only (dense rows are sliced from X).
     all_rows = np.arange(n_samples) if is_sparse else layer_offsets[:0]
     n_outputs = units[n_layers - 1]
@@ -894,7 +992,10 @@ def predict_forward(X, csr, is_sparse, n_samples, params, net, loss_code, out):
         stop = min(start + chunk_rows, n_samples)
         x = X[0:0] if is_sparse else X[start:stop]
         rows = all_rows[start:stop] if is_sparse else all_rows
-        result = _forward(x, csr, rows, is_sparse, params, net, work, loss_code, False)
+        result = _forward(
+            x, rows, stop - start, params, net, activations, layer_offsets, bits, loss_code,
+            rare, False,
+        )  # fmt: skip
         for i in range(stop - start):
             for j in range(n_outputs):
                 value = result[i, j]
@@ -970,3 +1071,27 @@ def _make_caches_self_healing(namespace):
 
 
 _make_caches_self_healing(globals())
+
+
+# ---------------------------------------------------------------------------------
+# Python's cyclic garbage collector runs again and again during a compilation, over
+# the many short-lived objects numba and LLVM make: pausing it while a kernel
+# compiles saves about a tenth of the time. It is restored however compilation ends.
+# ---------------------------------------------------------------------------------
+def _pause_gc_while_compiling(dispatcher):
+    compile_signature = dispatcher.compile
+
+    def compile(sig):
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return compile_signature(sig)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    dispatcher.compile = compile
+
+
+for _kernel in (run_epoch, full_loss_and_gradient, predict_forward):
+    _pause_gc_while_compiling(_kernel)

@@ -9,20 +9,39 @@ are views into that buffer, so the optimizers can work element-wise on it.
 import numpy as np
 import scipy.sparse as sp
 
+from fastbp import _kernels
 from fastbp._kernels import scratch_sizes
 
+# Hidden activations the common-path kernels compile (see RarePaths): the others
+# need the exp-based scratch and compile into the full kernels on first use.
+COMMON_ACTIVATIONS = {
+    _kernels.IDENTITY,
+    _kernels.RELU,
+    _kernels.LEAKY_RELU,
+    _kernels.LOGISTIC,
+}
 
-def network_tuple(layout, hidden_codes, dropout_rates):
-    """The tuple the kernels take: (units, coef_offsets, intercept_offsets,
-    hidden_codes, dropout_rates); codes and rates are indexed by layer (entries for
-    the input and output layers are unused)."""
-    return (
+
+def network(layout, hidden_codes, dropout_rates):
+    """The :class:`fastbp._kernels.Network` of a layout; codes and rates are
+    indexed by layer (entries for the input and output layers are unused)."""
+    return _kernels.Network(
         layout.layer_units,
         layout.coef_offsets,
         layout.intercept_offsets,
         np.asarray(hidden_codes, dtype=np.intp),
         np.asarray(dropout_rates, dtype=np.float64),
+        layout.n_coefs,
     )
+
+
+def needs_rare_paths(net, is_sparse, training):
+    """True when a kernel call needs the full kernel: sparse input, dropout (in
+    training) or a hidden activation outside the common set."""
+    if is_sparse or (training and bool((net.dropout_rates > 0).any())):
+        return True
+    codes = net.hidden_codes[1:-1]
+    return any(int(code) not in COMMON_ACTIVATIONS for code in codes)
 
 
 class NetworkLayout:
@@ -101,46 +120,66 @@ class NetworkLayout:
         return params
 
 
-class Workspace:
-    """Buffers for one minibatch, allocated once per fit and reused by every batch.
+def workspace(layout, batch_rows, dtype):
+    """A :class:`fastbp._kernels.Workspace` for batches of up to ``batch_rows`` rows,
+    allocated once per fit and reused by every batch (layer 0's slot is unused: the
+    input layer is the gathered ``x_batch``)."""
+    units = layout.layer_units
+    sizes = batch_rows * units
+    sizes[0] = 0
+    layer_offsets = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
+    total = int(sizes.sum())
+    bits_size, _ = scratch_sizes(batch_rows, units)
+    return _kernels.Workspace(
+        np.empty(total, dtype=dtype),
+        np.empty(total, dtype=dtype),
+        layer_offsets,
+        np.empty(bits_size, dtype=np.int64),
+        np.empty((batch_rows, int(units[0])), dtype=dtype),
+        np.empty((batch_rows, int(units[-1])), dtype=dtype),
+        np.empty(batch_rows, dtype=dtype),
+        np.empty(layout.n_params, dtype=dtype),
+    )
 
-    ``activations`` and ``deltas`` hold layers 1..L-1 back to back; layer ``l``
-    starts at ``layer_offsets[l]`` and holds ``batch_rows x layer_units[l]`` values
-    (entry 0 is unused: the input layer is the gathered ``x_batch``). With dropout,
-    ``masks`` and ``dropped`` have the same layout (otherwise they are empty).
-    """
 
-    def __init__(self, layout, batch_rows, dtype, with_dropout=False):
-        units = layout.layer_units
-        sizes = batch_rows * units
-        sizes[0] = 0
-        self.layer_offsets = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
-        total = int(sizes.sum())
-        self.activations = np.empty(total, dtype=dtype)
-        self.deltas = np.empty(total, dtype=dtype)
-        bits_size, temp_size = scratch_sizes(batch_rows, units)
-        self.bits = np.empty(bits_size, dtype=np.int64)
-        self.temp = np.empty(temp_size, dtype=dtype)
-        self.masks = np.empty(total if with_dropout else 0, dtype=dtype)
-        self.dropped = np.empty(total if with_dropout else 0, dtype=dtype)
-        self.x_batch = np.empty((batch_rows, int(units[0])), dtype=dtype)
-        self.y_batch = np.empty((batch_rows, int(units[-1])), dtype=dtype)
-        self.sw_batch = np.empty(batch_rows, dtype=dtype)
-        self.grads = np.empty(layout.n_params, dtype=dtype)
+def rare_paths(layout, batch_rows, dtype, csr, with_dropout):
+    """The :class:`fastbp._kernels.RarePaths` of a call: ``csr`` is the CSR triple of
+    sparse input or None; dropout buffers take the layout of the workspace's
+    activations (or are empty); ``temp`` holds one hidden layer of a batch."""
+    units = layout.layer_units
+    _, temp_size = scratch_sizes(batch_rows, units)
+    total = int(batch_rows * units[1:].sum())
+    is_sparse = csr is not None
+    if not is_sparse:
+        csr = empty_csr(dtype)
+    return _kernels.RarePaths(
+        is_sparse,
+        csr[0],
+        csr[1],
+        csr[2],
+        np.empty(total if with_dropout else 0, dtype=dtype),
+        np.empty(total if with_dropout else 0, dtype=dtype),
+        np.empty(temp_size, dtype=dtype),
+    )
 
-    @property
-    def work(self):
-        """The tuple the kernels take: (activations, deltas, offsets, masks, dropped,
-        bits, temp)."""
-        return (
-            self.activations,
-            self.deltas,
-            self.layer_offsets,
-            self.masks,
-            self.dropped,
-            self.bits,
-            self.temp,
-        )
+
+def kernel_data(X, Y, sample_weight, dtype):
+    """The :class:`fastbp._kernels.Data` of a training set, and the CSR triple of
+    sparse X (None for dense X). Everything is read-only: the kernels never write
+    into a user's data."""
+    X_kernel, csr, is_sparse = kernel_input(X, dtype)
+    use_weights = sample_weight is not None
+    data = _kernels.Data(
+        X_kernel,
+        read_only(np.ascontiguousarray(Y, dtype=dtype)),
+        read_only(
+            np.ascontiguousarray(sample_weight, dtype=dtype)
+            if use_weights
+            else np.ones(0, dtype=dtype)
+        ),
+        use_weights,
+    )
+    return data, csr
 
 
 def read_only(array):
@@ -157,11 +196,11 @@ def read_only(array):
 def kernel_input(X, dtype):
     """Normalise X for the kernels: ``(dense, csr, is_sparse)``.
 
-    Dense X becomes a C-contiguous array of ``dtype`` (copied only if needed) and
-    an empty CSR triple; sparse X (CSR or CSC) becomes a CSR triple
-    ``(data, indices, indptr)`` with ``intp`` indices and an empty dense array, so
-    that dense and sparse calls share one compiled signature. Everything is
-    read-only: the kernels never write into a user's data.
+    Dense X becomes a C-contiguous array of ``dtype`` (copied only if needed) and no
+    CSR triple (None); sparse X (CSR or CSC) becomes a CSR triple
+    ``(data, indices, indptr)`` with ``intp`` indices and an empty ``(0,
+    n_features)`` dense placeholder. Everything is read-only: the kernels never
+    write into a user's data.
     """
     if type(X) is not np.ndarray and sp.issparse(X):
         X = X.tocsr()
@@ -171,7 +210,7 @@ def kernel_input(X, dtype):
             read_only(np.ascontiguousarray(X.indptr, dtype=np.intp)),
         )
         return read_only(np.empty((0, X.shape[1]), dtype=dtype)), csr, True
-    return read_only(np.ascontiguousarray(X, dtype=dtype)), empty_csr(dtype), False
+    return read_only(np.ascontiguousarray(X, dtype=dtype)), None, False
 
 
 _EMPTY_CSR = {}
@@ -233,15 +272,21 @@ def check_input_shape(X, csr, is_sparse, n_rows, n_features, estimator_class):
         raise ValueError(f"X has {X.shape[0]} rows where {n_rows} were expected.")
 
 
-def check_training_data(X, csr, is_sparse, Y, sample_weight, use_weights, layout):
+def check_training_data(data, csr, layout):
     """The epoch kernels' data against the network they train (internal invariants:
     a failure here is a bug in fastbp, reported instead of corrupting memory)."""
+    Y = data.Y
     n_rows = Y.shape[0]
-    check_input_shape(X, csr, is_sparse, n_rows, int(layout.layer_units[0]), Workspace)
+    is_sparse = csr is not None
+    check_input_shape(
+        data.X, csr, is_sparse, n_rows, int(layout.layer_units[0]), _kernels.Workspace
+    )
     if Y.ndim != 2 or Y.shape[1] != layout.layer_units[-1]:
         raise ValueError(
             f"The targets have shape {Y.shape}; the network has "
             f"{int(layout.layer_units[-1])} outputs."
         )
-    if use_weights and sample_weight.shape != (n_rows,):
-        raise ValueError(f"sample_weight has shape {sample_weight.shape}; expected ({n_rows},).")
+    if data.use_weights and data.sample_weight.shape != (n_rows,):
+        raise ValueError(
+            f"sample_weight has shape {data.sample_weight.shape}; expected ({n_rows},)."
+        )

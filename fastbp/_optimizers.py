@@ -12,7 +12,15 @@ import math
 import numpy as np
 
 from fastbp import _kernels
-from fastbp._network import Workspace, kernel_input, network_tuple, read_only
+from fastbp._network import (
+    check_training_data,
+    kernel_data,
+    needs_rare_paths,
+    network,
+    rare_paths,
+    read_only,
+    workspace,
+)
 
 
 class _PlainState:
@@ -236,41 +244,39 @@ class FullBatchObjective:
         self.layout = layout
         self.chunk_rows = int(max(1, min(n_samples, chunk_rows)))
         rates = per_hidden_layer(dropout, layout.n_layers, 0.0)
-        self.with_dropout = any(rate > 0 for rate in rates)
-        self.workspace = Workspace(layout, self.chunk_rows, dtype, self.with_dropout)
-        self.chunk_grads = np.empty(layout.n_params, dtype=dtype)
-        self.use_weights = sample_weight is not None
-        self.X, self.csr, self.is_sparse = kernel_input(X, dtype)
-        self.y = read_only(np.ascontiguousarray(y, dtype=dtype))
-        self.sample_weight = read_only(
-            np.ascontiguousarray(sample_weight, dtype=dtype)
-            if self.use_weights
-            else np.ones(0, dtype=dtype)
-        )
-        self.order = read_only(np.arange(n_samples, dtype=np.intp))
+        with_dropout = any(rate > 0 for rate in rates)
         codes = [
             _kernels.ACTIVATION_CODES[name]
             for name in per_hidden_layer(activation, layout.n_layers, "identity")
         ]
-        self.net = network_tuple(layout, codes, rates)
-        self.loss_code = _kernels.LOSS_CODES[loss]
-        self.alpha = float(alpha)
-        self.huber_delta = float(huber_delta)
-        self.dropout_seed = int(dropout_seed) if self.with_dropout else -1
+        self.net = network(layout, codes, rates)
+        self.data, csr = kernel_data(X, y, sample_weight, dtype)
+        check_training_data(self.data, csr, layout)
+        self.work = workspace(layout, self.chunk_rows, dtype)
+        self.rare = None
+        if needs_rare_paths(self.net, csr is not None, training=True):
+            self.rare = rare_paths(layout, self.chunk_rows, dtype, csr, with_dropout)
+        self.chunk_grads = np.empty(layout.n_params, dtype=dtype)
+        self.order = read_only(np.arange(n_samples, dtype=np.intp))
+        hyper = np.zeros(_kernels.N_HYPER, dtype=dtype)
+        hyper[_kernels.H_ALPHA] = alpha
+        loss_params = np.empty(_kernels.N_LOSS_PARAMS, dtype=dtype)
+        loss_params[_kernels.P_HUBER_DELTA] = huber_delta
+        self.settings = _kernels.Settings(
+            _kernels.LOSS_CODES[loss], _kernels.SGD, False, 0.0, hyper, loss_params
+        )
+        self.dropout_seed = int(dropout_seed) if with_dropout else -1
 
     def __call__(self, params):
         """Return ``(loss, gradient)`` at ``params`` (flat, the model's dtype).
 
         The gradient is a view of an internal buffer, overwritten by the next call.
         """
-        workspace = self.workspace
         loss = _kernels.full_loss_and_gradient(
-            self.X, self.csr, self.is_sparse, self.y, self.sample_weight, self.use_weights,
-            self.order, self.chunk_rows, params, workspace.grads, self.chunk_grads, self.net,
-            workspace.work, workspace.x_batch, workspace.y_batch, workspace.sw_batch,
-            self.loss_code, self.huber_delta, self.alpha, self.dropout_seed,
+            self.data, self.net, self.work, self.rare, self.order, self.chunk_rows, params,
+            self.chunk_grads, self.settings, self.dropout_seed,
         )  # fmt: skip
-        return loss, workspace.grads
+        return loss, self.work.grads
 
 
 def per_hidden_layer(value, n_layers, edge):

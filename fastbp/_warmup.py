@@ -5,7 +5,14 @@ so only the first process on a machine pays for it. Call ``warmup()`` where that
 first moment is expensive: once after installing, in a container image build, or on
 every Dask worker before a search (``client.run(fastbp.warmup)``). From the shell::
 
-    python -m fastbp --warmup
+    python -m fastbp --warmup          # the common paths, both dtypes
+    python -m fastbp --warmup --all    # and the rarely used options
+
+Warm one cache directory from one process at a time: numba's cache index is not
+safe against two processes writing it at once (entries can be lost, or an index
+entry can point at the other process's file). Workers that share a network cache
+directory should therefore be warmed one after the other, or each be given its own
+``NUMBA_CACHE_DIR`` on local disk.
 """
 
 import time
@@ -14,14 +21,22 @@ import warnings
 import numpy as np
 
 
-def warmup(dtypes=("float64", "float32")):
-    """Compile (or load from the cache) every kernel for the given dtypes.
+def warmup(dtypes=("float64", "float32"), *, everything=False):
+    """Compile (or load from the cache) the kernels for the given dtypes.
+
+    The common paths are always prepared: training with sgd or adam on dense input
+    without dropout, with 'identity', 'relu', 'leaky_relu' or 'logistic' hidden
+    layers, and prediction. Everything else (sparse input, dropout, the other
+    activations, L-BFGS on data above its exact-arithmetic budget) is compiled the
+    first time a fit uses it, or here with ``everything=True``.
 
     Parameters
     ----------
     dtypes : iterable of str or numpy dtype, default=("float64", "float32")
         The data types to prepare; fastbp trains float32 input in float32 and
         everything else in float64.
+    everything : bool, default=False
+        Also compile the kernels of the rarely used options.
 
     Returns
     -------
@@ -35,8 +50,11 @@ def warmup(dtypes=("float64", "float32")):
     >>> sorted(seconds)
     ['float64']
     """
+    import scipy.sparse as sp
     from sklearn.exceptions import ConvergenceWarning
 
+    from fastbp._network import NetworkLayout
+    from fastbp._optimizers import FullBatchObjective
     from fastbp.estimators import BackpropClassifier
 
     rng = np.random.RandomState(0)
@@ -48,8 +66,44 @@ def warmup(dtypes=("float64", "float32")):
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            # adam and sgd share the epoch kernel; lbfgs has its own; predict its own.
+            # adam and sgd share the epoch kernel; prediction has its own.
             BackpropClassifier(hidden_layer_sizes=(2,), max_iter=1).fit(X, y).predict(X)
-            BackpropClassifier(hidden_layer_sizes=(2,), solver="lbfgs", max_iter=1).fit(X, y)
+            if everything:
+                # One full epoch kernel serves sparse input, dropout and every
+                # activation; sparse prediction uses the full prediction kernel.
+                rare = BackpropClassifier(
+                    hidden_layer_sizes=(2,), activation="tanh", dropout=0.1, max_iter=1
+                )
+                rare.fit(sp.csr_matrix(X), y).predict(sp.csr_matrix(X))
+                layout = NetworkLayout([3, 2, 1])
+                for activation in ("relu", "tanh"):  # chunked L-BFGS, both paths
+                    objective = FullBatchObjective(
+                        layout, X, y.reshape(-1, 1), None, activation, "binary_log_loss",
+                        1e-4, chunk_rows=8,
+                    )  # fmt: skip
+                    objective(layout.initialize(rng, activation, dtype))
         seconds[dtype.name] = time.perf_counter() - start
     return seconds
+
+
+def kernels_are_cached(dtype):
+    """True when numba's cache holds the common-path epoch kernel for ``dtype``
+    (so a fit will load, not compile, it). A cheap look at the cache index."""
+    import pickle
+
+    from fastbp import _kernels
+
+    cache = getattr(_kernels.run_epoch, "_cache", None)
+    cache_file = getattr(getattr(cache, "_cache", cache), "_cache_file", None)
+    if cache_file is None:
+        return False
+    try:
+        overloads = cache_file._load_index()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError):
+        return False
+    name = np.dtype(dtype).name
+    # run_epoch(data, net, work, rare, params, ...): no rare paths, params of dtype
+    return any(
+        str(key[0][3]) == "none" and str(getattr(key[0][4], "dtype", "")) == name
+        for key in overloads
+    )

@@ -265,14 +265,14 @@ def test_partial_fit_is_refused_for_lbfgs_with_a_clear_error():
     assert "only available for stochastic optimizers. lbfgs" in str(error.value.__cause__)
 
 
-def test_verbose_reports_time_and_validation():
+def test_verbose_2_reports_time_and_validation_loss():
     import contextlib
     import io
 
     X, y = make_classification(n_samples=100, random_state=0)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        BackpropClassifier(early_stopping=True, verbose=True, max_iter=2, random_state=0).fit(X, y)
+        BackpropClassifier(early_stopping=True, verbose=2, max_iter=2, random_state=0).fit(X, y)
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("Iteration 1, loss = ") and lines[0].endswith(" s)")
     assert lines[1].startswith("Validation score: ") and "validation loss" in lines[1]

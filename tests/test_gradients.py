@@ -101,7 +101,7 @@ def test_numpy_output_loss_equals_the_compiled_loss(loss, weighted):
                                    huber_delta=0.8)  # fmt: skip
     outputs = np.empty((len(X), 3))
     _kernels.predict_forward(
-        objective.X, objective.csr, False, len(X), params, objective.net,
+        objective.data.X, objective.rare, len(X), params, objective.net,
         _kernels.LOSS_CODES[loss], outputs,
     )  # fmt: skip
     assert_allclose(

@@ -33,12 +33,25 @@ def _search(n_jobs=None):
     return GridSearchCV(BackpropClassifier(max_iter=15, random_state=0), GRID, cv=3, n_jobs=n_jobs)
 
 
-def test_warmup_compiles_every_kernel_for_both_dtypes():
+def _compiled(kernel, position):
+    """(dtype of the argument at ``position``, with the rare paths?) per signature."""
+    return {
+        (str(signature[position].dtype), str(signature[3 if position else 1]) != "none")
+        for signature in kernel.signatures
+    }
+
+
+def test_warmup_compiles_the_common_paths_and_on_request_everything():
     seconds = fastbp.warmup()
     assert set(seconds) == {"float64", "float32"}
-    for kernel in (_kernels.run_epoch, _kernels.full_loss_and_gradient, _kernels.predict_forward):
-        dtypes = {str(signature[0].dtype) for signature in kernel.signatures}
-        assert {"float64", "float32"} <= dtypes, kernel
+    for dtype in ("float64", "float32"):
+        assert (dtype, False) in _compiled(_kernels.run_epoch, 4)
+        assert (dtype, False) in _compiled(_kernels.predict_forward, 0)
+    fastbp.warmup(everything=True)
+    for dtype in ("float64", "float32"):
+        assert (dtype, True) in _compiled(_kernels.run_epoch, 4)
+        assert (dtype, True) in _compiled(_kernels.predict_forward, 0)
+        assert {(dtype, False), (dtype, True)} <= _compiled(_kernels.full_loss_and_gradient, 6)
 
 
 def _kernel_cache_stats():
