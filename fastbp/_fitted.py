@@ -20,7 +20,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastbp._network import NetworkLayout, needs_rare_paths, network
+from fastbp._network import (
+    NetworkLayout,
+    PredictionArguments,
+    needs_rare_paths,
+    network,
+    prediction_arguments,
+)
 
 # Taken only to publish a snapshot (with the public coefs_/intercepts_ lists beside
 # it) and to rebuild one from user-assigned arrays; never on the prediction fast path.
@@ -35,7 +41,8 @@ class FittedNetwork(NamedTuple):
     ``intercepts`` the arrays published as ``coefs_`` / ``intercepts_`` (views into
     ``params``); ``decoding`` what the estimator needs to turn outputs into answers
     (for a classifier: the label binarizer and the classes); ``rare_activations``
-    whether a hidden activation needs the full prediction kernel.
+    whether a hidden activation needs the full prediction kernel; ``prediction`` the
+    typed empty arguments a prediction passes to the shared kernel.
     """
 
     params: np.ndarray
@@ -46,6 +53,7 @@ class FittedNetwork(NamedTuple):
     intercepts: tuple
     decoding: object
     rare_activations: bool
+    prediction: PredictionArguments
 
     @property
     def n_features(self):
@@ -87,9 +95,10 @@ def build(layout, params, hidden_codes, dropout_rates, loss_code, decoding):
     coefs, intercepts = layout.views(params)
     net = network(layout, hidden_codes, dropout_rates)
     rare_activations = needs_rare_paths(net, is_sparse=False, training=False)
+    prediction = prediction_arguments(params.dtype, int(layout.layer_units[-1]), loss_code)
     return FittedNetwork(
         params, layout, net, int(loss_code), tuple(coefs), tuple(intercepts), decoding,
-        rare_activations,
+        rare_activations, prediction,
     )  # fmt: skip
 
 

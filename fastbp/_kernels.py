@@ -167,58 +167,7 @@ _TANH_Q1 = 2.23548839060100448583e3
 _TANH_Q2 = 4.84406305325125486048e3
 
 
-@njit(**_HELPER)
-def _exp_inplace(values, scale_bits_1, scale_bits_2):
-    """values[j] <- exp(values[j]) for a 1-D array, in float64 arithmetic.
-
-    exp(x) = 2**k * exp(r) with r = x - k ln 2 in [-ln2/2, ln2/2] and a Pade form
-    for exp(r). 2**k is built from its bits in two halves, so that results down in
-    the subnormal range come out right; the int64 scratch arrays hold those bits.
-    """
-    n = values.shape[0]
-    scale_1 = scale_bits_1.view(np.float64)
-    scale_2 = scale_bits_2.view(np.float64)
-    for j in range(n):
-        original = float(values[j])
-        x = min(max(original, -746.0), 710.0)  # beyond: 0 and inf
-        k = math.floor(x * _LOG2E + 0.5)
-        r = x - k * _LN2_HI - k * _LN2_LO
-        rr = r * r
-        p = r * ((_EXP_P0 * rr + _EXP_P1) * rr + _EXP_P2)
-        q = ((_EXP_Q0 * rr + _EXP_Q1) * rr + _EXP_Q2) * rr + _EXP_Q3
-        mantissa = 1.0 + 2.0 * (p / (q - p))
-        # NaN passes through (the clamp above would have turned it into a number).
-        mantissa = mantissa if original == original else original
-        k_int = np.int64(k)
-        half = k_int >> 1
-        scale_bits_1[j] = (half + 1023) << 52
-        scale_bits_2[j] = (k_int - half + 1023) << 52
-        values[j] = mantissa
-    for j in range(n):
-        values[j] = float(values[j]) * scale_1[j] * scale_2[j]
-
-
-@njit(**_HELPER)
-def _tanh_inplace(values, scratch, scale_bits_1, scale_bits_2):
-    """values[j] <- tanh(values[j]): 1 - 2 / (exp(2|x|) + 1) for |x| > 0.625, a
-    rational approximation nearer zero (where the first form would cancel)."""
-    n = values.shape[0]
-    for j in range(n):
-        scratch[j] = 2.0 * abs(float(values[j]))
-    _exp_inplace(scratch[:n], scale_bits_1, scale_bits_2)
-    for j in range(n):
-        x = float(values[j])
-        large = 1.0 - 2.0 / (scratch[j] + 1.0)
-        large = large if x >= 0 else -large
-        s = x * x
-        ratio = ((_TANH_P0 * s + _TANH_P1) * s + _TANH_P2) / (
-            ((s + _TANH_Q0) * s + _TANH_Q1) * s + _TANH_Q2
-        )
-        small = x + x * s * ratio
-        values[j] = large if abs(x) > 0.625 else small
-
-
-_BLOCK = 256  # values per exp/tanh call: scratch stays in L1, rows of any width
+_BLOCK = 256  # values per exp block: the scale bits stay in L1, rows of any width
 
 
 def scratch_sizes(batch_rows, layer_units):
@@ -231,24 +180,64 @@ def scratch_sizes(batch_rows, layer_units):
 
 @njit(**_HELPER)
 def _exp_all(values, bits):
-    """exp of every value of a contiguous array, in blocks; ``bits`` is scratch."""
+    """values <- exp(values) for a contiguous array, in float64 arithmetic, in blocks
+    of ``_BLOCK`` values; ``bits`` (int64, ``2 * _BLOCK``) is scratch.
+
+    exp(x) = 2**k * exp(r) with r = x - k ln 2 in [-ln2/2, ln2/2] and a Pade form
+    for exp(r). 2**k is built from its bits in two halves, so that results down in
+    the subnormal range come out right.
+    """
     flat = values.reshape(-1)
-    bits_1 = bits[:_BLOCK]
-    bits_2 = bits[_BLOCK : 2 * _BLOCK]
+    scale_bits_1 = bits[:_BLOCK]
+    scale_bits_2 = bits[_BLOCK : 2 * _BLOCK]
+    scale_1 = scale_bits_1.view(np.float64)
+    scale_2 = scale_bits_2.view(np.float64)
     for start in range(0, flat.shape[0], _BLOCK):
-        _exp_inplace(flat[start : start + _BLOCK], bits_1, bits_2)
+        block = flat[start : start + _BLOCK]
+        n = block.shape[0]
+        for j in range(n):
+            original = float(block[j])
+            x = min(max(original, -746.0), 710.0)  # beyond: 0 and inf
+            k = math.floor(x * _LOG2E + 0.5)
+            r = x - k * _LN2_HI - k * _LN2_LO
+            rr = r * r
+            p = r * ((_EXP_P0 * rr + _EXP_P1) * rr + _EXP_P2)
+            q = ((_EXP_Q0 * rr + _EXP_Q1) * rr + _EXP_Q2) * rr + _EXP_Q3
+            mantissa = 1.0 + 2.0 * (p / (q - p))
+            # NaN passes through (the clamp above would have turned it into a number).
+            mantissa = mantissa if original == original else original
+            k_int = np.int64(k)
+            half = k_int >> 1
+            scale_bits_1[j] = (half + 1023) << 52
+            scale_bits_2[j] = (k_int - half + 1023) << 52
+            block[j] = mantissa
+        for j in range(n):
+            block[j] = float(block[j]) * scale_1[j] * scale_2[j]
 
 
 @njit(**_HELPER)
 def _tanh_all(values, bits, temp):
-    """tanh of every value of a contiguous array, in blocks; ``bits``, ``temp``
-    are scratch."""
+    """values <- tanh(values) for a contiguous array: 1 - 2 / (exp(2|x|) + 1) for
+    |x| > 0.625, a rational approximation nearer zero (where the first form would
+    cancel); ``bits`` and ``temp`` (at least ``_BLOCK`` values) are scratch."""
     flat = values.reshape(-1)
-    bits_1 = bits[:_BLOCK]
-    bits_2 = bits[_BLOCK : 2 * _BLOCK]
-    scratch = temp[:_BLOCK]
     for start in range(0, flat.shape[0], _BLOCK):
-        _tanh_inplace(flat[start : start + _BLOCK], scratch, bits_1, bits_2)
+        block = flat[start : start + _BLOCK]
+        n = block.shape[0]
+        doubled = temp[:n]
+        for j in range(n):
+            doubled[j] = 2.0 * abs(float(block[j]))
+        _exp_all(doubled, bits)
+        for j in range(n):
+            x = float(block[j])
+            large = 1.0 - 2.0 / (doubled[j] + 1.0)
+            large = large if x >= 0 else -large
+            s = x * x
+            ratio = ((_TANH_P0 * s + _TANH_P1) * s + _TANH_P2) / (
+                ((s + _TANH_Q0) * s + _TANH_Q1) * s + _TANH_Q2
+            )
+            small = x + x * s * ratio
+            block[j] = large if abs(x) > 0.625 else small
 
 
 # ---------------------------------------------------------------------------------
@@ -589,7 +578,7 @@ def _drop_units(a, mask, dropped, rate):
 # are the flat slice [offsets[l], offsets[l] + m * units[l]) of a workspace buffer;
 # the coefficients of layer l are params[coef_offsets[l]:][: fan_in * fan_out].
 # ---------------------------------------------------------------------------------
-@njit(**_HELPER)
+@njit(**_HELPER, inline="always")
 def _forward(x, rows, n_rows, params, net, activations, layer_offsets, bits, loss_code, rare,
              training):  # fmt: skip
     """Forward pass for one batch; returns the output layer's values.
@@ -640,7 +629,7 @@ def _forward(x, rows, n_rows, params, net, activations, layer_offsets, bits, los
     return z
 
 
-@njit(**_HELPER)
+@njit(**_HELPER, inline="always")
 def _backward(x, rows, n_rows, params, grads, net, work, rare):
     """Backward pass by the chain rule, from the output delta already in ``deltas``.
 
@@ -693,26 +682,6 @@ def _backward(x, rows, n_rows, params, grads, net, work, rare):
                     for j in range(fan_in):
                         previous_delta[i, j] *= mask[i, j]
         _multiply_by_derivative(previous_delta, previous, net.hidden_codes[below], work.bits, rare)
-
-
-@njit(**_HELPER)
-def _batch_loss_and_raw_grads(x, rows, n_rows, y, sample_weight, use_weights, params, grads,
-                              net, work, settings, rare):  # fmt: skip
-    """Forward, output delta, backward for one batch; returns the weighted loss sum."""
-    prediction = _forward(
-        x, rows, n_rows, params, net, work.activations, work.layer_offsets, work.bits,
-        settings.loss_code, rare, True,
-    )  # fmt: skip
-    last = net.units.shape[0] - 1
-    start = work.layer_offsets[last]
-    n_outputs = net.units[last]
-    output_delta = work.deltas[start : start + n_rows * n_outputs].reshape(n_rows, n_outputs)
-    loss_sum = _output_delta_and_loss(
-        prediction, y, sample_weight, use_weights, output_delta, settings.loss_code,
-        settings.loss_params,
-    )  # fmt: skip
-    _backward(x, rows, n_rows, params, grads, net, work, rare)
-    return loss_sum
 
 
 @njit(**_HELPER)
@@ -848,9 +817,9 @@ def _clipped_weight_sum(params, grads, n_coefs, alpha, weight_sum, max_norm):
 # common path: dense input, no dropout, identity/relu/leaky_relu/logistic hidden
 # layers) and once more, on first use, with ``RarePaths`` (everything).
 # ---------------------------------------------------------------------------------
-@njit(**_JIT)
-def run_epoch(data, net, work, rare, params, state, order, batch_size, settings, adam_step,
-              dropout_seed):  # fmt: skip
+@njit(**_HELPER, inline="always")
+def _train_epoch(data, net, work, rare, params, state, order, batch_size, settings, adam_step,
+                 dropout_seed):  # fmt: skip
     """One epoch of minibatch training in the given row ``order``.
 
     For each minibatch: gather, forward, loss, backward, update. ``state`` is the
@@ -873,6 +842,9 @@ def run_epoch(data, net, work, rare, params, state, order, batch_size, settings,
     n_coefs = net.n_coefs
     alpha = float(settings.hyper[H_ALPHA])
     max_grad_norm = settings.max_grad_norm
+    offsets = work.layer_offsets
+    last = net.units.shape[0] - 1
+    out_start, n_outputs = offsets[last], net.units[last]
     is_sparse = False if rare is None else rare.is_sparse
     loss_sum = 0.0
     step = adam_step
@@ -886,10 +858,18 @@ def run_epoch(data, net, work, rare, params, state, order, batch_size, settings,
         weight_sum = _gather(data, rows, work, is_sparse)
         if weight_sum == 0:
             continue  # every row weighs zero: nothing to learn from this batch
-        batch_loss_sum = _batch_loss_and_raw_grads(
-            work.x_batch[:n_rows], rows, n_rows, work.y_batch[:n_rows], work.sw_batch[:n_rows],
-            data.use_weights, params, work.grads, net, work, settings, rare,
+        # Forward, output delta and loss, backward (raw gradients into work.grads).
+        x = work.x_batch[:n_rows]
+        prediction = _forward(
+            x, rows, n_rows, params, net, work.activations, offsets, work.bits,
+            settings.loss_code, rare, True,
         )  # fmt: skip
+        output_delta = work.deltas[out_start : out_start + n_rows * n_outputs]
+        batch_loss_sum = _output_delta_and_loss(
+            prediction, work.y_batch[:n_rows], work.sw_batch[:n_rows], data.use_weights,
+            output_delta.reshape(n_rows, n_outputs), settings.loss_code, settings.loss_params,
+        )  # fmt: skip
+        _backward(x, rows, n_rows, params, work.grads, net, work, rare)
         # The reported loss uses the weights before this step's update.
         squared_norm = _squared_coef_norm(params, net)
         divisor = weight_sum
@@ -911,8 +891,8 @@ def run_epoch(data, net, work, rare, params, state, order, batch_size, settings,
 
 
 @njit(**_JIT)
-def full_loss_and_gradient(data, net, work, rare, order, chunk_rows, params, chunk_grads,
-                           settings, dropout_seed):  # fmt: skip
+def _full_gradient(data, net, work, rare, order, chunk_rows, params, chunk_grads, settings,
+                   dropout_seed):  # fmt: skip
     """Full-batch loss and gradient (for L-BFGS above its exact-arithmetic budget,
     and for the gradient tests), computed in row chunks so memory stays bounded by
     ``chunk_rows``; ``work.grads`` receives the final gradient. A ``dropout_seed``
@@ -920,6 +900,9 @@ def full_loss_and_gradient(data, net, work, rare, order, chunk_rows, params, chu
     n_samples = order.shape[0]
     n_coefs = net.n_coefs
     grads = work.grads
+    offsets = work.layer_offsets
+    last = net.units.shape[0] - 1
+    out_start, n_outputs = offsets[last], net.units[last]
     is_sparse = False if rare is None else rare.is_sparse
     alpha = float(settings.hyper[H_ALPHA])
     loss_sum = 0.0
@@ -933,10 +916,17 @@ def full_loss_and_gradient(data, net, work, rare, order, chunk_rows, params, chu
         rows = order[start:stop]
         total_weight += _gather(data, rows, work, is_sparse)
         target = grads if start == 0 else chunk_grads
-        loss_sum += _batch_loss_and_raw_grads(
-            work.x_batch[:n_rows], rows, n_rows, work.y_batch[:n_rows], work.sw_batch[:n_rows],
-            data.use_weights, params, target, net, work, settings, rare,
+        x = work.x_batch[:n_rows]
+        prediction = _forward(
+            x, rows, n_rows, params, net, work.activations, offsets, work.bits,
+            settings.loss_code, rare, True,
         )  # fmt: skip
+        output_delta = work.deltas[out_start : out_start + n_rows * n_outputs]
+        loss_sum += _output_delta_and_loss(
+            prediction, work.y_batch[:n_rows], work.sw_batch[:n_rows], data.use_weights,
+            output_delta.reshape(n_rows, n_outputs), settings.loss_code, settings.loss_params,
+        )  # fmt: skip
+        _backward(x, rows, n_rows, params, target, net, work, rare)
         if start > 0:
             for k in range(grads.shape[0]):
                 grads[k] += chunk_grads[k]
@@ -953,11 +943,11 @@ def full_loss_and_gradient(data, net, work, rare, order, chunk_rows, params, chu
     return loss_sum / total_weight + 0.5 * alpha * squared_norm / total_weight
 
 
-@njit(**_JIT)
-def predict_forward(X, rare, n_samples, params, net, loss_code, out):
+@njit(**_HELPER, inline="always")
+def _predict_rows(X, rare, n_samples, params, net, loss_code, out):
     """Output-layer values for every row of the input into ``out``, in row chunks.
 
-    The input is dense ``X`` or the CSR matrix of ``rare``, as in :func:`run_epoch`.
+    The input is dense ``X`` or the CSR matrix of ``rare``, as in :func:`_train_epoch`.
 
     Returns
     -------
@@ -1003,6 +993,86 @@ def predict_forward(X, rare, n_samples, params, net, loss_code, out):
                 if not math.isfinite(value):
                     outputs_finite = False
     return True, outputs_finite
+
+
+# ---------------------------------------------------------------------------------
+# One compiled entry point for the three tasks. Training, the full-batch gradient and
+# prediction share most of their code (the forward pass above all); compiled as one
+# function they share one compilation too, so that the first prediction after a
+# cold fit costs nothing more. The Python functions below give each task its own
+# signature.
+# ---------------------------------------------------------------------------------
+TRAIN_EPOCH = 0
+PREDICT = 1
+
+
+@njit(**_JIT)
+def run(task, data, net, work, rare, params, state, order, size, settings, step, seed, out):
+    """Run ``task`` (``TRAIN_EPOCH`` or ``PREDICT``); see the
+    Python wrappers for what each reads and returns. The result is always
+    ``(value, flag, count)``."""
+    if task == TRAIN_EPOCH:
+        return _train_epoch(data, net, work, rare, params, state, order, size, settings,
+                            step, seed)  # fmt: skip
+    if task == PREDICT:
+        inputs_finite, outputs_finite = _predict_rows(
+            data.X, rare, out.shape[0], params, net, settings.loss_code, out
+        )
+        return 0.0, outputs_finite, int(inputs_finite)
+    raise ValueError("fastbp: unknown kernel task")
+
+
+def run_epoch(data, net, work, rare, params, state, order, batch_size, settings, adam_step,
+              dropout_seed, out):  # fmt: skip
+    """One epoch of minibatch training in the given row ``order``.
+
+    For each minibatch: gather, forward, loss, backward, update. ``state`` is the
+    optimizer's pair of flat arrays (SGD: velocity and unused; Adam: first and
+    second moments); ``adam_step`` the Adam time step before this epoch;
+    ``dropout_seed`` (>= 0) seeds the dropout masks of this epoch; ``out`` is an
+    empty ``(0, n_outputs)`` array of the dtype (the shared signature's).
+
+    Returns
+    -------
+    loss_sum : float
+        Sum over batches of ``batch_loss * batch_rows`` (scikit-learn's accumulation).
+    finite : bool
+        False as soon as a batch loss or a parameter became non-finite; the epoch
+        stops there.
+    adam_step : int
+        The Adam time step after this epoch (batches whose weights sum to zero take
+        no step).
+    """
+    return run(TRAIN_EPOCH, data, net, work, rare, params, state, order, batch_size,
+               settings, adam_step, dropout_seed, out)  # fmt: skip
+
+
+def full_loss_and_gradient(data, net, work, rare, order, chunk_rows, params, state, settings,
+                           dropout_seed, out):  # fmt: skip
+    """Full-batch loss and gradient (for L-BFGS above its exact-arithmetic budget,
+    and for the gradient tests), in row chunks of ``chunk_rows``; ``work.grads``
+    receives the gradient, ``state[0]`` is chunk scratch of the same size. A
+    ``dropout_seed`` >= 0 fixes the dropout masks (for gradient checks)."""
+    return _full_gradient(data, net, work, rare, order, chunk_rows, params, state[0],
+                          settings, dropout_seed)  # fmt: skip
+
+
+def predict_forward(data, net, work, rare, params, state, order, settings, out):
+    """Output-layer values for every row of ``data.X`` (or of the CSR matrix of
+    ``rare``) into ``out``, in row chunks; the other arguments only give the shared
+    signature its types (see :func:`fastbp._network.prediction_arguments`).
+
+    Returns
+    -------
+    inputs_finite : bool
+        False if dense X holds a NaN or an infinity (nothing is computed then), so a
+        caller that skipped validation can fall back to it for the error message.
+    outputs_finite : bool
+        False if some output overflowed.
+    """
+    _, outputs_finite, inputs_finite = run(PREDICT, data, net, work, rare, params, state,
+                                           order, 0, settings, 0, -1, out)  # fmt: skip
+    return bool(inputs_finite), outputs_finite
 
 
 # ---------------------------------------------------------------------------------
@@ -1093,5 +1163,5 @@ def _pause_gc_while_compiling(dispatcher):
     dispatcher.compile = compile
 
 
-for _kernel in (run_epoch, full_loss_and_gradient, predict_forward):
-    _pause_gc_while_compiling(_kernel)
+_pause_gc_while_compiling(run)
+_pause_gc_while_compiling(_full_gradient)

@@ -33,32 +33,32 @@ def _search(n_jobs=None):
     return GridSearchCV(BackpropClassifier(max_iter=15, random_state=0), GRID, cv=3, n_jobs=n_jobs)
 
 
-def _compiled(kernel, position):
-    """(dtype of the argument at ``position``, with the rare paths?) per signature."""
+def _compiled():
+    """(params dtype, with the rare paths?) of each compiled signature of the one
+    kernel entry point, run(task, data, net, work, rare, params, ...)."""
     return {
-        (str(signature[position].dtype), str(signature[3 if position else 1]) != "none")
-        for signature in kernel.signatures
+        (str(signature[5].dtype), str(signature[4]) != "none")
+        for signature in _kernels.run.signatures
     }
 
 
 def test_warmup_compiles_the_common_paths_and_on_request_everything():
     seconds = fastbp.warmup()
     assert set(seconds) == {"float64", "float32"}
-    for dtype in ("float64", "float32"):
-        assert (dtype, False) in _compiled(_kernels.run_epoch, 4)
-        assert (dtype, False) in _compiled(_kernels.predict_forward, 0)
+    assert {("float64", False), ("float32", False)} <= _compiled()
     fastbp.warmup(everything=True)
-    for dtype in ("float64", "float32"):
-        assert (dtype, True) in _compiled(_kernels.run_epoch, 4)
-        assert (dtype, True) in _compiled(_kernels.predict_forward, 0)
-        assert {(dtype, False), (dtype, True)} <= _compiled(_kernels.full_loss_and_gradient, 6)
+    assert {("float64", True), ("float32", True)} <= _compiled()
+    # one entry point serves training and prediction: nothing else compiles for them
+    assert len(_kernels.run.signatures) == 4
+    chunked = {str(signature[6].dtype) for signature in _kernels._full_gradient.signatures}
+    assert chunked == {"float64", "float32"}
 
 
 def _kernel_cache_stats():
     """On a worker: how the epoch kernel got its machine code (cache or compile)."""
     from fastbp import _kernels
 
-    stats = _kernels.run_epoch.stats
+    stats = _kernels.run.stats
     return {"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values())}
 
 
