@@ -21,6 +21,12 @@ if (ROOT / "fastbp" / "__init__.py").is_file():
 sys.path.insert(0, str(DOCS / "_ext"))
 
 import fastbp  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+# One BLAS thread for the whole build (the gallery's examples run in this process).
+# On a machine whose cores are busy with other work, OpenBLAS threads waiting for a
+# core made the examples' small matrix products many times slower, not faster.
+threadpool_limits(1, user_api="blas")
 
 project = "fastbp"
 author = "the fastbp developers"

@@ -1,11 +1,16 @@
-"""Export to ONNX through to_sklearn() and skl2onnx, and check ONNX Runtime's
-predictions against fastbp's (needs: pip install "fastbp[onnx]").
+"""
+Export to ONNX
+==============
 
-Run: python examples/onnx_export.py
+Export through ``to_sklearn()`` and skl2onnx, and check ONNX Runtime's predictions
+against fastbp's (needs ``pip install "fastbp[onnx]"``).
+
+Run: ``python examples/onnx_export.py``
 """
 
 import warnings
 
+import matplotlib.pyplot as plt
 import numpy as np
 import onnxruntime
 from skl2onnx import to_onnx
@@ -21,6 +26,11 @@ X, y = load_digits(return_X_y=True)
 X = (X / 16).astype(np.float32)  # ONNX models commonly take float32
 clf = BackpropClassifier(max_iter=50, random_state=0).fit(X, y)
 
+# %%
+# Convert, and run with ONNX Runtime
+# ----------------------------------
+# ``to_sklearn()`` returns the fitted ``MLPClassifier`` with the same weights, which
+# skl2onnx converts.
 onnx_model = to_onnx(clf.to_sklearn(), X[:1], options={"zipmap": False})
 session = onnxruntime.InferenceSession(
     onnx_model.SerializeToString(), providers=["CPUExecutionProvider"]
@@ -28,4 +38,15 @@ session = onnxruntime.InferenceSession(
 labels, probabilities = session.run(None, {session.get_inputs()[0].name: X})
 print(f"ONNX model: {len(onnx_model.SerializeToString()) / 1024:.0f} KiB")
 print(f"same labels as fastbp: {np.array_equal(labels, clf.predict(X))}")
-print(f"largest probability difference: {np.abs(probabilities - clf.predict_proba(X)).max():.2e}")
+difference = np.abs(probabilities - clf.predict_proba(X)).max()
+print(f"largest probability difference: {difference:.2e}")
+
+# %%
+# Every probability, both ways
+# ----------------------------
+fig, ax = plt.subplots(figsize=(4.5, 4.5))
+ax.scatter(clf.predict_proba(X).ravel(), probabilities.ravel(), s=3)
+ax.set_xlabel("fastbp predict_proba")
+ax.set_ylabel("ONNX Runtime probability")
+ax.set_title(f"{probabilities.size} probabilities, largest difference {difference:.1e}")
+plt.show()
