@@ -16,11 +16,13 @@ import warnings
 
 DOCS = pathlib.Path(__file__).resolve().parent
 ROOT = DOCS.parent
-if (ROOT / "fastbp" / "__init__.py").is_file():
-    sys.path.insert(0, str(ROOT))  # document the source tree these docs sit in
 sys.path.insert(0, str(DOCS / "_ext"))
+try:  # the fastbp Python finds: from the repository root, the one these docs sit in
+    import fastbp
+except ImportError:  # built from elsewhere without an installed fastbp
+    sys.path.insert(0, str(ROOT))
+    import fastbp
 
-import fastbp  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 # One BLAS thread for the whole build (the gallery's examples run in this process).

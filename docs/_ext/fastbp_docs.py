@@ -1,19 +1,27 @@
 """Small Sphinx helpers for fastbp's documentation, all offline.
 
+* ``.. example-output:: PATH`` runs an example script and shows what it printed, so
+  the numbers a page quotes are the example's, computed at build time.
 * ``.. markdown-table:: PATH`` renders a pipe table of a Markdown file (the benchmark
   report in ``benchmarks/results/results.md``), so the numbers on the site are the
   report's, never copied by hand.
-* Every parameter of a documented class gets an anchor and a label,
-  ``<class name>.<parameter>`` (for instance ``BackpropClassifier.dropout``), so that
-  the user guide can link to one parameter: ``:ref:`dropout <BackpropClassifier.dropout>```.
+* Every parameter and attribute of a documented class gets an anchor and a label,
+  ``<class name>.<name>`` (for instance ``BackpropClassifier.dropout``), so that the
+  user guide can link to one parameter: ``:ref:`dropout <BackpropClassifier.dropout>```.
 * References to ``sklearn.*`` and ``numpy.*`` objects that Sphinx cannot resolve
   become plain links to those projects' documentation (no intersphinx inventory is
-  fetched: the build needs no network).
+  fetched: the build needs no network). The methods the estimators inherit from
+  scikit-learn (``get_params``, ``score``, ``set_fit_request``...) keep scikit-learn's
+  docstrings, whose glossary terms link to scikit-learn's glossary and whose other
+  labels (its user guide's) render as plain text.
 """
 
+import contextlib
 import importlib
 import inspect
+import io
 import pathlib
+import runpy
 
 from docutils import nodes
 from docutils.parsers.rst import directives
@@ -22,6 +30,7 @@ from sphinx import addnodes
 from sphinx.util.docutils import SphinxDirective
 
 SKLEARN_API = "https://scikit-learn.org/stable/modules/generated/"
+SKLEARN_GLOSSARY = "https://scikit-learn.org/stable/glossary.html#term-"
 NUMPY_API = "https://numpy.org/doc/stable/reference/generated/"
 
 
@@ -82,12 +91,39 @@ class MarkdownTable(SphinxDirective):
 
 
 # ---------------------------------------------------------------------------------
+# What an example prints
+# ---------------------------------------------------------------------------------
+class ExampleOutput(SphinxDirective):
+    """``.. example-output:: relative/path.py``: run the script (as ``__main__``, in
+    this process, figures discarded) and show its standard output as a literal block."""
+
+    required_arguments = 1
+
+    def run(self):
+        _, path = self.env.relfn2path(self.arguments[0], self.env.docname)
+        self.env.note_dependency(path)
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output):
+            runpy.run_path(path, run_name="__main__")
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError:  # pragma: no cover - the gallery needs matplotlib anyway
+            pass
+        else:
+            plt.close("all")
+        text = output.getvalue().rstrip()
+        block = nodes.literal_block(text, text, language="none")
+        self.set_source_info(block)
+        return [block]
+
+
+# ---------------------------------------------------------------------------------
 # One anchor and label per class parameter
 # ---------------------------------------------------------------------------------
 def label_class_parameters(app, doctree):
-    """Give each entry of a class's Parameters section an id and a std-domain label
-    ``ClassName.parameter`` (numpydoc renders the section as a definition list inside
-    a field named "Parameters")."""
+    """Give each entry of a class's Parameters and Attributes sections an id and a
+    std-domain label ``ClassName.name`` (numpydoc renders each section as a definition
+    list inside a field named after it)."""
     std = app.env.get_domain("std")
     docname = app.env.docname
     for desc in doctree.findall(addnodes.desc):
@@ -98,20 +134,26 @@ def label_class_parameters(app, doctree):
             continue
         class_name = signature.get("fullname", "")
         content = next(iter(desc.findall(addnodes.desc_content)))
-        for field in content.findall(nodes.field):
-            if field[0].astext().strip() != "Parameters":
+        # the class's own fields only, not those of its methods' nested descriptions
+        fields = [
+            field
+            for field_list in content.children
+            if isinstance(field_list, nodes.field_list)
+            for field in field_list.children
+        ]
+        for field in fields:
+            section = field[0].astext().strip()
+            if section not in ("Parameters", "Attributes"):
                 continue
             for item in field[1].findall(nodes.definition_list_item):
-                term = item[0]
-                strong = next(iter(term.findall(nodes.strong)), None)
+                strong = next(iter(item[0].findall(nodes.strong)), None)
                 if strong is None:
                     continue
-                parameter = strong.astext().strip()
-                label = f"{class_name}.{parameter}".lower()
-                node_id = nodes.make_id(f"{signature.get('module', '')}-{label}-parameter")
-                term["ids"].append(node_id)
-                std.note_hyperlink_target(label, docname, node_id, parameter)
-            break  # only the class's own Parameters, not those of its methods
+                name = strong.astext().strip()
+                label = f"{class_name}.{name}".lower()
+                node_id = nodes.make_id(f"{class_name}-{section}-{name}")
+                item[0]["ids"].append(node_id)
+                std.note_hyperlink_target(label, docname, node_id, name)
 
 
 # ---------------------------------------------------------------------------------
@@ -159,11 +201,24 @@ def external_api_url(target):
     return None
 
 
+def _from_sklearn_docstring(node):
+    """True in a docstring fastbp inherits from scikit-learn, or in an autosummary
+    table of methods (whose one-line summaries include those docstrings' first lines)."""
+    source = node.source or ""
+    return "docstring of sklearn." in source or "<autosummary>" in source
+
+
 def link_external(app, env, node, contnode):
-    if node.get("refdomain") != "py":
-        return None
+    domain, kind = node.get("refdomain"), node.get("reftype")
     target = node.get("reftarget", "")
-    url = external_api_url(target)
+    if domain == "std" and kind in ("ref", "term") and _from_sklearn_docstring(node):
+        if kind == "ref":
+            return contnode  # a label of scikit-learn's own user guide: plain text
+        url = SKLEARN_GLOSSARY + nodes.make_id(target)
+    elif domain == "py":
+        url = external_api_url(target)
+    else:
+        url = None
     if url is None:
         return None
     reference = nodes.reference("", "", internal=False, refuri=url, reftitle=target)
@@ -173,6 +228,7 @@ def link_external(app, env, node, contnode):
 
 def setup(app):
     app.add_directive("markdown-table", MarkdownTable)
+    app.add_directive("example-output", ExampleOutput)
     app.connect("doctree-read", label_class_parameters)
     app.connect("missing-reference", link_external)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
