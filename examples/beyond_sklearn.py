@@ -54,6 +54,7 @@ print(f"  validation loss curve (first 5): {np.round(clf.validation_loss_curve_[
 display = LossCurveDisplay.from_estimator(clf, name="dropout + cosine")
 display.ax_.axvline(best_epoch, color="grey", linestyle=":")
 display.ax_.set_title(f"best epoch {best_epoch} of {clf.n_iter_}")
+display.figure_.tight_layout()
 
 # %%
 # Regression: robust losses
@@ -75,6 +76,7 @@ for loss in ("squared_error", "huber", "absolute_error"):
     ax.plot(grid[:, 0], reg.predict(grid), label=f"loss={loss!r}: mean error {error:.3f}")
 ax.plot(grid[:, 0], np.sin(grid[:, 0]), color="black", linestyle="--", label="clean curve")
 ax.set_ylim(-2, 3.5)
+ax.set_title("5% of the targets shifted by +30")
 ax.legend(loc="upper left", fontsize=8)
 
 # %%

@@ -64,4 +64,5 @@ for bar, name in zip(bars, names):
 ax.set_ylabel("fit time (s), 30 epochs")
 ax.set_ylim(0, max(seconds) * 1.35)
 ax.set_title(f"float32 is {results['float64'][0] / results['float32'][0]:.1f}x faster here")
+fig.tight_layout()
 plt.show()

@@ -51,9 +51,12 @@ for ax, activation in zip(axes, grid["activation"]):
             scores[row, grid["alpha"].index(params["alpha"])] = score
     image = ax.imshow(scores, cmap="viridis", vmin=results["mean_test_score"].min(),
                       vmax=results["mean_test_score"].max())  # fmt: skip
+    middle = (image.norm.vmin + image.norm.vmax) / 2
     for (row, column), score in np.ndenumerate(scores):
-        ax.text(column, row, f"{score:.3f}", ha="center", va="center", color="white")
-    ax.set_xticks(range(len(grid["alpha"])), [f"alpha={alpha:g}" for alpha in grid["alpha"]])
+        color = "black" if score > middle else "white"  # readable on light and dark cells
+        ax.text(column, row, f"{score:.3f}", ha="center", va="center", color=color)
+    ax.set_xticks(range(len(grid["alpha"])), [f"{alpha:g}" for alpha in grid["alpha"]])
+    ax.set_xlabel("alpha")
     ax.set_yticks(range(len(grid["hidden_layer_sizes"])), map(str, grid["hidden_layer_sizes"]))
     ax.set_title(f"activation={activation!r}")
 axes[0].set_ylabel("hidden_layer_sizes")

@@ -85,7 +85,9 @@ if __name__ == "__main__":
     for offset, (name, result) in zip((-0.2, 0.2), (("one process", local),
                                                    ("dask, 2 workers", distributed))):  # fmt: skip
         ax.bar(positions + offset, result.cv_results_["mean_test_score"], width=0.4, label=name)
-    ax.set_xticks(positions, [str(params) for params in local.cv_results_["params"]], fontsize=7)
+    names = [f"{params['hidden_layer_sizes']}, alpha={params['alpha']:g}"
+             for params in local.cv_results_["params"]]  # fmt: skip
+    ax.set_xticks(positions, names, fontsize=8)
     ax.set_ylim(0.8, 1)
     ax.set_ylabel("mean cross-validated accuracy")
     ax.set_title(f"identical scores: {same}")

@@ -8,6 +8,8 @@
 * Every parameter and attribute of a documented class gets an anchor and a label,
   ``<class name>.<name>`` (for instance ``BackpropClassifier.dropout``), so that the
   user guide can link to one parameter: ``:ref:`dropout <BackpropClassifier.dropout>```.
+* A constant re-exported by ``fastbp/__init__.py`` (``SKOPS_TRUSTED_TYPES``) gets the
+  ``#:`` comment written where it is defined, not the docstring of its type.
 * References to ``sklearn.*`` and ``numpy.*`` objects that Sphinx cannot resolve
   become plain links to those projects' documentation (no intersphinx inventory is
   fetched: the build needs no network). The methods the estimators inherit from
@@ -157,6 +159,34 @@ def label_class_parameters(app, doctree):
 
 
 # ---------------------------------------------------------------------------------
+# Documentation comments of re-exported constants
+# ---------------------------------------------------------------------------------
+def defining_comment(name, obj):
+    """The ``#:`` comment above the assignment of ``obj`` in the fastbp module that
+    defines it under ``name``, as lines, or None."""
+    import sys
+
+    from sphinx.pycode import ModuleAnalyzer
+
+    short = name.rsplit(".", 1)[-1]
+    for module_name, module in sorted(sys.modules.items()):
+        if not module_name.startswith("fastbp.") or getattr(module, short, None) is not obj:
+            continue
+        comments = ModuleAnalyzer.for_module(module_name).find_attr_docs()
+        if ("", short) in comments:
+            return list(comments[("", short)])
+    return None
+
+
+def document_reexported_data(app, what, name, obj, options, lines):
+    if what != "data" or not name.startswith("fastbp."):
+        return
+    comment = defining_comment(name, obj)
+    if comment is not None:
+        lines[:] = comment
+
+
+# ---------------------------------------------------------------------------------
 # Offline links to scikit-learn and numpy
 # ---------------------------------------------------------------------------------
 def _resolve(target):
@@ -230,5 +260,6 @@ def setup(app):
     app.add_directive("markdown-table", MarkdownTable)
     app.add_directive("example-output", ExampleOutput)
     app.connect("doctree-read", label_class_parameters)
+    app.connect("autodoc-process-docstring", document_reexported_data, priority=100)
     app.connect("missing-reference", link_external)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
