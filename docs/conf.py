@@ -12,7 +12,9 @@ only a script tag the browser loads.
 import os
 import pathlib
 import sys
-import warnings
+
+# matplotlib draws to files during the build (the gallery), whatever the environment says.
+os.environ["MPLBACKEND"] = "Agg"
 
 DOCS = pathlib.Path(__file__).resolve().parent
 ROOT = DOCS.parent
@@ -73,16 +75,13 @@ html_static_path = []
 html_show_sourcelink = False
 
 # --- The gallery: every examples/*.py, executed, figures and output captured -----------
-# matplotlib draws to files during the build, whatever the environment says.
-os.environ["MPLBACKEND"] = "Agg"
-warnings.filterwarnings("ignore", message="Matplotlib is currently using agg")
 
 sphinx_gallery_conf = {
     "examples_dirs": ["../examples"],
     "gallery_dirs": ["auto_examples"],
     "filename_pattern": r"\.py$",  # execute every example, not only plot_*.py
     "ignore_pattern": r"__init__\.py",
-    "within_subsection_order": "FileNameSortKey",
+    "within_subsection_order": "fastbp_docs.ExampleOrder",  # quick start first
     # Backreferences: each API page lists the examples that use the object.
     "doc_module": ("fastbp",),
     "backreferences_dir": "gen_modules/backreferences",

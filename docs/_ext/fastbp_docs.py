@@ -1,5 +1,7 @@
 """Small Sphinx helpers for fastbp's documentation, all offline.
 
+* ``ExampleOrder`` orders the gallery: a reader's path first, any other example after
+  them by file name.
 * ``.. example-output:: PATH`` runs an example script and shows what it printed, so
   the numbers a page quotes are the example's, computed at build time.
 * ``.. markdown-table:: PATH`` renders a pipe table of a Markdown file (the benchmark
@@ -34,6 +36,36 @@ from sphinx.util.docutils import SphinxDirective
 SKLEARN_API = "https://scikit-learn.org/stable/modules/generated/"
 SKLEARN_GLOSSARY = "https://scikit-learn.org/stable/glossary.html#term-"
 NUMPY_API = "https://numpy.org/doc/stable/reference/generated/"
+
+
+# ---------------------------------------------------------------------------------
+# The gallery's order
+# ---------------------------------------------------------------------------------
+class ExampleOrder:
+    """Sort key of sphinx-gallery's ``within_subsection_order``: the examples in a
+    reading order, then any other by file name."""
+
+    ORDER = (
+        "quickstart.py",
+        "decision_boundary.py",
+        "backprop_walkthrough.py",
+        "loss_curves.py",
+        "regression_pipeline.py",
+        "float32_vs_float64.py",
+        "sparse_text.py",
+        "beyond_sklearn.py",
+        "grid_search.py",
+        "grid_search_dask.py",
+        "onnx_export.py",
+    )
+
+    def __init__(self, src_dir):
+        self.src_dir = src_dir
+
+    def __call__(self, filename):
+        if filename in self.ORDER:
+            return (self.ORDER.index(filename), filename)
+        return (len(self.ORDER), filename)
 
 
 # ---------------------------------------------------------------------------------
