@@ -42,7 +42,7 @@ print(f"test accuracy of the refitted best model: {search.score(X_test, y_test):
 # ------------------------
 # One panel per activation; rows are the layer sizes, columns the L2 strength.
 results = search.cv_results_
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True, constrained_layout=True)
 for ax, activation in zip(axes, grid["activation"]):
     scores = np.empty((len(grid["hidden_layer_sizes"]), len(grid["alpha"])))
     for params, score in zip(results["params"], results["mean_test_score"]):

@@ -45,7 +45,7 @@ print("class probabilities of the first test image:", model.predict_proba(X_test
 # ------------------------
 # The first test images, each with the predicted digit and its probability.
 probabilities = model.predict_proba(X_test[:12])
-fig, axes = plt.subplots(2, 6, figsize=(9, 3.5))
+fig, axes = plt.subplots(2, 6, figsize=(9, 4.2))
 for ax, image, label, proba in zip(axes.ravel(), X_test, y_test, probabilities):
     predicted = clf.classes_[proba.argmax()]
     ax.imshow(image.reshape(8, 8), cmap="gray_r")
