@@ -1,20 +1,31 @@
-"""Quick start: swap MLPClassifier for BackpropClassifier and keep everything else.
+"""
+Quick start: swap MLPClassifier for BackpropClassifier
+======================================================
 
-Run: python examples/quickstart.py
+Keep everything else: the pipeline, the parameters, early stopping, ``score`` and
+``predict_proba`` work as with scikit-learn's ``MLPClassifier``.
+
+Run: ``python examples/quickstart.py``
 """
 
 import time
 
+import matplotlib.pyplot as plt
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from fastbp import BackpropClassifier
+from fastbp import BackpropClassifier  # was: from sklearn.neural_network import MLPClassifier
 
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0, stratify=y)
 
+# %%
+# Train
+# -----
+# The first fit in a fresh environment also compiles the kernels (or loads them from
+# numba's cache); ``python -m fastbp --warmup`` pays for that ahead of time.
 model = make_pipeline(
     MinMaxScaler(),
     BackpropClassifier(hidden_layer_sizes=(128, 64), early_stopping=True, random_state=0),
@@ -28,3 +39,18 @@ print(f"trained {clf.n_iter_} epochs in {elapsed:.2f} s (first run includes comp
 print(f"best validation accuracy: {clf.best_validation_score_:.4f}")
 print(f"test accuracy: {model.score(X_test, y_test):.4f}")
 print("class probabilities of the first test image:", model.predict_proba(X_test[:1]).round(3))
+
+# %%
+# Look at some predictions
+# ------------------------
+# The first test images, each with the predicted digit and its probability.
+probabilities = model.predict_proba(X_test[:12])
+fig, axes = plt.subplots(2, 6, figsize=(9, 4.2))
+for ax, image, label, proba in zip(axes.ravel(), X_test, y_test, probabilities):
+    predicted = clf.classes_[proba.argmax()]
+    ax.imshow(image.reshape(8, 8), cmap="gray_r")
+    ax.set_title(f"{predicted} ({proba.max():.0%})", color="black" if predicted == label else "red")
+    ax.axis("off")
+fig.suptitle("predicted digit (probability); red: wrong")
+fig.tight_layout()
+plt.show()

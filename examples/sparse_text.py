@@ -1,15 +1,24 @@
-"""Text classification on sparse TF-IDF features: the first layer multiplies the
-sparse matrix directly, so the vocabulary can be large.
+"""
+Text classification on sparse TF-IDF features
+=============================================
 
-Run: python examples/sparse_text.py
+The first layer multiplies the sparse matrix directly (it is never densified), so the
+vocabulary can be large.
+
+Run: ``python examples/sparse_text.py``
 """
 
+import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import ConfusionMatrixDisplay
 from sklearn.model_selection import train_test_split
 
 from fastbp import BackpropClassifier
 
+# %%
+# A corpus and its TF-IDF features
+# --------------------------------
 # A small corpus, built here (no downloads): sentences about three topics.
 rng = np.random.RandomState(0)
 topics = {
@@ -34,6 +43,9 @@ X_train_tfidf = vectorizer.fit_transform(X_train)  # scipy CSR matrix
 X_test_tfidf = vectorizer.transform(X_test)
 print(f"features: {X_train_tfidf.shape[1]} (sparse, {X_train_tfidf.nnz} stored values)")
 
+# %%
+# Train on the sparse matrix
+# --------------------------
 clf = BackpropClassifier(
     hidden_layer_sizes=(32,), early_stopping=True, max_iter=200, random_state=0
 )
@@ -41,3 +53,9 @@ clf.fit(X_train_tfidf, y_train)
 print(f"test accuracy: {clf.score(X_test_tfidf, y_test):.3f}")
 print("prediction for 'the rocket will launch to the moon':",
       clf.predict(vectorizer.transform(["the rocket will launch to the moon"]))[0])  # fmt: skip
+
+# %%
+# Which topics get confused
+# -------------------------
+ConfusionMatrixDisplay.from_estimator(clf, X_test_tfidf, y_test, colorbar=False)
+plt.show()

@@ -822,9 +822,10 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
 
         Returns
         -------
-        estimator : the fitted fastbp estimator, with the same parameters and
-            weights. ``partial_fit`` and ``warm_start`` continue from the weights with
-            fresh optimizer state.
+        estimator : BackpropClassifier or BackpropRegressor
+            The fitted fastbp estimator, with the same parameters and weights.
+            ``partial_fit`` and ``warm_start`` continue from the weights with fresh
+            optimizer state.
         """
         return from_sklearn(cls, model)
 

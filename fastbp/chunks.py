@@ -66,7 +66,8 @@ def fit_chunks(estimator, chunks, *, epochs=1, classes=None, shuffle=True, rando
 
     Returns
     -------
-    estimator : the trained estimator
+    estimator : BackpropClassifier or BackpropRegressor
+        The estimator passed in, trained.
 
     Examples
     --------

@@ -119,12 +119,12 @@ _ATTRIBUTES_DOC = """
         The current loss (training loss for lbfgs: the final full-batch value).
     best_loss_ : float or None
         Minimum training loss reached (None with early stopping).
-    loss_curve_ : list of shape (n_iter_,)
+    loss_curve_ : list of shape (``n_iter_``,)
         Training loss at the end of each epoch (stochastic solvers).
-    validation_scores_ : list of shape (n_iter_,) or None
+    validation_scores_ : list of shape (``n_iter_``,) or None
         Validation score after each epoch, with early stopping (with
         ``scoring='loss'``, the negated validation loss).
-    validation_loss_curve_ : list of shape (n_iter_,) or None
+    validation_loss_curve_ : list of shape (``n_iter_``,) or None
         Validation loss (without the L2 penalty) after each epoch, with early
         stopping.
     best_validation_score_ : float or None
@@ -137,7 +137,7 @@ _ATTRIBUTES_DOC = """
         Bias vectors; views into the same vector.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of the features seen during fit, when X has string column names.
     n_iter_ : int
         Number of epochs (or lbfgs iterations) run.

@@ -1,8 +1,12 @@
 import os
 import sys
 
-import numpy as np
-import pytest
+# The examples draw figures and end with plt.show(): under pytest matplotlib draws to
+# memory (Agg), so nothing opens a window or blocks. Set before matplotlib is imported.
+os.environ["MPLBACKEND"] = "Agg"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 # Lets tests import the plain-numpy reference implementation next to them.
 sys.path.insert(0, os.path.dirname(__file__))
