@@ -87,23 +87,21 @@ def warmup(dtypes=("float64", "float32"), *, everything=False):
 
 
 def kernels_are_cached(dtype):
-    """True when numba's cache holds the common-path epoch kernel for ``dtype``
+    """True when numba's cache holds the common-path kernel for ``dtype``
     (so a fit will load, not compile, it). A cheap look at the cache index."""
-    import pickle
-
     from fastbp import _kernels
 
-    cache = getattr(_kernels.run_epoch, "_cache", None)
+    cache = getattr(_kernels.run, "_cache", None)
     cache_file = getattr(getattr(cache, "_cache", cache), "_cache_file", None)
     if cache_file is None:
         return False
     try:
         overloads = cache_file._load_index()
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError):
+    except Exception:  # a damaged index unpickles into almost any error
         return False
     name = np.dtype(dtype).name
-    # run_epoch(data, net, work, rare, params, ...): no rare paths, params of dtype
+    # run(task, data, net, work, rare, params, ...): no rare paths, params of dtype
     return any(
-        str(key[0][3]) == "none" and str(getattr(key[0][4], "dtype", "")) == name
+        str(key[0][4]) == "none" and str(getattr(key[0][5], "dtype", "")) == name
         for key in overloads
     )

@@ -74,8 +74,10 @@ default='constant'
         the same value, the weights equal scikit-learn's.
     tol : float, default=1e-4
         Tolerance of the convergence and early-stopping tests.
-    verbose : bool, default=False
-        Print one line per epoch.
+    verbose : bool or int, default=False
+        Print scikit-learn's progress lines (one per epoch, and the validation
+        score with early stopping); 2 or more adds each epoch's time, the
+        validation loss, and one line per L-BFGS iteration.
     warm_start : bool, default=False
         Reuse the previous solution as initialisation.
     momentum : float, default=0.9
