@@ -1,3 +1,5 @@
+import os
+import re
 import subprocess
 import sys
 
@@ -25,3 +27,24 @@ def test_warmup_flag_compiles_and_exits():
     )
     assert "fastbp kernels for float64: ready in" in result.stdout
     assert "fastbp kernels for float32: ready in" in result.stdout
+
+
+def test_demo_announces_the_first_compilation_and_times_it_apart(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "fastbp", "--max-iter", "3"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+            env=env,
+        ).stdout
+        for _ in range(2)
+    ]
+    cold, warm = runs
+    assert "First run in this environment: numba compiles" in cold
+    assert "First run" not in warm  # the cache is warm now: nothing to announce
+    for output in runs:
+        assert re.search(r"ready in \d+\.\d\d s", output)
+        assert "fit times exclude fastbp's one-off kernel compilation or cache load" in output
