@@ -1,14 +1,11 @@
 """What fastbp adds to scikit-learn's MLP: every feature does what it says, and
 touches the gradient correctly where it touches the backward pass."""
 
-import warnings
-
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from reference import HIDDEN, finite_difference_gradient
 from sklearn.datasets import make_classification
-from sklearn.exceptions import ConvergenceWarning
 
 from fastbp import BackpropClassifier, BackpropRegressor
 from fastbp._network import NetworkLayout
@@ -17,11 +14,8 @@ from fastbp._optimizers import FullBatchObjective
 NEW_ACTIVATIONS = ["leaky_relu", "elu", "softplus"]
 
 
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# Fixed epoch budgets, on purpose: not converging is expected here.
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 def _check_gradient(activation, loss, dropout=0.0, alpha=0.1, n_outputs=2):
@@ -99,8 +93,7 @@ def test_dropout_changes_training_not_prediction_and_is_reproducible():
     again = BackpropClassifier(dropout=0.5, **params).fit(X, y)
     assert not np.allclose(plain.coefs_[0], dropped.coefs_[0])
     assert_array_equal(dropped.coefs_[0], again.coefs_[0])
-    # inverted dropout is off at prediction: deterministic, the plain forward pass
-    assert_array_equal(dropped.predict_proba(X), dropped.predict_proba(X))
+    # inverted dropout is off at prediction: the plain forward pass, computed here
     z = np.maximum(X @ dropped.coefs_[0] + dropped.intercepts_[0], 0) @ dropped.coefs_[1]
     expected = 1 / (1 + np.exp(-(z + dropped.intercepts_[1]).ravel()))
     assert_allclose(dropped.predict_proba(X)[:, 1], expected, rtol=1e-9)

@@ -1,7 +1,6 @@
 """Behaviour of the estimators as a scikit-learn user relies on it."""
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest
@@ -14,12 +13,8 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from fastbp import BackpropClassifier, BackpropRegressor, _kernels
 
-
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# Fixed epoch budgets, on purpose: not converging is expected here.
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 def test_digits_accuracy_with_default_parameters(digits):

@@ -2,7 +2,6 @@
 weights, the way people use them."""
 
 import pickle
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -13,7 +12,6 @@ from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import StackingClassifier, VotingClassifier
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import (
     GridSearchCV,
@@ -27,12 +25,8 @@ from sklearn.preprocessing import StandardScaler
 
 from fastbp import BackpropClassifier, BackpropRegressor
 
-
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# Fixed epoch budgets, on purpose: not converging is expected here.
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 # --------------------------------------------------------------------- sparse

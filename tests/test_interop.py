@@ -1,22 +1,15 @@
 """Conversion to and from scikit-learn, ONNX export, and the loss-curve display."""
 
-import warnings
-
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import make_classification
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from fastbp import BackpropClassifier, BackpropRegressor, LossCurveDisplay
 
-
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# Fixed epoch budgets, on purpose: not converging is expected here.
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 def _data(kind):

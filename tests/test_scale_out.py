@@ -1,13 +1,10 @@
 """Scale-out: warm-up, Dask clusters, streaming over chunks, threads and processes."""
 
-import warnings
-
 import joblib
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.datasets import make_classification
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, train_test_split
 
 import fastbp
@@ -16,11 +13,8 @@ from fastbp import BackpropClassifier, DaskChunks, _kernels, fit_chunks
 GRID = {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-1]}
 
 
-@pytest.fixture(autouse=True)
-def _quiet_convergence():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# Fixed epoch budgets, on purpose: not converging is expected here.
+pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 @pytest.fixture(scope="module")
