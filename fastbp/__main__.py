@@ -31,7 +31,8 @@ def _prepare_kernels():
     if not kernels_are_cached("float64"):
         print(
             "First run in this environment: numba compiles fastbp's kernels once "
-            "(a few seconds; later runs load them from its cache in about 0.1 s)",
+            "(about 15 s on a 2-core machine; later runs load them from its cache in "
+            "well under a second)",
             end="",
             flush=True,
         )
