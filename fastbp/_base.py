@@ -44,7 +44,6 @@ from fastbp._network import (
     kernel_data,
     kernel_input,
     needs_rare_paths,
-    no_outputs,
     rare_paths,
     read_only,
     workspace,
@@ -444,7 +443,6 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         rare = None
         if needs_rare_paths(net, csr is not None, training=True):
             rare = rare_paths(layout, batch_size, dtype, csr, with_dropout)
-        no_output = no_outputs(dtype, layout.layer_units[-1])
         settings = _kernels.Settings(
             model.loss_code,
             self._optimizer.solver_code,
@@ -479,7 +477,6 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 loss_sum, finite, step = _kernels.run_epoch(
                     data, net, work, rare, params, optimizer.state_arrays(),
                     read_only(sample_idx), batch_size, settings, optimizer.step, dropout_seed,
-                    no_output,
                 )  # fmt: skip
                 # The weights now include this epoch: from here on, Ctrl-C must not
                 # leave the counters behind them.
@@ -876,11 +873,9 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             chunk = min(n_samples, 1024)  # predict_forward's chunk
             rare = rare_paths(model.layout, chunk, dtype, csr, with_dropout=False)
         out = np.empty((n_samples, model.n_outputs), dtype=dtype)
-        extra = model.prediction
         inputs_finite, outputs_finite = _kernels.predict_forward(
-            _kernels.Data(X_kernel, extra.Y, extra.sample_weight, False), model.net,
-            extra.work, rare, model.params, extra.state, extra.order, extra.settings, out,
-        )  # fmt: skip
+            X_kernel, rare, *model.predict_arguments, out
+        )
         if not inputs_finite:
             # Only the fast path gets here; full validation raises scikit-learn's error.
             validate_data(self, X, reset=False)

@@ -22,10 +22,8 @@ import numpy as np
 
 from fastbp._network import (
     NetworkLayout,
-    PredictionArguments,
     needs_rare_paths,
     network,
-    prediction_arguments,
 )
 
 # Taken only to publish a snapshot (with the public coefs_/intercepts_ lists beside
@@ -41,8 +39,9 @@ class FittedNetwork(NamedTuple):
     ``intercepts`` the arrays published as ``coefs_`` / ``intercepts_`` (views into
     ``params``); ``decoding`` what the estimator needs to turn outputs into answers
     (for a classifier: the label binarizer and the classes); ``rare_activations``
-    whether a hidden activation needs the full prediction kernel; ``prediction`` the
-    typed empty arguments a prediction passes to the shared kernel.
+    whether a hidden activation needs the full prediction kernel;
+    ``predict_arguments`` what :func:`fastbp._kernels.predict_forward` takes after
+    X and the rare paths.
     """
 
     params: np.ndarray
@@ -53,15 +52,9 @@ class FittedNetwork(NamedTuple):
     intercepts: tuple
     decoding: object
     rare_activations: bool
-    prediction: PredictionArguments
-
-    @property
-    def n_features(self):
-        return int(self.layout.layer_units[0])
-
-    @property
-    def n_outputs(self):
-        return int(self.layout.layer_units[-1])
+    predict_arguments: tuple
+    n_features: int
+    n_outputs: int
 
     @property
     def dtype(self):
@@ -95,10 +88,12 @@ def build(layout, params, hidden_codes, dropout_rates, loss_code, decoding):
     coefs, intercepts = layout.views(params)
     net = network(layout, hidden_codes, dropout_rates)
     rare_activations = needs_rare_paths(net, is_sparse=False, training=False)
-    prediction = prediction_arguments(params.dtype, int(layout.layer_units[-1]), loss_code)
+    # What predict_forward takes after X and the rare paths, in its order.
+    predict_arguments = (params, *net, int(loss_code))
     return FittedNetwork(
         params, layout, net, int(loss_code), tuple(coefs), tuple(intercepts), decoding,
-        rare_activations, prediction,
+        rare_activations, predict_arguments, int(layout.layer_units[0]),
+        int(layout.layer_units[-1]),
     )  # fmt: skip
 
 

@@ -996,41 +996,36 @@ def _predict_rows(X, rare, n_samples, params, net, loss_code, out):
 
 
 # ---------------------------------------------------------------------------------
-# One compiled entry point for the three tasks. Training, the full-batch gradient and
-# prediction share most of their code (the forward pass above all); compiled as one
-# function they share one compilation too, so that the first prediction after a
-# cold fit costs nothing more. The Python functions below give each task its own
-# signature.
+# The compiled entry points. Their arguments are arrays and scalars only, not the
+# named tuples themselves: numba's dispatcher types arrays and scalars in C but a
+# tuple element by element in Python, which cost a one-row prediction tens of
+# microseconds. The tuples are rebuilt inside, where they cost nothing; the Python
+# wrappers take the tuples.
 # ---------------------------------------------------------------------------------
-TRAIN_EPOCH = 0
-PREDICT = 1
-
-
 @njit(**_JIT)
-def run(task, data, net, work, rare, params, state, order, size, settings, step, seed, out):
-    """Run ``task`` (``TRAIN_EPOCH`` or ``PREDICT``); see the
-    Python wrappers for what each reads and returns. The result is always
-    ``(value, flag, count)``."""
-    if task == TRAIN_EPOCH:
-        return _train_epoch(data, net, work, rare, params, state, order, size, settings,
-                            step, seed)  # fmt: skip
-    if task == PREDICT:
-        inputs_finite, outputs_finite = _predict_rows(
-            data.X, rare, out.shape[0], params, net, settings.loss_code, out
-        )
-        return 0.0, outputs_finite, int(inputs_finite)
-    raise ValueError("fastbp: unknown kernel task")
+def epoch_kernel(X, Y, sample_weight, use_weights, units, coef_offsets, intercept_offsets,
+                 hidden_codes, dropout_rates, n_coefs, activations, deltas, layer_offsets,
+                 bits, x_batch, y_batch, sw_batch, grads, rare, params, state_1, state_2,
+                 order, batch_size, loss_code, solver_code, nesterov, max_grad_norm, hyper,
+                 loss_params, adam_step, dropout_seed):  # fmt: skip
+    """:func:`run_epoch` on the fields of its named tuples."""
+    data = Data(X, Y, sample_weight, use_weights)
+    net = Network(units, coef_offsets, intercept_offsets, hidden_codes, dropout_rates, n_coefs)
+    work = Workspace(activations, deltas, layer_offsets, bits, x_batch, y_batch, sw_batch,
+                     grads)  # fmt: skip
+    settings = Settings(loss_code, solver_code, nesterov, max_grad_norm, hyper, loss_params)
+    return _train_epoch(data, net, work, rare, params, (state_1, state_2), order, batch_size,
+                        settings, adam_step, dropout_seed)  # fmt: skip
 
 
 def run_epoch(data, net, work, rare, params, state, order, batch_size, settings, adam_step,
-              dropout_seed, out):  # fmt: skip
+              dropout_seed):  # fmt: skip
     """One epoch of minibatch training in the given row ``order``.
 
     For each minibatch: gather, forward, loss, backward, update. ``state`` is the
     optimizer's pair of flat arrays (SGD: velocity and unused; Adam: first and
     second moments); ``adam_step`` the Adam time step before this epoch;
-    ``dropout_seed`` (>= 0) seeds the dropout masks of this epoch; ``out`` is an
-    empty ``(0, n_outputs)`` array of the dtype (the shared signature's).
+    ``dropout_seed`` (>= 0) seeds the dropout masks of this epoch.
 
     Returns
     -------
@@ -1043,24 +1038,27 @@ def run_epoch(data, net, work, rare, params, state, order, batch_size, settings,
         The Adam time step after this epoch (batches whose weights sum to zero take
         no step).
     """
-    return run(TRAIN_EPOCH, data, net, work, rare, params, state, order, batch_size,
-               settings, adam_step, dropout_seed, out)  # fmt: skip
+    return epoch_kernel(*data, *net, *work, rare, params, *state, order, batch_size,
+                        *settings, adam_step, dropout_seed)  # fmt: skip
 
 
-def full_loss_and_gradient(data, net, work, rare, order, chunk_rows, params, state, settings,
-                           dropout_seed, out):  # fmt: skip
+def full_loss_and_gradient(data, net, work, rare, order, chunk_rows, params, chunk_grads,
+                           settings, dropout_seed):  # fmt: skip
     """Full-batch loss and gradient (for L-BFGS above its exact-arithmetic budget,
     and for the gradient tests), in row chunks of ``chunk_rows``; ``work.grads``
-    receives the gradient, ``state[0]`` is chunk scratch of the same size. A
+    receives the gradient, ``chunk_grads`` is scratch of the same size. A
     ``dropout_seed`` >= 0 fixes the dropout masks (for gradient checks)."""
-    return _full_gradient(data, net, work, rare, order, chunk_rows, params, state[0],
+    return _full_gradient(data, net, work, rare, order, chunk_rows, params, chunk_grads,
                           settings, dropout_seed)  # fmt: skip
 
 
-def predict_forward(data, net, work, rare, params, state, order, settings, out):
-    """Output-layer values for every row of ``data.X`` (or of the CSR matrix of
-    ``rare``) into ``out``, in row chunks; the other arguments only give the shared
-    signature its types (see :func:`fastbp._network.prediction_arguments`).
+@njit(**_JIT)
+def predict_forward(X, rare, params, units, coef_offsets, intercept_offsets, hidden_codes,
+                    dropout_rates, n_coefs, loss_code, out):  # fmt: skip
+    """Output-layer values for every row of ``X`` (or of the CSR matrix of ``rare``)
+    into ``out``, in row chunks. The network arrives as the fields of a
+    :class:`Network` (arrays and scalars type in C at the boundary: a one-row
+    prediction costs microseconds).
 
     Returns
     -------
@@ -1070,9 +1068,8 @@ def predict_forward(data, net, work, rare, params, state, order, settings, out):
     outputs_finite : bool
         False if some output overflowed.
     """
-    _, outputs_finite, inputs_finite = run(PREDICT, data, net, work, rare, params, state,
-                                           order, 0, settings, 0, -1, out)  # fmt: skip
-    return bool(inputs_finite), outputs_finite
+    net = Network(units, coef_offsets, intercept_offsets, hidden_codes, dropout_rates, n_coefs)
+    return _predict_rows(X, rare, out.shape[0], params, net, loss_code, out)
 
 
 # ---------------------------------------------------------------------------------
@@ -1163,5 +1160,6 @@ def _pause_gc_while_compiling(dispatcher):
     dispatcher.compile = compile
 
 
-_pause_gc_while_compiling(run)
+_pause_gc_while_compiling(epoch_kernel)
+_pause_gc_while_compiling(predict_forward)
 _pause_gc_while_compiling(_full_gradient)

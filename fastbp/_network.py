@@ -6,8 +6,6 @@ the one scikit-learn's ``_pack`` uses for L-BFGS: every coefficient matrix (row-
 are views into that buffer, so the optimizers can work element-wise on it.
 """
 
-from typing import NamedTuple
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -292,53 +290,3 @@ def check_training_data(data, csr, layout):
         raise ValueError(
             f"sample_weight has shape {data.sample_weight.shape}; expected ({n_rows},)."
         )
-
-
-class PredictionArguments(NamedTuple):
-    """What a prediction passes to the shared kernel besides X, the parameters and
-    ``out``: empty arrays of the right types (a fitted model's, shared by every
-    prediction; nothing writes to them)."""
-
-    Y: np.ndarray
-    sample_weight: np.ndarray
-    work: _kernels.Workspace
-    state: tuple
-    order: np.ndarray
-    settings: _kernels.Settings
-
-
-def prediction_arguments(dtype, n_outputs, loss_code):
-    """The :class:`PredictionArguments` of a model of ``dtype``."""
-    dtype = np.dtype(dtype)
-    empty = np.empty(0, dtype=dtype)
-    work = _kernels.Workspace(
-        empty,
-        empty,
-        np.zeros(1, dtype=np.intp),
-        np.empty(0, dtype=np.int64),
-        np.empty((0, 0), dtype=dtype),
-        np.empty((0, n_outputs), dtype=dtype),
-        empty,
-        empty,
-    )
-    settings = _kernels.Settings(
-        int(loss_code),
-        _kernels.SGD,
-        False,
-        0.0,
-        np.zeros(_kernels.N_HYPER, dtype=dtype),
-        np.ones(_kernels.N_LOSS_PARAMS, dtype=dtype),
-    )
-    return PredictionArguments(
-        read_only(np.empty((0, n_outputs), dtype=dtype)),
-        read_only(empty),
-        work,
-        (empty, empty),
-        read_only(np.empty(0, dtype=np.intp)),
-        settings,
-    )
-
-
-def no_outputs(dtype, n_outputs):
-    """The empty ``out`` of the training tasks of the shared kernel."""
-    return np.empty((0, n_outputs), dtype=dtype)

@@ -17,7 +17,6 @@ from fastbp._network import (
     kernel_data,
     needs_rare_paths,
     network,
-    no_outputs,
     rare_paths,
     read_only,
     workspace,
@@ -258,7 +257,6 @@ class FullBatchObjective:
         if needs_rare_paths(self.net, csr is not None, training=True):
             self.rare = rare_paths(layout, self.chunk_rows, dtype, csr, with_dropout)
         self.chunk_grads = np.empty(layout.n_params, dtype=dtype)
-        self.out = no_outputs(dtype, layout.layer_units[-1])
         self.order = read_only(np.arange(n_samples, dtype=np.intp))
         hyper = np.zeros(_kernels.N_HYPER, dtype=dtype)
         hyper[_kernels.H_ALPHA] = alpha
@@ -276,7 +274,7 @@ class FullBatchObjective:
         """
         loss = _kernels.full_loss_and_gradient(
             self.data, self.net, self.work, self.rare, self.order, self.chunk_rows, params,
-            (self.chunk_grads, self.chunk_grads), self.settings, self.dropout_seed, self.out,
+            self.chunk_grads, self.settings, self.dropout_seed,
         )  # fmt: skip
         return loss, self.work.grads
 

@@ -86,12 +86,16 @@ def warmup(dtypes=("float64", "float32"), *, everything=False):
     return seconds
 
 
+# Positions of the rare paths and the parameters in epoch_kernel's signature.
+_RARE, _PARAMS = 18, 19
+
+
 def kernels_are_cached(dtype):
     """True when numba's cache holds the common-path kernel for ``dtype``
     (so a fit will load, not compile, it). A cheap look at the cache index."""
     from fastbp import _kernels
 
-    cache = getattr(_kernels.run, "_cache", None)
+    cache = getattr(_kernels.epoch_kernel, "_cache", None)
     cache_file = getattr(getattr(cache, "_cache", cache), "_cache_file", None)
     if cache_file is None:
         return False
@@ -100,8 +104,8 @@ def kernels_are_cached(dtype):
     except Exception:  # a damaged index unpickles into almost any error
         return False
     name = np.dtype(dtype).name
-    # run(task, data, net, work, rare, params, ...): no rare paths, params of dtype
+    # epoch_kernel(X, ..., rare, params, ...): no rare paths, params of dtype
     return any(
-        str(key[0][4]) == "none" and str(getattr(key[0][5], "dtype", "")) == name
+        str(key[0][_RARE]) == "none" and str(getattr(key[0][_PARAMS], "dtype", "")) == name
         for key in overloads
     )

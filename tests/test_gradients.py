@@ -7,7 +7,7 @@ from numpy.testing import assert_allclose
 from reference import finite_difference_gradient
 from reference import objective as reference_objective
 
-from fastbp._network import NetworkLayout, prediction_arguments
+from fastbp._network import NetworkLayout
 from fastbp._optimizers import FullBatchObjective
 
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
@@ -100,10 +100,9 @@ def test_numpy_output_loss_equals_the_compiled_loss(loss, weighted):
     objective = FullBatchObjective(layout, X, y, sample_weight, "tanh", loss, 0.0, chunk_rows=9,
                                    huber_delta=0.8)  # fmt: skip
     outputs = np.empty((len(X), 3))
-    extra = prediction_arguments(np.float64, 3, _kernels.LOSS_CODES[loss])
     _kernels.predict_forward(
-        _kernels.Data(objective.data.X, extra.Y, extra.sample_weight, False), objective.net,
-        extra.work, objective.rare, params, extra.state, extra.order, extra.settings, outputs,
+        objective.data.X, objective.rare, params, *objective.net, _kernels.LOSS_CODES[loss],
+        outputs,
     )  # fmt: skip
     assert_allclose(
         output_loss(outputs, y, sample_weight, loss, huber_delta=0.8), objective(params)[0],

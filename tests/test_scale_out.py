@@ -27,23 +27,25 @@ def _search(n_jobs=None):
     return GridSearchCV(BackpropClassifier(max_iter=15, random_state=0), GRID, cv=3, n_jobs=n_jobs)
 
 
-def _compiled():
-    """(params dtype, with the rare paths?) of each compiled signature of the one
-    kernel entry point, run(task, data, net, work, rare, params, ...)."""
+def _compiled(kernel, rare, params):
+    """(params dtype, with the rare paths?) of each compiled signature of a kernel,
+    given the positions of its rare-paths and parameters arguments."""
     return {
-        (str(signature[5].dtype), str(signature[4]) != "none")
-        for signature in _kernels.run.signatures
+        (str(signature[params].dtype), str(signature[rare]) != "none")
+        for signature in kernel.signatures
     }
 
 
 def test_warmup_compiles_the_common_paths_and_on_request_everything():
     seconds = fastbp.warmup()
     assert set(seconds) == {"float64", "float32"}
-    assert {("float64", False), ("float32", False)} <= _compiled()
+    epochs, predictions = (_kernels.epoch_kernel, 18, 19), (_kernels.predict_forward, 1, 2)
+    for kernel in (epochs, predictions):
+        assert {("float64", False), ("float32", False)} <= _compiled(*kernel)
     fastbp.warmup(everything=True)
-    assert {("float64", True), ("float32", True)} <= _compiled()
-    # one entry point serves training and prediction: nothing else compiles for them
-    assert len(_kernels.run.signatures) == 4
+    for kernel in (epochs, predictions):
+        # the common and the full variant per dtype, nothing more
+        assert _compiled(*kernel) == {(d, r) for d in ("float64", "float32") for r in (0, 1)}
     chunked = {str(signature[6].dtype) for signature in _kernels._full_gradient.signatures}
     assert chunked == {"float64", "float32"}
 
@@ -52,7 +54,7 @@ def _kernel_cache_stats():
     """On a worker: how the epoch kernel got its machine code (cache or compile)."""
     from fastbp import _kernels
 
-    stats = _kernels.run.stats
+    stats = _kernels.epoch_kernel.stats
     return {"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values())}
 
 
