@@ -866,7 +866,9 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         n_samples = X.shape[0]
         # The kernel trusts every shape it indexes with: check them against the
         # snapshot (a model refitted meanwhile may expect another width).
-        check_input_shape(X_kernel, csr, is_sparse, n_samples, model.n_features, type(self))
+        check_input_shape(
+            X_kernel, csr, is_sparse, n_samples, model.n_features, type(self).__name__
+        )
         rare = None  # the common kernel: dense input, common activations
         if is_sparse or model.rare_activations:
             # Scratch per call (not per model): threads predict concurrently.

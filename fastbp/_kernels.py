@@ -813,31 +813,15 @@ def _clipped_weight_sum(params, grads, n_coefs, alpha, weight_sum, max_norm):
 
 
 # ---------------------------------------------------------------------------------
-# The kernels Python calls. Each compiles once per dtype with ``rare=None`` (the
-# common path: dense input, no dropout, identity/relu/leaky_relu/logistic hidden
-# layers) and once more, on first use, with ``RarePaths`` (everything).
+# The bodies of the compiled entry points (inlined into them). The entry points
+# compile once per dtype with ``rare=None`` (the common path: dense input, no
+# dropout, identity/relu/leaky_relu/logistic hidden layers) and once more, on first
+# use, with ``RarePaths`` (everything).
 # ---------------------------------------------------------------------------------
 @njit(**_HELPER, inline="always")
 def _train_epoch(data, net, work, rare, params, state, order, batch_size, settings, adam_step,
                  dropout_seed):  # fmt: skip
-    """One epoch of minibatch training in the given row ``order``.
-
-    For each minibatch: gather, forward, loss, backward, update. ``state`` is the
-    optimizer's pair of flat arrays (SGD: velocity and unused; Adam: first and
-    second moments); ``adam_step`` the Adam time step before this epoch;
-    ``dropout_seed`` (>= 0) seeds the dropout masks of this epoch.
-
-    Returns
-    -------
-    loss_sum : float
-        Sum over batches of ``batch_loss * batch_rows`` (scikit-learn's accumulation).
-    finite : bool
-        False as soon as a batch loss or a parameter became non-finite; the epoch
-        stops there.
-    adam_step : int
-        The Adam time step after this epoch (batches whose weights sum to zero take
-        no step).
-    """
+    """The body of :func:`run_epoch` (arguments and results there), on named tuples."""
     n_samples = order.shape[0]
     n_coefs = net.n_coefs
     alpha = float(settings.hyper[H_ALPHA])
@@ -945,18 +929,7 @@ def _full_gradient(data, net, work, rare, order, chunk_rows, params, chunk_grads
 
 @njit(**_HELPER, inline="always")
 def _predict_rows(X, rare, n_samples, params, net, loss_code, out):
-    """Output-layer values for every row of the input into ``out``, in row chunks.
-
-    The input is dense ``X`` or the CSR matrix of ``rare``, as in :func:`_train_epoch`.
-
-    Returns
-    -------
-    inputs_finite : bool
-        False if dense X holds a NaN or an infinity (nothing is computed then), so a
-        caller that skipped validation can fall back to it for the error message.
-    outputs_finite : bool
-        False if some output overflowed.
-    """
+    """The body of :func:`predict_forward` (arguments and results there)."""
     is_sparse = False if rare is None else rare.is_sparse
     if not is_sparse:
         for i in range(n_samples):

@@ -258,13 +258,12 @@ def _check_csr(csr, n_rows, n_features):
         )
 
 
-def check_input_shape(X, csr, is_sparse, n_rows, n_features, estimator_class):
+def check_input_shape(X, csr, is_sparse, n_rows, n_features, owner):
     """Raise scikit-learn's ValueError unless the kernel input has ``n_features``."""
     width = X.shape[1]
     if width != n_features:
         raise ValueError(
-            f"X has {width} features, but {estimator_class.__name__} is expecting "
-            f"{n_features} features as input."
+            f"X has {width} features, but {owner} is expecting {n_features} features as input."
         )
     if is_sparse:
         _check_csr(csr, n_rows, n_features)
@@ -278,9 +277,7 @@ def check_training_data(data, csr, layout):
     Y = data.Y
     n_rows = Y.shape[0]
     is_sparse = csr is not None
-    check_input_shape(
-        data.X, csr, is_sparse, n_rows, int(layout.layer_units[0]), _kernels.Workspace
-    )
+    check_input_shape(data.X, csr, is_sparse, n_rows, int(layout.layer_units[0]), "the network")
     if Y.ndim != 2 or Y.shape[1] != layout.layer_units[-1]:
         raise ValueError(
             f"The targets have shape {Y.shape}; the network has "
