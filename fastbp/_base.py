@@ -91,6 +91,13 @@ def _divergence_error(where):
     )
 
 
+# Several short epochs run in one compiled call, returning to Python about this
+# often (so Ctrl-C stays prompt), with at most so many epochs and row-order entries.
+_SECONDS_PER_CALL = 0.01
+_MAX_EPOCHS_PER_CALL = 1000
+_MAX_ORDER_ELEMENTS = 1 << 22
+
+
 def _shuffled(sample_idx, random_state):
     """``sklearn.utils.shuffle(sample_idx, random_state=...)`` without its checks:
     the same draws from the same ``RandomState``, hence the same order."""
@@ -454,109 +461,181 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         sample_idx = np.arange(n_samples, dtype=np.intp)
         callback_ctx = self.__dict__.get("_callback_fit_ctx")
         callback_data = self.__dict__.get("_callback_data")
+        # A meta-estimator (a search, a pipeline) opens a context even when no callback
+        # listens: then the per-epoch tasks would only cost time.
+        if callback_ctx is not None and not getattr(callback_ctx, "_callbacks", True):
+            callback_ctx = None
         optimizer = self._optimizer
-        # Where this call's bookkeeping starts: an interrupted epoch is recorded
-        # from these, whatever part of its bookkeeping had run (see below).
+        # Short epochs run several to a compiled call (returning about every
+        # _SECONDS_PER_CALL) when nothing needs Python between them: no callback,
+        # verbose line or validation pass, and a step size that changes only when
+        # the convergence rule fires (the kernel returns to Python when it may).
+        several_per_call = (
+            callback_ctx is None
+            and not self.verbose
+            and validation is None
+            and not incremental
+            and not optimizer.rate_changes_every_epoch()
+        )
+        epochs_per_call = 1
+        stopping = np.zeros(_kernels.N_STOPPING, dtype=np.float64)
+        # Where this call's bookkeeping starts: an interrupted call is recorded from
+        # these, whatever part of its bookkeeping had run (see below).
         start_t, start_curve = self.t_, len(self.loss_curve_)
-        finished = None  # (epoch, loss) of an epoch whose bookkeeping is not done
+        pending = []  # (epoch, loss, step) of epochs in the weights, maybe not recorded
+        loss_type = self._loss_type(dtype)
 
         try:
             self.n_iter_ = 0
-            for epoch in range(1, self.max_iter + 1):
-                epoch_start = time.perf_counter()
-                if self.shuffle:
-                    sample_idx = _shuffled(sample_idx, self._random_state)
-                # Dropout masks come from random_state too, but only when dropout is
-                # on: without it, the draws (and so the model) are scikit-learn's.
-                dropout_seed = self._random_state.randint(2**31 - 1) if with_dropout else -1
+            epoch = 0
+            stop = False
+            while not stop and epoch < self.max_iter:
+                call_start = time.perf_counter()
+                n_epochs = min(epochs_per_call, self.max_iter - epoch) if several_per_call else 1
+                rng_state = self._random_state.get_state() if n_epochs > 1 else None
+                orders, seeds = self._draw_epochs(sample_idx, n_epochs, with_dropout)
+                loss_sums = np.empty(n_epochs, dtype=np.float64)
+                steps = np.empty(n_epochs, dtype=np.int64)
                 epoch_ctx = None
                 if callback_ctx is not None:
                     epoch_ctx = callback_ctx.subcontext(task_name="epoch")
                     epoch_ctx.call_on_fit_task_begin(estimator=self, **callback_data)
                 settings = settings._replace(hyper=optimizer.hyperparameters(self.alpha, dtype))
-                loss_sum, finite, step = _kernels.run_epoch(
-                    data, net, work, rare, params, optimizer.state_arrays(),
-                    read_only(sample_idx), batch_size, settings, optimizer.step, dropout_seed,
+                stopping[_kernels.S_CHECK] = n_epochs > 1
+                if n_epochs > 1:
+                    stopping[_kernels.S_BEST_LOSS] = (
+                        np.inf if self.best_loss_ is None else self.best_loss_
+                    )
+                    stopping[_kernels.S_TOL] = self.tol
+                    stopping[_kernels.S_N_ITER_NO_CHANGE] = self.n_iter_no_change
+                    stopping[_kernels.S_NO_IMPROVEMENT_COUNT] = self._no_improvement_count
+                n_run, finite = _kernels.run_epochs(
+                    data, net, work, rare, params, optimizer.state_arrays(), orders,
+                    batch_size, settings, optimizer.step, seeds, loss_sums, steps, stopping,
                 )  # fmt: skip
-                # The weights now include this epoch: from here on, Ctrl-C must not
+                # The weights now include these epochs: from here on, Ctrl-C must not
                 # leave the counters behind them.
-                finished = (epoch, self._loss_type(dtype)(loss_sum / n_samples), step)
-                if not finite:
-                    optimizer.epoch_ends(step)
-                if not finite and epoch_ctx is not None:
-                    epoch_ctx.call_on_fit_task_end(estimator=self, **callback_data)
-                if not finite and early_stopping and self.validation_scores_:
-                    # Keep the model usable: stop here and restore (below) the weights
-                    # of the best validation score, which are finite.
-                    finished = None
-                    warnings.warn(
-                        f"The training loss diverged (became NaN or infinite) in epoch "
-                        f"{self.n_iter_ + 1}; training stopped and the weights with the "
-                        f"best validation score were restored. Try a smaller "
-                        "learning_rate_init, or scale the inputs.",
-                        ConvergenceWarning,
-                        stacklevel=6,
+                pending = [
+                    (epoch + i + 1, loss_type(loss_sums[i] / n_samples), int(steps[i]))
+                    for i in range(n_run)
+                ]
+                sample_idx = orders[n_run - 1]
+                if n_run < n_epochs:  # the random state as if only n_run were drawn
+                    self._random_state.set_state(rng_state)
+                    self._draw_epochs(sample_idx, n_run, with_dropout)
+                elapsed = time.perf_counter() - call_start
+                epochs_per_call = int(
+                    np.clip(
+                        _SECONDS_PER_CALL * n_run / max(elapsed, 1e-9),
+                        1,
+                        min(_MAX_EPOCHS_PER_CALL, _MAX_ORDER_ELEMENTS // n_samples),
                     )
-                    break
-                if not finite:
-                    finished = None
-                    raise _divergence_error(f"in epoch {self.n_iter_ + 1}")
-                self._record_epoch(finished, start_t, start_curve, n_samples, optimizer)
-                finished = None
-                if self.verbose >= 2:  # scikit-learn's line, and the epoch's time
-                    print(
-                        "Iteration %d, loss = %.8f (%.3f s)"
-                        % (self.n_iter_, self.loss_, time.perf_counter() - epoch_start)
-                    )
-                elif self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                )
 
-                self._update_no_improvement_count(model, validation)
-                optimizer.iteration_ends(self.t_)
-                stop_requested = False
-                if epoch_ctx is not None:
-                    stop_requested = epoch_ctx.call_on_fit_task_end(
-                        estimator=self,
-                        reconstruction_attributes=self._snapshot_attributes(model),
-                        **callback_data,
-                    )
-                if stop_requested:
-                    break
-
-                if self._no_improvement_count > self.n_iter_no_change:
-                    if early_stopping:
-                        msg = (
-                            "Validation score did not improve more than "
-                            "tol=%f for %d consecutive epochs." % (self.tol, self.n_iter_no_change)
+                for i, finished in enumerate(pending):
+                    epoch = finished[0]
+                    last = i == n_run - 1
+                    if last and not finite:
+                        optimizer.epoch_ends(finished[2])
+                        pending = pending[:-1]
+                        if epoch_ctx is not None:
+                            epoch_ctx.call_on_fit_task_end(estimator=self, **callback_data)
+                        if early_stopping and self.validation_scores_:
+                            # Keep the model usable: stop here and restore (below) the
+                            # weights of the best validation score, which are finite.
+                            warnings.warn(
+                                f"The training loss diverged (became NaN or infinite) in "
+                                f"epoch {epoch}; training stopped and the weights with the "
+                                f"best validation score were restored. Try a smaller "
+                                "learning_rate_init, or scale the inputs.",
+                                ConvergenceWarning,
+                                stacklevel=6,
+                            )
+                            stop = True
+                            break
+                        raise _divergence_error(f"in epoch {epoch}")
+                    self._record_epoch(finished, start_t, start_curve, n_samples, optimizer)
+                    if self.verbose >= 2:  # scikit-learn's line, and the epoch's time
+                        print(
+                            "Iteration %d, loss = %.8f (%.3f s)"
+                            % (self.n_iter_, self.loss_, time.perf_counter() - call_start)
                         )
-                    else:
-                        msg = (
-                            "Training loss did not improve more than tol=%f"
-                            " for %d consecutive epochs." % (self.tol, self.n_iter_no_change)
-                        )
-                    if optimizer.trigger_stopping(msg, self.verbose):
-                        break
-                    self._no_improvement_count = 0
-
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        "Stochastic Optimizer: Maximum iterations (%d) "
-                        "reached and the optimization hasn't converged yet." % self.max_iter,
-                        ConvergenceWarning,
-                        stacklevel=6,
+                    elif self.verbose:
+                        print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                    stop = self._end_of_epoch(
+                        model, validation, optimizer, epoch_ctx, callback_data, incremental
                     )
+                    if stop and not last:
+                        raise AssertionError(
+                            "fastbp: the epoch kernel ran past the epoch where training stops"
+                        )
+                pending = []
         except KeyboardInterrupt:
-            # The interrupt lands between compiled epochs, so the weights are whole;
-            # an epoch the kernel finished is counted, so n_iter_, t_, loss_curve_ and
-            # the optimizer's step describe exactly the weights that are kept.
-            if finished is not None:
+            # The interrupt lands between compiled calls, so the weights are whole;
+            # the epochs the kernel finished are counted, so n_iter_, t_, loss_curve_
+            # and the optimizer's step describe exactly the weights that are kept.
+            for finished in pending:
                 self._record_epoch(finished, start_t, start_curve, n_samples, optimizer)
             warnings.warn("Training interrupted by user.", stacklevel=6)
 
         if early_stopping:
             params[:] = self._best_params
+
+    def _draw_epochs(self, sample_idx, n_epochs, with_dropout):
+        """The row orders and dropout seeds of the next ``n_epochs`` epochs, drawn
+        from ``random_state`` in scikit-learn's order (an epoch's shuffle, then its
+        dropout seed): ``orders`` has one row per epoch."""
+        orders = np.empty((n_epochs, sample_idx.shape[0]), dtype=np.intp)
+        seeds = np.full(n_epochs, -1, dtype=np.int64)
+        for e in range(n_epochs):
+            if self.shuffle:
+                sample_idx = _shuffled(sample_idx, self._random_state)
+            orders[e] = sample_idx
+            # Dropout masks come from random_state too, but only when dropout is on:
+            # without it, the draws (and so the model) are scikit-learn's.
+            if with_dropout:
+                seeds[e] = self._random_state.randint(2**31 - 1)
+        return orders, seeds
+
+    def _end_of_epoch(self, model, validation, optimizer, epoch_ctx, callback_data,
+                      incremental):  # fmt: skip
+        """What follows a recorded epoch: the convergence rule, the schedule, the
+        callbacks; returns True when training stops here."""
+        self._update_no_improvement_count(model, validation)
+        optimizer.iteration_ends(self.t_)
+        if epoch_ctx is not None:
+            stop_requested = epoch_ctx.call_on_fit_task_end(
+                estimator=self,
+                # evaluated only by a callback that asks for it
+                reconstruction_attributes=lambda: self._snapshot_attributes(model),
+                **callback_data,
+            )
+            if stop_requested:
+                return True
+        if self._no_improvement_count > self.n_iter_no_change:
+            if validation is not None:
+                msg = (
+                    "Validation score did not improve more than "
+                    "tol=%f for %d consecutive epochs." % (self.tol, self.n_iter_no_change)
+                )
+            else:
+                msg = (
+                    "Training loss did not improve more than tol=%f"
+                    " for %d consecutive epochs." % (self.tol, self.n_iter_no_change)
+                )
+            if optimizer.trigger_stopping(msg, self.verbose):
+                return True
+            self._no_improvement_count = 0
+        if incremental:
+            return True
+        if self.n_iter_ == self.max_iter:
+            warnings.warn(
+                "Stochastic Optimizer: Maximum iterations (%d) "
+                "reached and the optimization hasn't converged yet." % self.max_iter,
+                ConvergenceWarning,
+                stacklevel=7,
+            )
+        return False
 
     def _record_epoch(self, finished, start_t, start_curve, n_samples, optimizer):
         """Count a finished epoch: assignments only, so running it twice (after an

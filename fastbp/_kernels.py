@@ -82,6 +82,15 @@ N_HYPER = 6
 P_HUBER_DELTA = 0
 N_LOSS_PARAMS = 1
 
+# Layout of the float64 ``stopping`` vector of run_epochs: whether to check the
+# convergence rule between epochs, and the rule's state and parameters.
+S_CHECK = 0
+S_BEST_LOSS = 1
+S_TOL = 2
+S_N_ITER_NO_CHANGE = 3
+S_NO_IMPROVEMENT_COUNT = 4
+N_STOPPING = 5
+
 
 def _cache_probe():  # pragma: no cover - only decorated, never called
     return 0
@@ -821,7 +830,8 @@ def _clipped_weight_sum(params, grads, n_coefs, alpha, weight_sum, max_norm):
 @njit(**_HELPER, inline="always")
 def _train_epoch(data, net, work, rare, params, state, order, batch_size, settings, adam_step,
                  dropout_seed):  # fmt: skip
-    """The body of :func:`run_epoch` (arguments and results there), on named tuples."""
+    """One epoch of :func:`run_epochs` on named tuples, in the row ``order``; returns
+    ``(loss_sum, finite, adam_step)`` after it."""
     n_samples = order.shape[0]
     n_coefs = net.n_coefs
     alpha = float(settings.hyper[H_ALPHA])
@@ -979,40 +989,78 @@ def _predict_rows(X, rare, n_samples, params, net, loss_code, out):
 def epoch_kernel(X, Y, sample_weight, use_weights, units, coef_offsets, intercept_offsets,
                  hidden_codes, dropout_rates, n_coefs, activations, deltas, layer_offsets,
                  bits, x_batch, y_batch, sw_batch, grads, rare, params, state_1, state_2,
-                 order, batch_size, loss_code, solver_code, nesterov, max_grad_norm, hyper,
-                 loss_params, adam_step, dropout_seed):  # fmt: skip
-    """:func:`run_epoch` on the fields of its named tuples."""
+                 orders, batch_size, loss_code, solver_code, nesterov, max_grad_norm, hyper,
+                 loss_params, adam_step, dropout_seeds, loss_sums, steps, stopping):  # fmt: skip
+    """:func:`run_epochs` on the fields of its named tuples."""
     data = Data(X, Y, sample_weight, use_weights)
     net = Network(units, coef_offsets, intercept_offsets, hidden_codes, dropout_rates, n_coefs)
     work = Workspace(activations, deltas, layer_offsets, bits, x_batch, y_batch, sw_batch,
                      grads)  # fmt: skip
     settings = Settings(loss_code, solver_code, nesterov, max_grad_norm, hyper, loss_params)
-    return _train_epoch(data, net, work, rare, params, (state_1, state_2), order, batch_size,
-                        settings, adam_step, dropout_seed)  # fmt: skip
+    state = (state_1, state_2)
+    step = adam_step
+    check_stopping = stopping[S_CHECK] > 0
+    best_loss, tol = stopping[S_BEST_LOSS], stopping[S_TOL]
+    count, patience = stopping[S_NO_IMPROVEMENT_COUNT], stopping[S_N_ITER_NO_CHANGE]
+    n_samples = orders.shape[1]
+    for epoch in range(orders.shape[0]):
+        loss_sum, finite, step = _train_epoch(
+            data, net, work, rare, params, state, orders[epoch], batch_size, settings, step,
+            dropout_seeds[epoch],
+        )  # fmt: skip
+        loss_sums[epoch] = loss_sum
+        steps[epoch] = step
+        if not finite:
+            return epoch + 1, False
+        if check_stopping:
+            loss = loss_sum / n_samples
+            # The caller's rule compares in the loss's own precision (float32 for a
+            # float32 regressor); widening its "no improvement" test by a few float32
+            # roundings keeps this count at or above the caller's, so the kernel
+            # returns at or before the epoch where the caller stops.
+            threshold = best_loss - tol
+            if math.isfinite(best_loss):
+                threshold -= 1e-6 * (abs(best_loss) + abs(tol))
+            if loss > threshold:
+                count += 1
+            else:
+                count = 0
+            best_loss = min(best_loss, loss)
+            if count > patience:
+                return epoch + 1, True
+    return orders.shape[0], True
 
 
-def run_epoch(data, net, work, rare, params, state, order, batch_size, settings, adam_step,
-              dropout_seed):  # fmt: skip
-    """One epoch of minibatch training in the given row ``order``.
+def run_epochs(data, net, work, rare, params, state, orders, batch_size, settings, adam_step,
+               dropout_seeds, loss_sums, steps, stopping):  # fmt: skip
+    """Epochs of minibatch training, one per row of ``orders`` (the row order of each).
 
     For each minibatch: gather, forward, loss, backward, update. ``state`` is the
     optimizer's pair of flat arrays (SGD: velocity and unused; Adam: first and
-    second moments); ``adam_step`` the Adam time step before this epoch;
-    ``dropout_seed`` (>= 0) seeds the dropout masks of this epoch.
+    second moments); ``adam_step`` the Adam time step before the first epoch;
+    ``dropout_seeds[e]`` (>= 0) seeds the dropout masks of epoch ``e``.
+
+    Several epochs in one call spare short epochs the cost of returning to Python.
+    ``stopping`` (``S_*`` layout) says whether to return early, after the first epoch
+    at which the convergence rule (``n_iter_no_change`` epochs without an
+    improvement of ``tol`` over the best loss) could fire, so that the caller sees
+    every epoch at which it must decide.
+
+    ``loss_sums[e]`` receives epoch ``e``'s sum over batches of ``batch_loss *
+    batch_rows`` (scikit-learn's accumulation), ``steps[e]`` the Adam time step
+    after it (batches whose weights sum to zero take no step).
 
     Returns
     -------
-    loss_sum : float
-        Sum over batches of ``batch_loss * batch_rows`` (scikit-learn's accumulation).
+    n_epochs : int
+        Epochs run.
     finite : bool
-        False as soon as a batch loss or a parameter became non-finite; the epoch
-        stops there.
-    adam_step : int
-        The Adam time step after this epoch (batches whose weights sum to zero take
-        no step).
+        False when the last epoch run met a non-finite batch loss or parameter (it
+        stopped there).
     """
-    return epoch_kernel(*data, *net, *work, rare, params, *state, order, batch_size,
-                        *settings, adam_step, dropout_seed)  # fmt: skip
+    return epoch_kernel(*data, *net, *work, rare, params, *state, orders, batch_size,
+                        *settings, adam_step, dropout_seeds, loss_sums, steps,
+                        stopping)  # fmt: skip
 
 
 def full_loss_and_gradient(data, net, work, rare, order, chunk_rows, params, chunk_grads,

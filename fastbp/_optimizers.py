@@ -57,6 +57,12 @@ class _Schedule(_PlainState):
         self.epochs_done = 0
         self.base_learning_rate = float(learning_rate_init)
 
+    def rate_changes_every_epoch(self):
+        """True when the step size changes after every epoch (so each epoch needs
+        its own ``hyperparameters``); otherwise it changes only when
+        ``trigger_stopping`` says so."""
+        return self.lr_schedule in self._EPOCH_SCHEDULES
+
     def _advance_schedule(self):
         """Count one epoch; return the scheduled rate, or None for other schedules."""
         self.epochs_done += 1
@@ -93,6 +99,7 @@ class SGDOptimizer(_Schedule):
 
     solver_code = _kernels.SGD
     kind = "sgd"
+    _EPOCH_SCHEDULES = ("invscaling", "cosine", "step")
 
     def __init__(self, n_params, dtype, learning_rate_init, lr_schedule="constant",
                  momentum=0.9, nesterov=True, power_t=0.5, max_iter=200, step_epochs=10,
@@ -164,6 +171,7 @@ class AdamOptimizer(_Schedule):
 
     solver_code = _kernels.ADAM
     kind = "adam"
+    _EPOCH_SCHEDULES = ("cosine", "step")  # the others do not apply to Adam
 
     def __init__(self, n_params, dtype, learning_rate_init, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8, lr_schedule="constant", max_iter=200, step_epochs=10,

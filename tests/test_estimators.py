@@ -236,21 +236,61 @@ def test_verbose_prints_one_line_per_epoch(small_classification, capsys):
 
 def test_keyboard_interrupt_stops_cleanly_with_a_usable_model(small_classification, monkeypatch):
     X, y = small_classification
-    real_epoch = _kernels.run_epoch
-    calls = []
+    real_epochs = _kernels.run_epochs
+    epochs_run = []
 
-    def interrupted_after_two_epochs(*args):
-        calls.append(1)
-        if len(calls) == 3:
+    def interrupted_in_the_third_call(*args):
+        if len(epochs_run) == 2:
             raise KeyboardInterrupt
-        return real_epoch(*args)
+        n_run, finite = real_epochs(*args)
+        epochs_run.append(n_run)
+        return n_run, finite
 
-    monkeypatch.setattr(_kernels, "run_epoch", interrupted_after_two_epochs)
-    clf = BackpropClassifier(max_iter=50, random_state=0)
+    monkeypatch.setattr(_kernels, "run_epochs", interrupted_in_the_third_call)
+    clf = BackpropClassifier(max_iter=500, random_state=0)
     with pytest.warns(UserWarning, match="Training interrupted by user"):
         clf.fit(X, y)
-    assert clf.n_iter_ == 2
+    # every epoch the kernel ran is counted, and nothing else
+    assert clf.n_iter_ == sum(epochs_run) == len(clf.loss_curve_)
     assert np.isfinite(clf.predict_proba(X)).all()
+
+
+def test_several_epochs_per_call_train_exactly_as_one_per_call(small_classification, monkeypatch):
+    """Short epochs run many to a compiled call; the convergence rule, the random
+    draws and so the weights are those of one epoch per call (as with verbose)."""
+    from fastbp import _base
+
+    X, y = small_classification
+    cases = [
+        (BackpropClassifier, X, y, "adam", {}),
+        (BackpropClassifier, X, y, "sgd", {"learning_rate": "adaptive"}),
+        # a float32 regressor applies the rule in float32 (its loss's precision)
+        (BackpropRegressor, X.astype(np.float32), X[:, 0] - X[:, 1] ** 2, "adam", {}),
+    ]
+    for estimator, X, y, solver, params in cases:
+        fits = []
+        for per_call in (1, None):
+            if per_call is not None:
+                monkeypatch.setattr(_base, "_MAX_EPOCHS_PER_CALL", per_call)
+            calls = []
+            real = _kernels.run_epochs
+            monkeypatch.setattr(
+                _kernels, "run_epochs", lambda *a: calls.append(a[6].shape[0]) or real(*a)
+            )
+            clf = estimator(solver=solver, max_iter=400, tol=1e-3, random_state=0, **params)
+            clf.fit(X, y)
+            monkeypatch.setattr(_kernels, "run_epochs", real)
+            monkeypatch.undo()
+            fits.append((clf, calls))
+        (one, one_calls), (several, several_calls) = fits
+        assert max(one_calls) == 1 and max(several_calls) > 1
+        assert one.n_iter_ == several.n_iter_ < 400  # stopped by the convergence rule
+        assert one.loss_curve_ == several.loss_curve_
+        assert one._no_improvement_count == several._no_improvement_count
+        for a, b in zip(one.coefs_ + one.intercepts_, several.coefs_ + several.intercepts_):
+            assert_array_equal(a, b)
+        # the random state is left where one epoch per call leaves it
+        assert one._random_state.randint(2**31) == several._random_state.randint(2**31)
 
 
 def test_divergence_raises_and_leaves_a_fitted_model_unchanged(small_regression):

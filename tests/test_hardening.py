@@ -8,7 +8,7 @@ import pytest
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
-from fastbp import BackpropClassifier, BackpropRegressor, _optimizers, fit_chunks
+from fastbp import BackpropClassifier, BackpropRegressor, _base, _optimizers, fit_chunks
 
 SKLEARN_DIVERGENCE = (
     "Solver produced non-finite parameter weights. The input data may contain large "
@@ -111,17 +111,18 @@ def test_scoring_is_validated_at_fit_even_without_early_stopping(small_classific
 
 
 # ---------------------------------------------------------------------- Ctrl-C
+@pytest.mark.parametrize("epochs_per_call", [1, 1000])
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_ctrl_c_after_an_epoch_keeps_counters_with_the_weights(
-    solver, small_classification, monkeypatch
+    solver, epochs_per_call, small_classification, monkeypatch
 ):
     X, y = small_classification
-    params = dict(solver=solver, max_iter=3, random_state=0, hidden_layer_sizes=(6,))
-    with pytest.warns(ConvergenceWarning):
-        reference = BackpropClassifier(**params).fit(X, y)
+    params = dict(solver=solver, random_state=0, hidden_layer_sizes=(6,), tol=0.0)
+    monkeypatch.setattr(_base, "_MAX_EPOCHS_PER_CALL", epochs_per_call)
 
-    # The interrupt arrives as the third epoch's kernel returns, before any of its
-    # bookkeeping (the first Python call after the kernel is epoch_ends).
+    # The interrupt arrives in the bookkeeping of the third epoch the kernel ran
+    # (its first Python call after the kernel is epoch_ends), when the kernel may
+    # have run later epochs in the same call.
     optimizer_class = {"sgd": _optimizers.SGDOptimizer, "adam": _optimizers.AdamOptimizer}
     original = optimizer_class[solver].epoch_ends
     calls = []
@@ -133,12 +134,19 @@ def test_ctrl_c_after_an_epoch_keeps_counters_with_the_weights(
         return original(self, step)
 
     monkeypatch.setattr(optimizer_class[solver], "epoch_ends", interrupted)
-    clf = BackpropClassifier(**{**params, "max_iter": 10})
+    clf = BackpropClassifier(**params, max_iter=50)
     with pytest.warns(UserWarning, match="interrupted"):
         clf.fit(X, y)
+    monkeypatch.setattr(optimizer_class[solver], "epoch_ends", original)
+    assert clf.n_iter_ >= 3
+    if epochs_per_call == 1:
+        assert clf.n_iter_ == 3
+    # every epoch in the weights is counted: they are those of a fit of n_iter_ epochs
+    with pytest.warns(ConvergenceWarning):
+        reference = BackpropClassifier(**params, max_iter=clf.n_iter_).fit(X, y)
     for ours, theirs in zip(clf.coefs_ + clf.intercepts_, reference.coefs_ + reference.intercepts_):
         assert_array_equal(ours, theirs)
-    assert clf.n_iter_ == reference.n_iter_ == 3
+    assert clf.n_iter_ == reference.n_iter_
     assert clf.t_ == reference.t_
     assert clf.loss_curve_ == reference.loss_curve_
     assert clf.loss_ == reference.loss_
