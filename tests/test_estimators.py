@@ -273,13 +273,14 @@ def test_several_epochs_per_call_train_exactly_as_one_per_call(small_classificat
             if per_call is not None:
                 monkeypatch.setattr(_base, "_MAX_EPOCHS_PER_CALL", per_call)
             calls = []
-            real = _kernels.run_epochs
-            monkeypatch.setattr(
-                _kernels, "run_epochs", lambda *a: calls.append(a[6].shape[0]) or real(*a)
-            )
+
+            def counted(*args, calls=calls, real=_kernels.run_epochs):
+                calls.append(args[6].shape[0])  # epochs in this call
+                return real(*args)
+
+            monkeypatch.setattr(_kernels, "run_epochs", counted)
             clf = estimator(solver=solver, max_iter=400, tol=1e-3, random_state=0, **params)
             clf.fit(X, y)
-            monkeypatch.setattr(_kernels, "run_epochs", real)
             monkeypatch.undo()
             fits.append((clf, calls))
         (one, one_calls), (several, several_calls) = fits
