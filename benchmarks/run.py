@@ -8,8 +8,9 @@ together in that one command; the report records the BLAS kernel in use::
     pip install -e ".[bench]" torch==2.13.0
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py
 
-Options: ``--cases tiny digits``, ``--threads 1``, ``--repeats 3``, ``--quick``
-(fewer repeats, no memory or cold-start runs), ``--out DIR``.
+Options: ``--cases tiny digits``, ``--searches breast_cancer``, ``--threads 1``,
+``--repeats 3``, ``--quick`` (fewer repeats, no memory or cold-start runs),
+``--out DIR``.
 """
 
 import argparse
@@ -31,6 +32,7 @@ from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
 
 from fastbp import BackpropClassifier
+from fastbp._search_timing import SEARCHES, format_search_table, run_search
 from fastbp.bench import CASES, format_table, gemm_rate, machine_description, run_case
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -225,6 +227,7 @@ def chart(rows, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--searches", nargs="*", default=list(SEARCHES), choices=list(SEARCHES))
     parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3)
@@ -245,6 +248,9 @@ def main():
         for threads in args.threads:
             for dtype in args.dtypes:
                 rows.append(run_case(name, CASES[name], dtype, threads, repeats, True, log))
+    searches = [
+        run_search(name, n_jobs, repeats, log) for name in args.searches for n_jobs in (1, 2)
+    ]
     latency = predict_latency()
     starts = {} if args.quick else {dtype: cold_start(dtype) for dtype in ("float64", "float32")}
     if starts:
@@ -274,6 +280,18 @@ def main():
     ]
     if has_chart:
         lines += ["![speed-up chart](speedup.png)", ""]
+    if searches:
+        lines += [
+            "## Hyperparameter search (GridSearchCV over StandardScaler + the MLP, "
+            "1 BLAS thread per process)",
+            "",
+            format_search_table(searches),
+            "",
+            "The epoch columns are measured in the n_jobs=1 search: its wall time per epoch "
+            "fastbp ran (and the part inside the epoch kernel) against the time the same "
+            "epochs' matrix products take alone.",
+            "",
+        ]
     lines += [
         "## Prediction latency (validation included, 1 thread, digits model)",
         "",

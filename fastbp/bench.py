@@ -3,6 +3,7 @@
 Run ``python -m fastbp.bench --help``; for example::
 
     python -m fastbp.bench --samples 60000 --features 784 --hidden 256 --batch 128
+    python -m fastbp.bench --search breast_cancer digits --jobs 1 2
 
 Every contender trains the same architecture (ReLU, Adam, the given batch size) for
 the same number of epochs on the same data, in the same process, one after the
@@ -26,6 +27,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from fastbp import BackpropClassifier, BackpropRegressor, __version__
+from fastbp._search_timing import SEARCHES, format_search_table, run_search
 
 #: name -> (n_samples, n_features, n_classes (0: regression), hidden, batch, epochs)
 CASES = {
@@ -341,6 +343,11 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    parser.add_argument(
+        "--search", nargs="+", choices=sorted(SEARCHES),
+        help="time these GridSearchCV searches instead (fastbp vs scikit-learn)",
+    )  # fmt: skip
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1], help="n_jobs of --search")
     args = parser.parse_args(argv)
 
     if args.case:
@@ -359,6 +366,14 @@ def main(argv=None):
     def progress(message):
         print(message, file=sys.stderr, flush=True)
 
+    if args.search:
+        rows = [
+            run_search(name, n_jobs, args.repeats, progress)
+            for name in args.search
+            for n_jobs in args.jobs
+        ]
+        print(format_search_table(rows))
+        return 0
     rows, gemm_rates = [], {}
     for threads in args.threads:
         for dtype in args.dtype:

@@ -24,3 +24,21 @@ def test_bench_command_prints_a_comparison_table():
     assert len(table) == 1 and "×" in table[0]
     assert "BackpropClassifier run 1/1" in result.stderr  # one progress line per run
     assert "# blas:" in result.stdout
+
+
+def test_search_timing_reports_both_libraries_and_the_epochs(monkeypatch):
+    from fastbp import _search_timing
+
+    # the grid, cut to 2 candidates x 2 folds and a few epochs
+    loader, _, _, _ = _search_timing.SEARCHES["breast_cancer"]
+    monkeypatch.setitem(
+        _search_timing.SEARCHES,
+        "breast_cancer",
+        (loader, {"max_iter": 5}, {"alpha": [1e-4, 1.0], "hidden_layer_sizes": [(8,)]}, 2),
+    )
+    row = _search_timing.run_search("breast_cancer", n_jobs=1, progress=lambda message: None)
+    assert row["fits"] == 5 and row["fastbp_s"] > 0 and row["sklearn_s"] > 0
+    assert row["epochs"]["count"] == 5 * 5  # every fit's epochs, counted in the kernel
+    assert row["epochs"]["floor_per_epoch_s"] > 0
+    table = _search_timing.format_search_table([row])
+    assert table.splitlines()[2].startswith("| breast_cancer | 1 | 5 |")
