@@ -683,7 +683,15 @@ def _backward(x, rows, n_rows, params, grads, net, work, rare):
         previous_delta = deltas[start : start + n_rows * fan_in].reshape(n_rows, fan_in)
         coef_start = net.coef_offsets[below]
         coef = params[coef_start : coef_start + fan_in * fan_out].reshape(fan_in, fan_out)
-        np.dot(delta, coef.T, previous_delta)
+        if fan_out == 1:
+            # An outer product (one output unit: binary classification, one target):
+            # as a loop it takes a third of the time of a BLAS call (measured).
+            for i in range(n_rows):
+                d = delta[i, 0]
+                for j in range(fan_in):
+                    previous_delta[i, j] = d * coef[j, 0]
+        else:
+            np.dot(delta, coef.T, previous_delta)
         if rare is not None:
             if with_dropout:
                 mask = rare.masks[start : start + n_rows * fan_in].reshape(n_rows, fan_in)
