@@ -35,6 +35,7 @@ except ImportError:  # pragma: no cover - older scikit-learn: the estimators wor
         pass
 
 
+from fastbp._blas_threads import one_thread_if_small
 from fastbp._lbfgs import full_batch_objective
 from fastbp._losses import output_loss
 from fastbp._network import (
@@ -485,98 +486,102 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         pending = []  # (epoch, loss, step) of epochs in the weights, maybe not recorded
         loss_type = self._loss_type(dtype)
 
-        try:
-            self.n_iter_ = 0
-            epoch = 0
-            stop = False
-            while not stop and epoch < self.max_iter:
-                call_start = time.perf_counter()
-                n_epochs = min(epochs_per_call, self.max_iter - epoch) if several_per_call else 1
-                rng_state = self._random_state.get_state() if n_epochs > 1 else None
-                orders, seeds = self._draw_epochs(sample_idx, n_epochs, with_dropout)
-                loss_sums = np.empty(n_epochs, dtype=np.float64)
-                steps = np.empty(n_epochs, dtype=np.int64)
-                epoch_ctx = None
-                if callback_ctx is not None:
-                    epoch_ctx = callback_ctx.subcontext(task_name="epoch")
-                    epoch_ctx.call_on_fit_task_begin(estimator=self, **callback_data)
-                settings = settings._replace(hyper=optimizer.hyperparameters(self.alpha, dtype))
-                stopping[_kernels.S_CHECK] = n_epochs > 1
-                if n_epochs > 1:
-                    stopping[_kernels.S_BEST_LOSS] = (
-                        np.inf if self.best_loss_ is None else self.best_loss_
+        # Small networks train on one BLAS thread (see fastbp._blas_threads).
+        with one_thread_if_small(layout.layer_units, batch_size):
+            try:
+                self.n_iter_ = 0
+                epoch = 0
+                stop = False
+                while not stop and epoch < self.max_iter:
+                    call_start = time.perf_counter()
+                    n_epochs = (
+                        min(epochs_per_call, self.max_iter - epoch) if several_per_call else 1
                     )
-                    stopping[_kernels.S_TOL] = self.tol
-                    stopping[_kernels.S_N_ITER_NO_CHANGE] = self.n_iter_no_change
-                    stopping[_kernels.S_NO_IMPROVEMENT_COUNT] = self._no_improvement_count
-                n_run, finite = _kernels.run_epochs(
-                    data, net, work, rare, params, optimizer.state_arrays(), orders,
-                    batch_size, settings, optimizer.step, seeds, loss_sums, steps, stopping,
-                )  # fmt: skip
-                # The weights now include these epochs: from here on, Ctrl-C must not
-                # leave the counters behind them.
-                pending = [
-                    (epoch + i + 1, loss_type(loss_sums[i] / n_samples), int(steps[i]))
-                    for i in range(n_run)
-                ]
-                sample_idx = orders[n_run - 1]
-                if n_run < n_epochs:  # the random state as if only n_run were drawn
-                    self._random_state.set_state(rng_state)
-                    self._draw_epochs(sample_idx, n_run, with_dropout)
-                elapsed = time.perf_counter() - call_start
-                epochs_per_call = int(
-                    np.clip(
-                        _SECONDS_PER_CALL * n_run / max(elapsed, 1e-9),
-                        1,
-                        min(_MAX_EPOCHS_PER_CALL, _MAX_ORDER_ELEMENTS // n_samples),
+                    rng_state = self._random_state.get_state() if n_epochs > 1 else None
+                    orders, seeds = self._draw_epochs(sample_idx, n_epochs, with_dropout)
+                    loss_sums = np.empty(n_epochs, dtype=np.float64)
+                    steps = np.empty(n_epochs, dtype=np.int64)
+                    epoch_ctx = None
+                    if callback_ctx is not None:
+                        epoch_ctx = callback_ctx.subcontext(task_name="epoch")
+                        epoch_ctx.call_on_fit_task_begin(estimator=self, **callback_data)
+                    settings = settings._replace(hyper=optimizer.hyperparameters(self.alpha, dtype))
+                    stopping[_kernels.S_CHECK] = n_epochs > 1
+                    if n_epochs > 1:
+                        stopping[_kernels.S_BEST_LOSS] = (
+                            np.inf if self.best_loss_ is None else self.best_loss_
+                        )
+                        stopping[_kernels.S_TOL] = self.tol
+                        stopping[_kernels.S_N_ITER_NO_CHANGE] = self.n_iter_no_change
+                        stopping[_kernels.S_NO_IMPROVEMENT_COUNT] = self._no_improvement_count
+                    n_run, finite = _kernels.run_epochs(
+                        data, net, work, rare, params, optimizer.state_arrays(), orders,
+                        batch_size, settings, optimizer.step, seeds, loss_sums, steps, stopping,
+                    )  # fmt: skip
+                    # The weights now include these epochs: from here on, Ctrl-C must not
+                    # leave the counters behind them.
+                    pending = [
+                        (epoch + i + 1, loss_type(loss_sums[i] / n_samples), int(steps[i]))
+                        for i in range(n_run)
+                    ]
+                    sample_idx = orders[n_run - 1]
+                    if n_run < n_epochs:  # the random state as if only n_run were drawn
+                        self._random_state.set_state(rng_state)
+                        self._draw_epochs(sample_idx, n_run, with_dropout)
+                    elapsed = time.perf_counter() - call_start
+                    epochs_per_call = int(
+                        np.clip(
+                            _SECONDS_PER_CALL * n_run / max(elapsed, 1e-9),
+                            1,
+                            min(_MAX_EPOCHS_PER_CALL, _MAX_ORDER_ELEMENTS // n_samples),
+                        )
                     )
-                )
 
-                for i, finished in enumerate(pending):
-                    epoch = finished[0]
-                    last = i == n_run - 1
-                    if last and not finite:
-                        optimizer.epoch_ends(finished[2])
-                        pending = pending[:-1]
-                        if epoch_ctx is not None:
-                            epoch_ctx.call_on_fit_task_end(estimator=self, **callback_data)
-                        if early_stopping and self.validation_scores_:
-                            # Keep the model usable: stop here and restore (below) the
-                            # weights of the best validation score, which are finite.
-                            warnings.warn(
-                                f"The training loss diverged (became NaN or infinite) in "
-                                f"epoch {epoch}; training stopped and the weights with the "
-                                f"best validation score were restored. Try a smaller "
-                                "learning_rate_init, or scale the inputs.",
-                                ConvergenceWarning,
-                                stacklevel=6,
+                    for i, finished in enumerate(pending):
+                        epoch = finished[0]
+                        last = i == n_run - 1
+                        if last and not finite:
+                            optimizer.epoch_ends(finished[2])
+                            pending = pending[:-1]
+                            if epoch_ctx is not None:
+                                epoch_ctx.call_on_fit_task_end(estimator=self, **callback_data)
+                            if early_stopping and self.validation_scores_:
+                                # Keep the model usable: stop here and restore (below) the
+                                # weights of the best validation score, which are finite.
+                                warnings.warn(
+                                    f"The training loss diverged (became NaN or infinite) in "
+                                    f"epoch {epoch}; training stopped and the weights with the "
+                                    f"best validation score were restored. Try a smaller "
+                                    "learning_rate_init, or scale the inputs.",
+                                    ConvergenceWarning,
+                                    stacklevel=6,
+                                )
+                                stop = True
+                                break
+                            raise _divergence_error(f"in epoch {epoch}")
+                        self._record_epoch(finished, start_t, start_curve, n_samples, optimizer)
+                        if self.verbose >= 2:  # scikit-learn's line, and the epoch's time
+                            print(
+                                "Iteration %d, loss = %.8f (%.3f s)"
+                                % (self.n_iter_, self.loss_, time.perf_counter() - call_start)
                             )
-                            stop = True
-                            break
-                        raise _divergence_error(f"in epoch {epoch}")
+                        elif self.verbose:
+                            print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                        stop = self._end_of_epoch(
+                            model, validation, optimizer, epoch_ctx, callback_data, incremental
+                        )
+                        if stop and not last:
+                            raise AssertionError(
+                                "fastbp: the epoch kernel ran past the epoch where training stops"
+                            )
+                    pending = []
+            except KeyboardInterrupt:
+                # The interrupt lands between compiled calls, so the weights are whole;
+                # the epochs the kernel finished are counted, so n_iter_, t_, loss_curve_
+                # and the optimizer's step describe exactly the weights that are kept.
+                for finished in pending:
                     self._record_epoch(finished, start_t, start_curve, n_samples, optimizer)
-                    if self.verbose >= 2:  # scikit-learn's line, and the epoch's time
-                        print(
-                            "Iteration %d, loss = %.8f (%.3f s)"
-                            % (self.n_iter_, self.loss_, time.perf_counter() - call_start)
-                        )
-                    elif self.verbose:
-                        print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                    stop = self._end_of_epoch(
-                        model, validation, optimizer, epoch_ctx, callback_data, incremental
-                    )
-                    if stop and not last:
-                        raise AssertionError(
-                            "fastbp: the epoch kernel ran past the epoch where training stops"
-                        )
-                pending = []
-        except KeyboardInterrupt:
-            # The interrupt lands between compiled calls, so the weights are whole;
-            # the epochs the kernel finished are counted, so n_iter_, t_, loss_curve_
-            # and the optimizer's step describe exactly the weights that are kept.
-            for finished in pending:
-                self._record_epoch(finished, start_t, start_curve, n_samples, optimizer)
-            warnings.warn("Training interrupted by user.", stacklevel=6)
+                warnings.warn("Training interrupted by user.", stacklevel=6)
 
         if early_stopping:
             params[:] = self._best_params
