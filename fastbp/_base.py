@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover - older scikit-learn: the estimators wor
 
 from fastbp._blas_threads import one_thread_if_small
 from fastbp._lbfgs import full_batch_objective
-from fastbp._losses import output_loss
+from fastbp._losses import LOSSES, loss_parameters, loss_params_vector, output_loss
 from fastbp._network import (
     NetworkLayout,
     check_input_shape,
@@ -49,14 +49,9 @@ from fastbp._network import (
     read_only,
     workspace,
 )
-from fastbp._optimizers import (
-    AdamOptimizer,
-    SGDOptimizer,
-    _PlainState,
-    per_hidden_layer,
-)
+from fastbp._optimizers import OPTIMIZERS, _PlainState, per_hidden_layer
 
-_STOCHASTIC_SOLVERS = ("sgd", "adam")
+_STOCHASTIC_SOLVERS = tuple(OPTIMIZERS)
 
 
 @contextmanager
@@ -113,7 +108,8 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(_kernels.ACTIVATION_CODES)), list, tuple],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "solver": [StrOptions({"lbfgs", *OPTIMIZERS})],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate": [StrOptions({"constant", "invscaling", "adaptive", "cosine", "step"})],
@@ -150,8 +146,9 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         learning_rate_init, power_t, max_iter, loss, shuffle, random_state, tol,
         verbose, warm_start, momentum, nesterovs_momentum, early_stopping,
         validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, max_fun,
-        dropout, max_grad_norm, lr_step_epochs, lr_step_factor, scoring,
+        dropout, max_grad_norm, lr_step_epochs, lr_step_factor, scoring, weight_decay,
     ):  # fmt: skip
+        self.weight_decay = weight_decay
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -244,9 +241,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
 
     def _loss_parameters(self, dtype):
         """The ``loss_params`` vector of the kernels (``P_*`` layout)."""
-        params = np.empty(_kernels.N_LOSS_PARAMS, dtype=dtype)
-        params[_kernels.P_HUBER_DELTA] = float(getattr(self, "huber_delta", 1.0))
-        return params
+        return loss_params_vector(loss_parameters(self), dtype)
 
     def _loss_type(self, dtype):
         """The numpy scalar type of ``loss_`` and ``loss_curve_``: scikit-learn's
@@ -365,7 +360,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         self.n_outputs_ = y.shape[1]
         self.n_layers_ = len(layer_units)
         if not is_classifier(self):
-            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
+            self.out_activation_ = LOSSES[self.loss].output_activation
         elif self._label_binarizer.y_type_ == "multiclass":
             self.out_activation_ = "softmax"
         else:
@@ -390,19 +385,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         return model
 
     def _make_optimizer(self, n_params, dtype):
-        schedule = dict(
-            lr_schedule=self.learning_rate, max_iter=self.max_iter,
-            step_epochs=self.lr_step_epochs, step_factor=self.lr_step_factor,
-        )  # fmt: skip
-        if self.solver == "sgd":
-            return SGDOptimizer(
-                n_params, dtype, self.learning_rate_init, momentum=self.momentum,
-                nesterov=self.nesterovs_momentum, power_t=self.power_t, **schedule,
-            )  # fmt: skip
-        return AdamOptimizer(
-            n_params, dtype, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon,
-            **schedule,
-        )  # fmt: skip
+        return OPTIMIZERS[self.solver].for_estimator(self, n_params, dtype)
 
     def _fit_stochastic(self, model, X, y, sample_weight, incremental):
         layout, params = model.layout, model.params
@@ -713,7 +696,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             outputs = self._forward_pass_fast(X_val, model, check_input=False)
             val_loss = output_loss(
                 outputs, validation["y_encoded"], sample_weight_val, self._loss_name(),
-                float(getattr(self, "huber_delta", 1.0)),
+                loss_parameters(self),
             )  # fmt: skip
             self.validation_loss_curve_.append(val_loss)
             if self.scoring == "loss":
@@ -775,7 +758,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         activations = self._hidden_activations(layout.n_layers)
         objective = full_batch_objective(
             layout, X, y, sample_weight, activations[1:-1], self._loss_name(), self.alpha,
-            huber_delta=float(getattr(self, "huber_delta", 1.0)),
+            loss_parameters=loss_parameters(self),
         )  # fmt: skip
 
         def loss_and_gradient(packed):

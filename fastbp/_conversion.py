@@ -5,6 +5,8 @@ from sklearn.base import is_classifier
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils.validation import check_is_fitted
 
+from fastbp._losses import LOSSES
+
 # Fitted attributes that mean the same in both libraries.
 _SHARED_ATTRIBUTES = (
     "n_iter_",
@@ -37,9 +39,12 @@ def to_sklearn(estimator):
         )
     names = set(target().get_params())
     params = {key: value for key, value in estimator.get_params().items() if key in names}
-    if params.get("loss") in ("absolute_error", "huber"):
-        # Training-only difference: both use an identity output, so predictions match.
-        params["loss"] = "squared_error"
+    if params.get("solver") not in (None, "lbfgs", "sgd", "adam"):
+        params["solver"] = "adam"  # AdamW: a training-only difference, like the losses
+    if "loss" in params:
+        # fastbp's own losses map to scikit-learn's loss with the same output
+        # activation (a training-only difference), so predictions match.
+        params["loss"] = LOSSES[params["loss"]].sklearn
     model = target(**params)
     model.coefs_ = [np.array(coef) for coef in estimator.coefs_]
     model.intercepts_ = [np.array(intercept) for intercept in estimator.intercepts_]

@@ -35,6 +35,7 @@ RELU = 3
 LEAKY_RELU = 4
 ELU = 5
 SOFTPLUS = 6
+SWISH = 7  # x * sigmoid(x), also called SiLU
 ACTIVATION_CODES = {
     "identity": IDENTITY,
     "logistic": LOGISTIC,
@@ -43,19 +44,23 @@ ACTIVATION_CODES = {
     "leaky_relu": LEAKY_RELU,
     "elu": ELU,
     "softplus": SOFTPLUS,
+    "swish": SWISH,
 }
 LEAKY_RELU_SLOPE = 0.01
 
 # Losses. Each is paired with its canonical output activation (identity, exp,
 # softmax, logistic), which makes the output delta simply ``prediction - target``
-# (absolute error and Huber, with an identity output, take that difference's sign
-# and its clipped value).
+# (absolute error, Huber and quantile, with an identity output, take that
+# difference's sign, its clipped value, and its sign weighted by the quantile). The
+# Python side of each loss (its parameters, its numpy formula, its scikit-learn
+# counterpart) is its row in fastbp._losses.LOSSES.
 SQUARED_ERROR = 0
 POISSON = 1
 LOG_LOSS = 2
 BINARY_LOG_LOSS = 3
 ABSOLUTE_ERROR = 4
 HUBER = 5
+QUANTILE = 6
 LOSS_CODES = {
     "squared_error": SQUARED_ERROR,
     "poisson": POISSON,
@@ -63,10 +68,13 @@ LOSS_CODES = {
     "binary_log_loss": BINARY_LOG_LOSS,
     "absolute_error": ABSOLUTE_ERROR,
     "huber": HUBER,
+    "quantile": QUANTILE,
 }
 
+# Optimizers (the Python side of each is its class in fastbp._optimizers.OPTIMIZERS).
 SGD = 0
 ADAM = 1
+ADAMW = 2  # Adam with decoupled weight decay (Loshchilov & Hutter, 2019)
 
 # Layout of the ``hyper`` vector handed to the epoch kernel (one dtype-typed array
 # instead of many scalars keeps float32 arithmetic in float32).
@@ -76,11 +84,13 @@ H_BETA_1 = 2
 H_BETA_2 = 3
 H_EPSILON = 4
 H_ALPHA = 5
-N_HYPER = 6
+H_WEIGHT_DECAY = 6
+N_HYPER = 7
 
 # Layout of the ``loss_params`` vector: the parameters of the losses that have one.
 P_HUBER_DELTA = 0
-N_LOSS_PARAMS = 1
+P_QUANTILE = 1
+N_LOSS_PARAMS = 2
 
 # Layout of the float64 ``stopping`` vector of run_epochs: whether to check the
 # convergence rule between epochs, and the rule's state and parameters.
@@ -284,8 +294,10 @@ class Workspace(NamedTuple):
 class RarePaths(NamedTuple):
     """What only the rarely used options need: sparse input (the CSR triple), dropout
     (masks and dropped activations, laid out as ``activations``) and the exp-based
-    hidden activations (``temp``). A kernel called with ``None`` in its place
-    compiles without any of that code: the common path, compiled first and fast."""
+    hidden activations (``temp``; and ``pre_activations``, laid out as
+    ``activations``, for swish, whose derivative cannot be written from its output).
+    A kernel called with ``None`` in its place compiles without any of that code:
+    the common path, compiled first and fast."""
 
     is_sparse: bool
     csr_data: np.ndarray
@@ -294,6 +306,7 @@ class RarePaths(NamedTuple):
     masks: np.ndarray
     dropped: np.ndarray
     temp: np.ndarray
+    pre_activations: np.ndarray
 
 
 class Data(NamedTuple):
@@ -326,8 +339,9 @@ class Settings(NamedTuple):
 # into kernels that are handed it.
 # ---------------------------------------------------------------------------------
 @njit(**_HELPER)
-def _activate(z, bias, code, bits, rare):
-    """z <- activation(z + bias), row by row, for a hidden layer."""
+def _activate(z, bias, code, bits, rare, pre):
+    """z <- activation(z + bias), row by row, for a hidden layer; swish keeps
+    z + bias in ``pre`` (which may be z itself when no derivative follows)."""
     n_rows, n_units = z.shape
     if code == LOGISTIC:  # 1 / (1 + exp(-x)), as scipy's expit
         for i in range(n_rows):
@@ -379,13 +393,24 @@ def _activate(z, bias, code, bits, rare):
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = max(z[i, j], 0) + math.log1p(decay[i, j])
+    elif code == SWISH:  # x / (1 + exp(-x)): 0 for x -> -inf, x for x -> +inf
+        decay = temp[: n_rows * n_units].reshape(n_rows, n_units)
+        for i in range(n_rows):
+            for j in range(n_units):
+                pre[i, j] = z[i, j]
+                decay[i, j] = -z[i, j]
+        _exp_all(decay, bits)
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = pre[i, j] / (1 + decay[i, j])
     else:
         raise ValueError("fastbp: unknown activation code")
 
 
 @njit(**_HELPER)
-def _multiply_by_derivative(delta, activation, code, bits, rare):
-    """delta <- delta * f'(z), with f'(z) written from the output a = f(z)."""
+def _multiply_by_derivative(delta, activation, code, bits, rare, pre):
+    """delta <- delta * f'(z), with f'(z) written from the output a = f(z) (from the
+    kept pre-activation z in ``pre`` for swish)."""
     n_rows, n_units = delta.shape
     if code == IDENTITY:
         return
@@ -429,6 +454,16 @@ def _multiply_by_derivative(delta, activation, code, bits, rare):
         for i in range(n_rows):
             for j in range(n_units):
                 delta[i, j] = delta[i, j] * (1 - decay[i, j])
+    elif code == SWISH:  # f' = s (1 + z (1 - s)), s = sigmoid(z)
+        decay = rare.temp[: n_rows * n_units].reshape(n_rows, n_units)
+        for i in range(n_rows):
+            for j in range(n_units):
+                decay[i, j] = -pre[i, j]
+        _exp_all(decay, bits)
+        for i in range(n_rows):
+            for j in range(n_units):
+                s = 1 / (1 + decay[i, j])
+                delta[i, j] = delta[i, j] * (s * (1 + pre[i, j] * (1 - s)))
     else:
         raise ValueError("fastbp: unknown activation code")
 
@@ -438,7 +473,12 @@ def _output_activate(z, bias, loss_code, bits):
     """z <- output_activation(z + bias): identity, exp, softmax or logistic, the
     canonical partner of each loss."""
     n_rows, n_units = z.shape
-    if loss_code == SQUARED_ERROR or loss_code == ABSOLUTE_ERROR or loss_code == HUBER:
+    if (
+        loss_code == SQUARED_ERROR
+        or loss_code == ABSOLUTE_ERROR
+        or loss_code == HUBER
+        or loss_code == QUANTILE
+    ):
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] += bias[j]
@@ -489,13 +529,17 @@ def _output_delta_and_loss(prediction, target, sample_weight, use_weights, delta
 
     The losses are scikit-learn's: half squared error, Poisson deviance, and the
     (binary) cross-entropy with probabilities clipped to [eps, 1 - eps]; and beyond
-    it, absolute error (delta: the sign of the residual) and Huber (delta: the
-    residual clipped to [-huber_delta, huber_delta]).
+    it, absolute error (delta: the sign of the residual), Huber (delta: the
+    residual clipped to [-huber_delta, huber_delta]) and the quantile (pinball) loss
+    ``max(q (t - p), (1 - q) (p - t))`` (delta: ``1 - q`` above the target, ``-q``
+    below, 0 on it, as for the absolute error, which is twice the q = 0.5 case).
     """
     n_rows, n_outputs = prediction.shape
     eps = np.finfo(prediction.dtype).eps
     huber_delta = float(loss_params[P_HUBER_DELTA])
     clip = prediction.dtype.type(huber_delta)
+    quantile = float(loss_params[P_QUANTILE])
+    above, below = prediction.dtype.type(1 - quantile), prediction.dtype.type(-quantile)
     total = 0.0
     for i in range(n_rows):
         row_loss = 0.0
@@ -524,6 +568,15 @@ def _output_delta_and_loss(prediction, target, sample_weight, use_weights, delta
                 else:
                     row_loss += huber_delta * (size - 0.5 * huber_delta)
                 delta[i, j] = min(max(residual, -clip), clip)
+            elif loss_code == QUANTILE:
+                if residual > 0:
+                    row_loss += (1 - quantile) * float(residual)
+                    delta[i, j] = above
+                elif residual < 0:
+                    row_loss -= quantile * float(residual)
+                    delta[i, j] = below
+                else:
+                    delta[i, j] = 0
             else:
                 raise ValueError("fastbp: unknown loss code")
         if use_weights:
@@ -625,7 +678,14 @@ def _forward(x, rows, n_rows, params, net, activations, layer_offsets, bits, los
         if layer == n_layers - 1:
             _output_activate(z, bias, loss_code, bits)
             continue
-        _activate(z, bias, net.hidden_codes[layer], bits, rare)
+        pre = z  # swish's kept pre-activations: in the rare paths' buffer
+        if rare is not None:
+            if training:
+                start = layer_offsets[layer]
+                pre = rare.pre_activations[start : start + n_rows * fan_out].reshape(
+                    n_rows, fan_out
+                )
+        _activate(z, bias, net.hidden_codes[layer], bits, rare, pre)
         if rare is not None:
             if training and net.dropout_rates[layer] > 0:
                 start = layer_offsets[layer]
@@ -698,7 +758,12 @@ def _backward(x, rows, n_rows, params, grads, net, work, rare):
                 for i in range(n_rows):
                     for j in range(fan_in):
                         previous_delta[i, j] *= mask[i, j]
-        _multiply_by_derivative(previous_delta, previous, net.hidden_codes[below], work.bits, rare)
+        pre = previous
+        if rare is not None:
+            pre = rare.pre_activations[start : start + n_rows * fan_in].reshape(n_rows, fan_in)
+        _multiply_by_derivative(
+            previous_delta, previous, net.hidden_codes[below], work.bits, rare, pre
+        )
 
 
 @njit(**_HELPER)
@@ -767,7 +832,9 @@ def _sgd_update(params, grads, velocity, start, stop, alpha, weight_sum, learnin
 
 @njit(**_HELPER)
 def _adam_update(params, grads, first_moment, second_moment, start, stop, alpha, weight_sum,
-                 learning_rate, beta_1, beta_2, epsilon):  # fmt: skip
+                 learning_rate, beta_1, beta_2, epsilon, keep):  # fmt: skip
+    """Adam's step; ``keep`` scales the weights first (AdamW's decoupled decay,
+    ``1 - learning_rate * weight_decay``; exactly 1 for Adam, which changes no bit)."""
     one = params.dtype.type(1)
     inverse_weight_sum = one / weight_sum  # see _sgd_update
     # Slices indexed from 0, so that the loop vectorises (see _sgd_update).
@@ -780,7 +847,7 @@ def _adam_update(params, grads, first_moment, second_moment, start, stop, alpha,
         v = beta_2 * second_moment[k] + (one - beta_2) * (g * g)
         first_moment[k] = m
         second_moment[k] = v
-        params[k] = w + (-learning_rate * m) / (math.sqrt(v) + epsilon)
+        params[k] = keep * w + (-learning_rate * m) / (math.sqrt(v) + epsilon)
 
 
 @njit(**_HELPER)
@@ -802,7 +869,7 @@ def _step(params, grads, state, n_coefs, settings, weight_sum, step):
                     learning_rate, momentum, nesterov)  # fmt: skip
         _sgd_update(params, grads, velocity, n_coefs, end, dtype(0), divisor,
                     learning_rate, momentum, nesterov)  # fmt: skip
-    elif settings.solver_code == ADAM:  # Kingma & Ba, at time ``step``
+    elif settings.solver_code == ADAM or settings.solver_code == ADAMW:  # at time ``step``
         beta_1 = hyper[H_BETA_1]
         beta_2 = hyper[H_BETA_2]
         # Bias-corrected step size, computed in float64 as scikit-learn does.
@@ -813,10 +880,15 @@ def _step(params, grads, state, n_coefs, settings, weight_sum, step):
         )
         learning_rate = dtype(corrected)
         epsilon = hyper[H_EPSILON]
+        # AdamW decays the coefficients (not the intercepts, like the L2 term) by the
+        # scheduled, uncorrected step size times weight_decay, as PyTorch does.
+        keep = dtype(1)
+        if settings.solver_code == ADAMW:
+            keep = dtype(1 - float(hyper[H_LEARNING_RATE]) * float(hyper[H_WEIGHT_DECAY]))
         _adam_update(params, grads, state[0], state[1], np.intp(0), n_coefs, alpha, divisor,
-                     learning_rate, beta_1, beta_2, epsilon)  # fmt: skip
+                     learning_rate, beta_1, beta_2, epsilon, keep)  # fmt: skip
         _adam_update(params, grads, state[0], state[1], n_coefs, end, dtype(0), divisor,
-                     learning_rate, beta_1, beta_2, epsilon)  # fmt: skip
+                     learning_rate, beta_1, beta_2, epsilon, dtype(1))  # fmt: skip
     else:
         raise ValueError("fastbp: unknown solver code")
 
@@ -887,7 +959,7 @@ def _train_epoch(data, net, work, rare, params, state, order, batch_size, settin
             divisor = _clipped_weight_sum(
                 params, work.grads, n_coefs, alpha, weight_sum, max_grad_norm
             )
-        if settings.solver_code == ADAM:
+        if settings.solver_code != SGD:
             step += 1
         _step(params, work.grads, state, n_coefs, settings, divisor, step)
         batch_loss = batch_loss_sum / weight_sum + 0.5 * alpha * squared_norm / weight_sum

@@ -43,7 +43,7 @@ def exact_workspace_bytes(layer_units, n_samples, itemsize):
     return 3 * n_samples * int(np.sum(layer_units[1:])) * itemsize
 
 
-def full_batch_objective(layout, X, y, sample_weight, activations, loss, alpha, huber_delta):
+def full_batch_objective(layout, X, y, sample_weight, activations, loss, alpha, loss_parameters):
     """The objective for L-BFGS: scikit-learn's arithmetic within the budget and for
     the options scikit-learn has, the chunked compiled kernel otherwise.
 
@@ -63,7 +63,7 @@ def full_batch_objective(layout, X, y, sample_weight, activations, loss, alpha, 
     chunk_rows = max(256, _CHUNK_VALUES // int(layout.layer_units.sum()))
     return FullBatchObjective(
         layout, X, y, sample_weight, activations, loss, alpha, chunk_rows,
-        huber_delta=huber_delta,
+        loss_parameters=loss_parameters,
     )  # fmt: skip
 
 

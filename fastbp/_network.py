@@ -145,7 +145,9 @@ def workspace(layout, batch_rows, dtype):
 def rare_paths(layout, batch_rows, dtype, csr, with_dropout):
     """The :class:`fastbp._kernels.RarePaths` of a call: ``csr`` is the CSR triple of
     sparse input or None; dropout buffers take the layout of the workspace's
-    activations (or are empty); ``temp`` holds one hidden layer of a batch."""
+    activations (or are empty); ``temp`` holds one hidden layer of a batch;
+    ``pre_activations`` takes the layout of the activations (swish keeps its
+    pre-activations there in training)."""
     units = layout.layer_units
     _, temp_size = scratch_sizes(batch_rows, units)
     total = int(batch_rows * units[1:].sum())
@@ -160,6 +162,7 @@ def rare_paths(layout, batch_rows, dtype, csr, with_dropout):
         np.empty(total if with_dropout else 0, dtype=dtype),
         np.empty(total if with_dropout else 0, dtype=dtype),
         np.empty(temp_size, dtype=dtype),
+        np.empty(total, dtype=dtype),
     )
 
 

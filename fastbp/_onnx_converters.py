@@ -87,6 +87,12 @@ def _softplus(graph, name):
     return graph.node("Add", [graph.node("Max", [name, graph.constant("zero", 0.0)]), log_term])
 
 
+def _swish(graph, name):
+    # x / (1 + exp(-x)), as the kernels compute it (0 for x -> -inf, x for x -> +inf)
+    decay = graph.node("Exp", [graph.node("Neg", [name])])
+    return graph.node("Div", [name, graph.node("Add", [graph.constant("one", 1.0), decay])])
+
+
 #: Hidden-layer activations, by fastbp's name. Elu's alpha=1 and LeakyRelu's alpha
 #: (0.01 in float32) are fastbp's functions in float32.
 HIDDEN_ACTIVATIONS = {
@@ -97,6 +103,7 @@ HIDDEN_ACTIVATIONS = {
     "leaky_relu": _leaky_relu,
     "elu": _elu,
     "softplus": _softplus,
+    "swish": _swish,
 }
 
 #: Output activations, by ``out_activation_``.

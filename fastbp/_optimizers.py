@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from fastbp import _kernels
+from fastbp._losses import loss_params_vector
 from fastbp._network import (
     check_training_data,
     kernel_data,
@@ -33,7 +34,7 @@ class _PlainState:
     @staticmethod
     def from_state(state):
         state = dict(state)
-        optimizer_class = {"sgd": SGDOptimizer, "adam": AdamOptimizer}[state.pop("kind")]
+        optimizer_class = OPTIMIZERS[state.pop("kind")]
         optimizer = optimizer_class.__new__(optimizer_class)
         optimizer.__dict__.update(state)
         return optimizer
@@ -119,6 +120,15 @@ class SGDOptimizer(_Schedule):
     def state_arrays(self):
         return self.velocity, self._unused
 
+    @classmethod
+    def for_estimator(cls, estimator, n_params, dtype):
+        """The optimizer an estimator's parameters describe."""
+        return cls(
+            n_params, dtype, estimator.learning_rate_init, momentum=estimator.momentum,
+            nesterov=estimator.nesterovs_momentum, power_t=estimator.power_t,
+            **_schedule_parameters(estimator),
+        )  # fmt: skip
+
     def hyperparameters(self, alpha, dtype):
         hyper = np.zeros(_kernels.N_HYPER, dtype=dtype)
         hyper[_kernels.H_LEARNING_RATE] = self.learning_rate
@@ -192,6 +202,14 @@ class AdamOptimizer(_Schedule):
     def state_arrays(self):
         return self.first_moment, self.second_moment
 
+    @classmethod
+    def for_estimator(cls, estimator, n_params, dtype):
+        """The optimizer an estimator's parameters describe."""
+        return cls(
+            n_params, dtype, estimator.learning_rate_init, estimator.beta_1,
+            estimator.beta_2, estimator.epsilon, **_schedule_parameters(estimator),
+        )  # fmt: skip
+
     def hyperparameters(self, alpha, dtype):
         hyper = np.zeros(_kernels.N_HYPER, dtype=dtype)
         hyper[_kernels.H_LEARNING_RATE] = self.base_learning_rate
@@ -217,6 +235,56 @@ class AdamOptimizer(_Schedule):
         return True
 
 
+class AdamWOptimizer(AdamOptimizer):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as PyTorch's
+    ``AdamW``: each step first multiplies the coefficients by ``1 - lr *
+    weight_decay`` (``lr`` the scheduled step size, before bias correction), then
+    takes Adam's step. The decay is not part of the gradient, so Adam's per-weight
+    scaling does not weaken it; intercepts are not decayed (as ``alpha`` spares
+    them). ``alpha``, an L2 term in the loss, still applies when set.
+
+    Parameters
+    ----------
+    weight_decay : float
+        The decay rate per unit of step size.
+    others : see :class:`AdamOptimizer`
+    """
+
+    solver_code = _kernels.ADAMW
+    kind = "adamw"
+
+    def __init__(self, n_params, dtype, learning_rate_init, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, weight_decay=0.01, **schedule):  # fmt: skip
+        super().__init__(n_params, dtype, learning_rate_init, beta_1, beta_2, epsilon, **schedule)
+        self.weight_decay = weight_decay
+
+    @classmethod
+    def for_estimator(cls, estimator, n_params, dtype):
+        return cls(
+            n_params, dtype, estimator.learning_rate_init, estimator.beta_1,
+            estimator.beta_2, estimator.epsilon, estimator.weight_decay,
+            **_schedule_parameters(estimator),
+        )  # fmt: skip
+
+    def hyperparameters(self, alpha, dtype):
+        hyper = super().hyperparameters(alpha, dtype)
+        hyper[_kernels.H_WEIGHT_DECAY] = self.weight_decay
+        return hyper
+
+
+#: The stochastic solvers, by ``solver`` name: adding one is its class here (its
+#: state, its per-epoch rules, the estimator parameters it reads) and its step in
+#: ``_kernels._step``.
+OPTIMIZERS = {cls.kind: cls for cls in (SGDOptimizer, AdamOptimizer, AdamWOptimizer)}
+
+
+def _schedule_parameters(estimator):
+    return dict(
+        lr_schedule=estimator.learning_rate, max_iter=estimator.max_iter,
+        step_epochs=estimator.lr_step_epochs, step_factor=estimator.lr_step_factor,
+    )  # fmt: skip
+
+
 class FullBatchObjective:
     """Loss and gradient over the whole training set, for L-BFGS and for tests.
 
@@ -232,13 +300,14 @@ class FullBatchObjective:
     activation : str or list of str
         Hidden activation name, or one per hidden layer.
     loss : str
-        One of ``_kernels.LOSS_CODES``.
+        A key of ``fastbp._losses.LOSSES``.
     alpha : float
         L2 penalty.
     chunk_rows : int
         Rows per chunk.
-    huber_delta : float, default=1.0
-        Threshold of the Huber loss.
+    loss_parameters : dict, default=None
+        Parameters of the loss by name (``fastbp._losses.LOSS_PARAMETERS``), such as
+        ``huber_delta``; their defaults otherwise.
     dropout : float or list of float, default=0.0
         Dropout rate(s) of the hidden layers; the masks are drawn from
         ``dropout_seed`` anew at every call, so the objective is deterministic.
@@ -246,7 +315,7 @@ class FullBatchObjective:
     """
 
     def __init__(self, layout, X, y, sample_weight, activation, loss, alpha, chunk_rows,
-                 huber_delta=1.0, dropout=0.0, dropout_seed=0):  # fmt: skip
+                 loss_parameters=None, dropout=0.0, dropout_seed=0):  # fmt: skip
         dtype = np.dtype(X.dtype)
         n_samples = X.shape[0]
         self.layout = layout
@@ -268,8 +337,7 @@ class FullBatchObjective:
         self.order = read_only(np.arange(n_samples, dtype=np.intp))
         hyper = np.zeros(_kernels.N_HYPER, dtype=dtype)
         hyper[_kernels.H_ALPHA] = alpha
-        loss_params = np.empty(_kernels.N_LOSS_PARAMS, dtype=dtype)
-        loss_params[_kernels.P_HUBER_DELTA] = huber_delta
+        loss_params = loss_params_vector(loss_parameters or {}, dtype)
         self.settings = _kernels.Settings(
             _kernels.LOSS_CODES[loss], _kernels.SGD, False, 0.0, hyper, loss_params
         )

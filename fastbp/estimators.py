@@ -29,6 +29,7 @@ from sklearn.utils.validation import validate_data
 
 from fastbp._base import _BaseBackprop, _unchanged_on_failure
 from fastbp._kernels import BINARY_LOG_LOSS
+from fastbp._losses import REGRESSION_LOSSES
 
 #: The types to pass as ``trusted=`` to ``skops.io.load`` for a fastbp model. A fitted
 #: estimator holds nothing else of fastbp's: numpy arrays, plain Python values and
@@ -45,9 +46,10 @@ _PARAMETERS_DOC = """
         Activation of the hidden layers: 'identity', 'logistic', 'tanh', 'relu', and
         beyond scikit-learn 'leaky_relu' (slope 0.01), 'elu' and 'softplus'; or a
         list with one name per hidden layer.
-    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+    solver : {'lbfgs', 'sgd', 'adam', 'adamw'}, default='adam'
         Weight optimizer: L-BFGS (full batch, through ``scipy.optimize``), SGD with
-        momentum, or Adam.
+        momentum, Adam, or beyond scikit-learn AdamW (Adam with decoupled weight
+        decay, see ``weight_decay``).
     alpha : float, default=0.0001
         Strength of the L2 penalty, divided by the sample-weight sum of each batch.
     batch_size : int or 'auto', default='auto'
@@ -114,7 +116,13 @@ default='constant'
         What early stopping monitors on the validation set: None for the score
         method (accuracy or R², as scikit-learn), 'loss' for the validation loss,
         or any scikit-learn scorer name or callable ``scorer(estimator, X, y)``.
-        Works with multilabel targets and sample weights."""
+        Works with multilabel targets and sample weights.
+    weight_decay : float, default=0.01
+        With ``solver='adamw'`` only: the decoupled weight decay. Each step first
+        multiplies the coefficients by ``1 - lr * weight_decay`` (``lr`` the
+        scheduled ``learning_rate_init``), as PyTorch's ``AdamW``; unlike ``alpha``
+        (an L2 term in the loss, which Adam divides by its running gradient scale),
+        it shrinks every weight at the same rate."""
 
 _ATTRIBUTES_DOC = """
     loss_ : float
@@ -195,7 +203,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
         beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
         class_weight=None, dropout=0.0, max_grad_norm=None, lr_step_epochs=10,
-        lr_step_factor=0.5, scoring=None,
+        lr_step_factor=0.5, scoring=None, weight_decay=0.01,
     ):  # fmt: skip
         self.class_weight = class_weight
         super().__init__(
@@ -208,7 +216,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
             dropout=dropout, max_grad_norm=max_grad_norm, lr_step_epochs=lr_step_epochs,
-            lr_step_factor=lr_step_factor, scoring=scoring,
+            lr_step_factor=lr_step_factor, scoring=scoring, weight_decay=weight_decay,
         )  # fmt: skip
 
     _parameter_constraints: dict = {
@@ -427,16 +435,22 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
 
     Parameters
     ----------
-    loss : {{'squared_error', 'poisson', 'absolute_error', 'huber'}}, \
+    loss : {{'squared_error', 'poisson', 'absolute_error', 'huber', 'quantile'}}, \
 default='squared_error'
         Half squared error with an identity output, or half Poisson deviance with an
-        exponential output; beyond scikit-learn, absolute error (median regression)
-        and Huber (squared near zero, absolute beyond ``huber_delta``: robust to
-        outliers), both with an identity output. With several outputs the reported
-        loss is summed over outputs, which is the loss the gradient descends
-        (scikit-learn reports its mean, which disagrees with its own gradient).
+        exponential output; beyond scikit-learn, with an identity output: absolute
+        error (median regression), Huber (squared near zero, absolute beyond
+        ``huber_delta``: robust to outliers) and the quantile (pinball) loss
+        ``max(q (y - p), (q - 1) (y - p))`` with ``q = quantile``, whose minimiser
+        is the conditional ``q``-quantile of ``y`` (a prediction interval from two
+        models). With several outputs the reported loss is summed over outputs,
+        which is the loss the gradient descends (scikit-learn reports its mean, which
+        disagrees with its own gradient).
     huber_delta : float, default=1.0
-        Where the Huber loss turns from squared to absolute.{_PARAMETERS_DOC}
+        Where the Huber loss turns from squared to absolute.
+    quantile : float, default=0.5
+        The quantile ``q`` (in (0, 1)) the 'quantile' loss estimates; 0.5 gives half
+        the absolute error, so the median.{_PARAMETERS_DOC}
 
     Attributes
     ----------{_ATTRIBUTES_DOC}
@@ -460,8 +474,9 @@ default='squared_error'
 
     _parameter_constraints: dict = {
         **_BaseBackprop._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson", "absolute_error", "huber"})],
+        "loss": [StrOptions(set(REGRESSION_LOSSES))],
         "huber_delta": [Interval(Real, 0, None, closed="neither")],
+        "quantile": [Interval(Real, 0, 1, closed="neither")],
     }
 
     def __init__(
@@ -472,9 +487,10 @@ default='squared_error'
         nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
         beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
         huber_delta=1.0, dropout=0.0, max_grad_norm=None, lr_step_epochs=10,
-        lr_step_factor=0.5, scoring=None,
+        lr_step_factor=0.5, scoring=None, weight_decay=0.01, quantile=0.5,
     ):  # fmt: skip
         self.huber_delta = huber_delta
+        self.quantile = quantile
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -485,7 +501,7 @@ default='squared_error'
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
             dropout=dropout, max_grad_norm=max_grad_norm, lr_step_epochs=lr_step_epochs,
-            lr_step_factor=lr_step_factor, scoring=scoring,
+            lr_step_factor=lr_step_factor, scoring=scoring, weight_decay=weight_decay,
         )  # fmt: skip
 
     def _validate_input(self, X, y, incremental, reset):

@@ -266,7 +266,11 @@ def test_invalid_class_weight_and_loss_are_named():
     with pytest.raises(InvalidParameterError, match="'class_weight' parameter"):
         BackpropClassifier(class_weight="uniform").fit(X, Y_CLASS)
     with pytest.raises(InvalidParameterError, match="'loss' parameter"):
-        BackpropRegressor(loss="quantile").fit(X, Y_REG)
+        BackpropRegressor(loss="pinball").fit(X, Y_REG)
+    with pytest.raises(InvalidParameterError, match="'quantile' parameter"):
+        BackpropRegressor(loss="quantile", quantile=1.0).fit(X, Y_REG)
+    with pytest.raises(InvalidParameterError, match="'weight_decay' parameter"):
+        BackpropClassifier(solver="adamw", weight_decay=-0.1).fit(X, Y_CLASS)
     with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):
         BackpropClassifier(hidden_layer_sizes=(5, 0)).fit(X, Y_CLASS)
 

@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from reference import HIDDEN, finite_difference_gradient
+from scipy.special import expit
 from sklearn.datasets import make_classification
 
 from fastbp import BackpropClassifier, BackpropRegressor
 from fastbp._network import NetworkLayout
 from fastbp._optimizers import FullBatchObjective
 
-NEW_ACTIVATIONS = ["leaky_relu", "elu", "softplus"]
+NEW_ACTIVATIONS = ["leaky_relu", "elu", "softplus", "swish"]
 
 
 # Fixed epoch budgets, on purpose: not converging is expected here.
@@ -33,7 +34,7 @@ def _check_gradient(activation, loss, dropout=0.0, alpha=0.1, n_outputs=2):
         loss,
         alpha,
         chunk_rows=6,
-        huber_delta=0.7,
+        loss_parameters={"huber_delta": 0.7, "quantile": 0.3},
         dropout=dropout,
         dropout_seed=11,
     )
@@ -43,7 +44,7 @@ def _check_gradient(activation, loss, dropout=0.0, alpha=0.1, n_outputs=2):
 
 
 @pytest.mark.parametrize("activation", NEW_ACTIVATIONS)
-@pytest.mark.parametrize("loss", ["squared_error", "absolute_error", "huber"])
+@pytest.mark.parametrize("loss", ["squared_error", "absolute_error", "huber", "quantile"])
 def test_gradient_of_new_activations_and_losses(activation, loss):
     _check_gradient(activation, loss)
 
@@ -51,6 +52,7 @@ def test_gradient_of_new_activations_and_losses(activation, loss):
 def test_gradient_with_one_activation_per_layer_and_dropout():
     _check_gradient(["tanh", "elu"], "huber")
     _check_gradient(["relu", "softplus"], "squared_error", dropout=[0.5, 0.3])
+    _check_gradient(["swish", "swish"], "quantile", dropout=[0.4, 0.2])
 
 
 @pytest.mark.parametrize("activation", NEW_ACTIVATIONS)
@@ -59,6 +61,7 @@ def test_new_activations_compute_their_definition(activation):
         "leaky_relu": lambda z: np.where(z >= 0, z, 0.01 * z),
         "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
         "softplus": lambda z: np.logaddexp(0, z),
+        "swish": lambda z: z * expit(z),
     }[activation]
     rng = np.random.RandomState(0)
     X = rng.normal(size=(50, 3)) * 3
@@ -81,8 +84,8 @@ def test_activation_list_gives_each_hidden_layer_its_own():
     assert_allclose(clf.predict_proba(X)[:, 1], 1 / (1 + np.exp(-z.ravel())), rtol=1e-9)
     with pytest.raises(ValueError, match="2 per-layer values for 1 hidden layer"):
         BackpropClassifier(hidden_layer_sizes=(6,), activation=["tanh", "relu"]).fit(X, y)
-    with pytest.raises(ValueError, match="Unknown activation 'swish'"):
-        BackpropClassifier(hidden_layer_sizes=(6,), activation=["swish"]).fit(X, y)
+    with pytest.raises(ValueError, match="Unknown activation 'mish'"):
+        BackpropClassifier(hidden_layer_sizes=(6,), activation=["mish"]).fit(X, y)
 
 
 def test_dropout_changes_training_not_prediction_and_is_reproducible():
@@ -294,3 +297,89 @@ def test_progress_bar_nests_under_grid_search():
     search = GridSearchCV(BackpropClassifier(max_iter=3), {"alpha": [1e-4, 1e-2]}, cv=2)
     search.set_callbacks(callback.ProgressBar()).fit(X, y)
     assert hasattr(search, "best_estimator_")
+
+
+@pytest.mark.parametrize("quantile", [0.1, 0.5, 0.9])
+def test_quantile_loss_estimates_the_conditional_quantile(quantile):
+    """Trained with the pinball loss, about a fraction ``quantile`` of the targets
+    lies below the predictions, at every level of the input (a heteroscedastic
+    problem, where the conditional quantiles spread with x)."""
+    rng = np.random.RandomState(0)
+    X = rng.uniform(0, 1, size=(4000, 1))
+    y = 2 * X[:, 0] + (0.2 + X[:, 0]) * rng.normal(size=4000)
+    reg = BackpropRegressor(
+        loss="quantile", quantile=quantile, hidden_layer_sizes=(32,), learning_rate_init=0.01,
+        max_iter=200, random_state=0,
+    ).fit(X, y)  # fmt: skip
+    below = y < reg.predict(X)
+    assert abs(below.mean() - quantile) < 0.03
+    for part in (X[:, 0] < 0.5, X[:, 0] >= 0.5):
+        assert abs(below[part].mean() - quantile) < 0.05
+
+
+def test_quantile_at_one_half_is_half_the_absolute_error():
+    from fastbp._losses import output_loss
+
+    rng = np.random.RandomState(1)
+    outputs, targets = rng.normal(size=(50, 2)), rng.normal(size=(50, 2))
+    absolute = output_loss(outputs, targets, None, "absolute_error")
+    half = output_loss(outputs, targets, None, "quantile", {"quantile": 0.5})
+    assert_allclose(half, absolute / 2)
+
+
+def test_adamw_step_is_decoupled_weight_decay_then_adam(monkeypatch):
+    """One AdamW step (one full batch) equals the textbook formula from the initial
+    weights and the gradient: coefficients shrink by 1 - lr * weight_decay, then
+    take Adam's bias-corrected step; intercepts are not decayed."""
+    from fastbp import _kernels
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 3))
+    y = X @ [1.0, -1.0, 0.5]
+    params = dict(
+        hidden_layer_sizes=(5,),
+        alpha=1e-3,
+        batch_size=40,
+        max_iter=1,
+        shuffle=False,
+        random_state=0,
+        learning_rate_init=0.05,
+        weight_decay=0.3,
+    )
+    initial = []
+    real = _kernels.run_epochs
+    monkeypatch.setattr(_kernels, "run_epochs", lambda *a: initial.append(a[4].copy()) or real(*a))
+    reg = BackpropRegressor(solver="adamw", **params).fit(X, y)
+    monkeypatch.undo()
+    w = initial[0]
+    layout = NetworkLayout([3, 5, 1])
+    _, gradient = FullBatchObjective(
+        layout, X, y.reshape(-1, 1), None, "relu", "squared_error", 1e-3, chunk_rows=40
+    )(w)  # fmt: skip
+    m, v = 0.1 * gradient, 0.001 * gradient**2
+    lr = 0.05 * np.sqrt(1 - 0.999) / (1 - 0.9)
+    n_coefs = layout.n_coefs
+    keep = np.ones_like(w)
+    keep[:n_coefs] = 1 - 0.05 * 0.3
+    expected = keep * w - lr * m / (np.sqrt(v) + 1e-8)
+    got = layout.pack(reg.coefs_, reg.intercepts_, np.float64)
+    assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+    # without decay, AdamW is Adam, bit for bit
+    adamw = BackpropRegressor(solver="adamw", **{**params, "weight_decay": 0.0, "max_iter": 20})
+    adam = BackpropRegressor(solver="adam", **{**params, "max_iter": 20})
+    for a, b in zip(adamw.fit(X, y).coefs_, adam.fit(X, y).coefs_):
+        assert_array_equal(a, b)
+
+
+def test_adamw_shrinks_the_weights_more_than_adam():
+    X, y = make_classification(n_samples=300, n_features=10, random_state=0)
+    # weight_decay 5 at step size 1e-3: each step keeps 99.5% of the weights
+    common = dict(hidden_layer_sizes=(20,), max_iter=60, random_state=0, alpha=0.0,
+                  weight_decay=5.0)  # fmt: skip
+    norm = {
+        solver: sum(
+            np.square(c).sum() for c in BackpropClassifier(solver=solver, **common).fit(X, y).coefs_
+        )  # fmt: skip
+        for solver in ("adam", "adamw")
+    }
+    assert norm["adamw"] < 0.9 * norm["adam"]

@@ -327,7 +327,7 @@ def test_invalid_hyperparameters_raise_invalid_parameter_error(small_classificat
         with pytest.raises(InvalidParameterError):
             BackpropClassifier(**bad).fit(X, y)
     with pytest.raises(InvalidParameterError):
-        BackpropRegressor(loss="quantile").fit(X, y)
+        BackpropRegressor(loss="pinball").fit(X, y)
     with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):
         BackpropClassifier(hidden_layer_sizes=(5, 0)).fit(X, y)
 

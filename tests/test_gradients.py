@@ -7,11 +7,12 @@ from numpy.testing import assert_allclose
 from reference import finite_difference_gradient
 from reference import objective as reference_objective
 
+from fastbp._losses import LOSSES as ALL_LOSSES
 from fastbp._network import NetworkLayout
 from fastbp._optimizers import FullBatchObjective
 
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
-LOSSES = ["squared_error", "poisson", "log_loss", "binary_log_loss"]
+LOSSES = ["squared_error", "poisson", "log_loss", "binary_log_loss"]  # scikit-learn's
 
 
 def _problem(loss, weighted, rng):
@@ -85,7 +86,7 @@ def test_float32_gradient_matches_float64(activation, loss, alpha):
     assert_allclose(grad32, grad64, rtol=1e-3, atol=1e-5 * np.abs(grad64).max())
 
 
-@pytest.mark.parametrize("loss", LOSSES + ["absolute_error", "huber"])
+@pytest.mark.parametrize("loss", list(ALL_LOSSES))
 @pytest.mark.parametrize("weighted", [False, True])
 def test_numpy_output_loss_equals_the_compiled_loss(loss, weighted):
     """The validation loss is computed in numpy from the outputs: it must be the
@@ -97,14 +98,15 @@ def test_numpy_output_loss_equals_the_compiled_loss(loss, weighted):
     X, y, sample_weight = _problem(loss if loss in LOSSES else "squared_error", weighted, rng)
     layout = NetworkLayout([4, 5, 3])
     params = layout.initialize(rng, "tanh", np.float64)
+    parameters = {"huber_delta": 0.8, "quantile": 0.3}
     objective = FullBatchObjective(layout, X, y, sample_weight, "tanh", loss, 0.0, chunk_rows=9,
-                                   huber_delta=0.8)  # fmt: skip
+                                   loss_parameters=parameters)  # fmt: skip
     outputs = np.empty((len(X), 3))
     _kernels.predict_forward(
         objective.data.X, objective.rare, params, *objective.net, _kernels.LOSS_CODES[loss],
         outputs,
     )  # fmt: skip
     assert_allclose(
-        output_loss(outputs, y, sample_weight, loss, huber_delta=0.8), objective(params)[0],
+        output_loss(outputs, y, sample_weight, loss, parameters), objective(params)[0],
         rtol=1e-12,
     )  # fmt: skip

@@ -324,25 +324,26 @@ EVERY_KERNEL_PATH = """
     import numpy as np
     import scipy.sparse as sp
     from fastbp import BackpropClassifier, BackpropRegressor
+    from fastbp._losses import REGRESSION_LOSSES
     warnings.simplefilter("ignore")
     rng = np.random.RandomState(0)
     X = rng.normal(size=(90, 5))
     X[X < 0.3] = 0
     y = np.arange(90) % 3
     Y = np.abs(X[:, :2]) + 0.1
-    every = ["identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus"]
+    every = ["identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus", "swish"]
     for dtype in (np.float64, np.float32):
         for data in (X.astype(dtype), sp.csr_matrix(X.astype(dtype))):
             for solver in ("sgd", "adam", "lbfgs"):
                 stochastic = solver != "lbfgs"
                 options = dict(solver=solver, max_iter=3, batch_size=16, random_state=0,
-                               hidden_layer_sizes=(7, 7, 7, 7, 7, 7, 7))
+                               hidden_layer_sizes=(7,) * len(every))
                 if stochastic:
                     options.update(dropout=0.2, max_grad_norm=1.0, early_stopping=True)
                 for target in (y, y % 2, np.stack([y % 2, y // 2], axis=1)):
                     clf = BackpropClassifier(activation=every, **options).fit(data, target)
                     clf.predict_proba(data[:7])
-                for loss in ("squared_error", "poisson", "absolute_error", "huber"):
+                for loss in REGRESSION_LOSSES:
                     reg = BackpropRegressor(loss=loss, **options).fit(data, Y)
                     reg.predict(data[:1])
     print("all kernel paths ran")
