@@ -339,6 +339,18 @@ class Settings(NamedTuple):
 # into kernels that are handed it.
 # ---------------------------------------------------------------------------------
 @njit(**_HELPER)
+def _exp_of_negated(values, temp, bits):
+    """exp(-values), in the front of the scratch ``temp``, shaped like ``values``."""
+    n_rows, n_units = values.shape
+    decay = temp[: n_rows * n_units].reshape(n_rows, n_units)
+    for i in range(n_rows):
+        for j in range(n_units):
+            decay[i, j] = -values[i, j]
+    _exp_all(decay, bits)
+    return decay
+
+
+@njit(**_HELPER)
 def _activate(z, bias, code, bits, rare, pre):
     """z <- activation(z + bias), row by row, for a hidden layer; swish keeps
     z + bias in ``pre`` (which may be z itself when no derivative follows)."""
@@ -394,12 +406,10 @@ def _activate(z, bias, code, bits, rare, pre):
             for j in range(n_units):
                 z[i, j] = max(z[i, j], 0) + math.log1p(decay[i, j])
     elif code == SWISH:  # x / (1 + exp(-x)): 0 for x -> -inf, x for x -> +inf
-        decay = temp[: n_rows * n_units].reshape(n_rows, n_units)
         for i in range(n_rows):
             for j in range(n_units):
                 pre[i, j] = z[i, j]
-                decay[i, j] = -z[i, j]
-        _exp_all(decay, bits)
+        decay = _exp_of_negated(z, temp, bits)
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = pre[i, j] / (1 + decay[i, j])
@@ -446,20 +456,12 @@ def _multiply_by_derivative(delta, activation, code, bits, rare, pre):
                 a = activation[i, j]
                 delta[i, j] = delta[i, j] if a > 0 else delta[i, j] * (a + 1)
     elif code == SOFTPLUS:  # f' = sigmoid(z) = 1 - exp(-a)
-        decay = rare.temp[: n_rows * n_units].reshape(n_rows, n_units)
-        for i in range(n_rows):
-            for j in range(n_units):
-                decay[i, j] = -activation[i, j]
-        _exp_all(decay, bits)
+        decay = _exp_of_negated(activation, rare.temp, bits)
         for i in range(n_rows):
             for j in range(n_units):
                 delta[i, j] = delta[i, j] * (1 - decay[i, j])
     elif code == SWISH:  # f' = s (1 + z (1 - s)), s = sigmoid(z)
-        decay = rare.temp[: n_rows * n_units].reshape(n_rows, n_units)
-        for i in range(n_rows):
-            for j in range(n_units):
-                decay[i, j] = -pre[i, j]
-        _exp_all(decay, bits)
+        decay = _exp_of_negated(pre, rare.temp, bits)
         for i in range(n_rows):
             for j in range(n_units):
                 s = 1 / (1 + decay[i, j])
