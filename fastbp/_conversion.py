@@ -39,8 +39,8 @@ def to_sklearn(estimator):
         )
     names = set(target().get_params())
     params = {key: value for key, value in estimator.get_params().items() if key in names}
-    if params.get("solver") not in (None, "lbfgs", "sgd", "adam"):
-        params["solver"] = "adam"  # AdamW: a training-only difference, like the losses
+    if params.get("solver") == "adamw":
+        params["solver"] = "adam"  # a training-only difference, like the losses below
     if "loss" in params:
         # fastbp's own losses map to scikit-learn's loss with the same output
         # activation (a training-only difference), so predictions match.

@@ -13,6 +13,7 @@ parameter in the estimator's ``__init__`` and constraints when it has one; the
 gradient and loss tests read this table.
 """
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -103,16 +104,17 @@ REGRESSION_LOSSES = tuple(name for name, loss in LOSSES.items() if not loss.clas
 
 def loss_parameters(source):
     """The loss parameters of an estimator (or a dict), each with its default."""
-    if isinstance(source, dict):
-        return {name: float(source.get(name, p.default)) for name, p in LOSS_PARAMETERS.items()}
-    return {name: float(getattr(source, name, p.default)) for name, p in LOSS_PARAMETERS.items()}
+    get = source.get if isinstance(source, dict) else functools.partial(getattr, source)
+    return {name: float(get(name, p.default)) for name, p in LOSS_PARAMETERS.items()}
 
 
 def loss_params_vector(parameters, dtype):
-    """The kernels' ``loss_params`` vector (``P_*`` layout) from a dict of them."""
+    """The kernels' ``loss_params`` vector (``P_*`` layout) from a dict of them
+    (missing ones take their defaults)."""
+    parameters = loss_parameters(parameters)
     vector = np.empty(_kernels.N_LOSS_PARAMS, dtype=dtype)
     for name, parameter in LOSS_PARAMETERS.items():
-        vector[parameter.slot] = parameters.get(name, parameter.default)
+        vector[parameter.slot] = parameters[name]
     return vector
 
 
