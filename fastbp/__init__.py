@@ -4,9 +4,10 @@ Drop-in replacements for scikit-learn's ``MLPClassifier`` and ``MLPRegressor``
 whose training loops are compiled with numba.
 """
 
+from fastbp._persistence import SKOPS_TRUSTED_TYPES
 from fastbp._warmup import warmup
 from fastbp.chunks import DaskChunks, fit_chunks
-from fastbp.estimators import SKOPS_TRUSTED_TYPES, BackpropClassifier, BackpropRegressor
+from fastbp.estimators import BackpropClassifier, BackpropRegressor
 from fastbp.onnx import _install_import_hook
 from fastbp.plotting import LossCurveDisplay
 

@@ -1,55 +1,34 @@
-"""The machinery the two estimators share: validation, initialisation, the Python
-epoch loop (verbose, early stopping, convergence, Ctrl-C, callbacks), L-BFGS, and the
-prediction fast path. The public classes are in :mod:`fastbp.estimators`.
+"""What the two estimators share: their parameters, input checks, initialisation,
+the fitted-network snapshot and the prediction fast path. Training itself is in
+:mod:`fastbp._stochastic` (sgd, adam, adamw) and :mod:`fastbp._lbfgs`; the public
+classes are in :mod:`fastbp.estimators`.
 """
 
-import time
-import warnings
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.optimize
 from sklearn.base import (
     BaseEstimator,
     _fit_context,
     is_classifier,
 )
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import check_scoring
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastbp import _fitted as fitted
 from fastbp import _kernels
+from fastbp._callbacks import CallbackSupportMixin, fit_task
 from fastbp._conversion import from_sklearn, to_sklearn
-
-try:  # scikit-learn's callback API (experimental in 1.9): ProgressBar, ScoringMonitor
-    from sklearn.callback import CallbackSupportMixin
-except ImportError:  # pragma: no cover - older scikit-learn: the estimators work without
-
-    class CallbackSupportMixin:
-        pass
-
-
-from fastbp._blas_threads import one_thread_if_small
-from fastbp._lbfgs import full_batch_objective
-from fastbp._losses import LOSSES, loss_parameters, loss_params_vector, output_loss
-from fastbp._network import (
-    NetworkLayout,
-    check_input_shape,
-    check_training_data,
-    kernel_data,
-    kernel_input,
-    needs_rare_paths,
-    rare_paths,
-    read_only,
-    workspace,
-)
-from fastbp._optimizers import OPTIMIZERS, _PlainState, per_hidden_layer
+from fastbp._lbfgs import fit_lbfgs
+from fastbp._losses import LOSSES, loss_parameters, loss_params_vector
+from fastbp._network import NetworkLayout, check_input_shape, kernel_input, rare_paths, read_only
+from fastbp._optimizers import OPTIMIZERS, per_hidden_layer
+from fastbp._persistence import restored_state, saved_state
+from fastbp._stochastic import divergence_error, fit_stochastic
 
 _STOCHASTIC_SOLVERS = tuple(OPTIMIZERS)
 
@@ -69,37 +48,6 @@ def _unchanged_on_failure(estimator):
         estimator.__dict__.clear()
         estimator.__dict__.update(saved_state)
         raise
-
-
-# scikit-learn's sentence for a diverged solver, which code written against
-# scikit-learn's MLP matches; fastbp adds where it happened and what to try.
-_NON_FINITE_MESSAGE = (
-    "Solver produced non-finite parameter weights. The input data may contain large "
-    "values and need to be preprocessed."
-)
-
-
-def _divergence_error(where):
-    return ValueError(
-        f"{_NON_FINITE_MESSAGE} The training loss diverged (became NaN or infinite) "
-        f"{where}. Try a smaller learning_rate_init, or scale the inputs (for instance "
-        "with StandardScaler)."
-    )
-
-
-# Several short epochs run in one compiled call, returning to Python about this
-# often (so Ctrl-C stays prompt), with at most so many epochs and row-order entries.
-_SECONDS_PER_CALL = 0.01
-_MAX_EPOCHS_PER_CALL = 1000
-_MAX_ORDER_ELEMENTS = 1 << 22
-
-
-def _shuffled(sample_idx, random_state):
-    """``sklearn.utils.shuffle(sample_idx, random_state=...)`` without its checks:
-    the same draws from the same ``RandomState``, hence the same order."""
-    permutation = np.arange(sample_idx.shape[0])
-    random_state.shuffle(permutation)
-    return sample_idx[permutation]
 
 
 class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
@@ -254,18 +202,11 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         fitted.publish(self, self._network_from_arrays(list(coefs), list(intercepts)))
 
     def __getstate__(self):
-        # Persist plain values and arrays only (see SKOPS_TRUSTED_TYPES): the layout
-        # is derived from coefs_, and the optimizer travels as a dict.
-        state = dict(super().__getstate__())  # object.__getstate__ returns __dict__ itself
-        state.pop("_model", None)
-        if "_optimizer" in state:
-            state["_optimizer"] = state["_optimizer"].to_state()
-        return state
+        # plain values and arrays only: see fastbp._persistence
+        return saved_state(super().__getstate__())
 
     def __setstate__(self, state):
-        state = dict(state)
-        if isinstance(state.get("_optimizer"), dict):
-            state["_optimizer"] = _PlainState.from_state(state["_optimizer"])
+        state = restored_state(state)
         super().__setstate__(state)
         # coefs_/intercepts_ come back as separate arrays: pack them into one flat
         # buffer again (checking their shapes), so the loaded model predicts at once.
@@ -345,12 +286,12 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         self.n_outputs_ = y.shape[1]
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(model, X, y, sample_weight, incremental)
+            fit_stochastic(self, model, X, y, sample_weight, incremental)
         else:
-            self._fit_lbfgs(model, X, y, sample_weight)
+            fit_lbfgs(self, model, X, y, sample_weight)
 
         if not np.isfinite(model.params).all():
-            raise _divergence_error("at the end of training")
+            raise divergence_error("at the end of training")
         fitted.publish(self, model)
         return self
 
@@ -384,357 +325,6 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 self.best_validation_score_ = None
         return model
 
-    def _make_optimizer(self, n_params, dtype):
-        return OPTIMIZERS[self.solver].for_estimator(self, n_params, dtype)
-
-    def _fit_stochastic(self, model, X, y, sample_weight, incremental):
-        layout, params = model.layout, model.params
-        dtype = params.dtype
-        if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = self._make_optimizer(layout.n_params, dtype)
-        else:
-            self._optimizer = self._optimizer.copy()
-        # Lists the loop appends to are copied too (warm start / partial_fit), so that
-        # a failed call leaves the previous ones as they were.
-        self.loss_curve_ = list(getattr(self, "loss_curve_", None) or [])
-        for name in ("validation_scores_", "validation_loss_curve_"):
-            if getattr(self, name, None) is not None:
-                setattr(self, name, list(getattr(self, name)))
-
-        if self.early_stopping and incremental:
-            raise ValueError("partial_fit does not support early_stopping=True")
-        early_stopping = self.early_stopping
-        if early_stopping:
-            X_train, y_train, sample_weight_train, validation = self._validation_split(
-                X, y, sample_weight
-            )
-        else:
-            X_train, y_train, sample_weight_train = X, y, sample_weight
-            validation = None
-
-        n_samples = X_train.shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n_samples)
-        else:
-            if self.batch_size > n_samples:
-                warnings.warn(
-                    "Got `batch_size` less than 1 or larger than "
-                    "sample size. It is going to be clipped",
-                    stacklevel=6,
-                )
-            batch_size = int(np.clip(self.batch_size, 1, n_samples))
-
-        net = model.net
-        with_dropout = bool((net.dropout_rates > 0).any())
-        data, csr = kernel_data(X_train, y_train, sample_weight_train, dtype)
-        check_training_data(data, csr, layout)
-        work = workspace(layout, batch_size, dtype)
-        # The common path (dense, no dropout, common activations) passes no RarePaths
-        # and runs the kernel compiled without that code.
-        rare = None
-        if needs_rare_paths(net, csr is not None, training=True):
-            rare = rare_paths(layout, batch_size, dtype, csr, with_dropout)
-        settings = _kernels.Settings(
-            model.loss_code,
-            self._optimizer.solver_code,
-            bool(self.solver == "sgd" and self.nesterovs_momentum),
-            float(self.max_grad_norm or 0.0),
-            self._optimizer.hyperparameters(self.alpha, dtype),
-            self._loss_parameters(dtype),
-        )
-        sample_idx = np.arange(n_samples, dtype=np.intp)
-        callback_ctx = self.__dict__.get("_callback_fit_ctx")
-        callback_data = self.__dict__.get("_callback_data")
-        # A meta-estimator (a search, a pipeline) opens a context even when no callback
-        # listens: then the per-epoch tasks would only cost time.
-        if callback_ctx is not None and not getattr(callback_ctx, "_callbacks", True):
-            callback_ctx = None
-        optimizer = self._optimizer
-        # Short epochs run several to a compiled call (returning about every
-        # _SECONDS_PER_CALL) when nothing needs Python between them: no callback,
-        # verbose line or validation pass, and a step size that changes only when
-        # the convergence rule fires (the kernel returns to Python when it may).
-        several_per_call = (
-            callback_ctx is None
-            and not self.verbose
-            and validation is None
-            and not incremental
-            and not optimizer.rate_changes_every_epoch()
-        )
-        epochs_per_call = 1
-        stopping = np.zeros(_kernels.N_STOPPING, dtype=np.float64)
-        # Where this call's bookkeeping starts: an interrupted call is recorded from
-        # these, whatever part of its bookkeeping had run (see below).
-        start_t, start_curve = self.t_, len(self.loss_curve_)
-        pending = []  # (epoch, loss, step) of epochs in the weights, maybe not recorded
-        loss_type = self._loss_type(dtype)
-
-        # Small networks train on one BLAS thread (see fastbp._blas_threads).
-        with one_thread_if_small(layout.layer_units, batch_size):
-            try:
-                self.n_iter_ = 0
-                epoch = 0
-                stop = False
-                while not stop and epoch < self.max_iter:
-                    call_start = time.perf_counter()
-                    n_epochs = (
-                        min(epochs_per_call, self.max_iter - epoch) if several_per_call else 1
-                    )
-                    rng_state = self._random_state.get_state() if n_epochs > 1 else None
-                    orders, seeds = self._draw_epochs(sample_idx, n_epochs, with_dropout)
-                    loss_sums = np.empty(n_epochs, dtype=np.float64)
-                    steps = np.empty(n_epochs, dtype=np.int64)
-                    epoch_ctx = None
-                    if callback_ctx is not None:
-                        epoch_ctx = callback_ctx.subcontext(task_name="epoch")
-                        epoch_ctx.call_on_fit_task_begin(estimator=self, **callback_data)
-                    settings = settings._replace(hyper=optimizer.hyperparameters(self.alpha, dtype))
-                    stopping[_kernels.S_CHECK] = n_epochs > 1
-                    if n_epochs > 1:
-                        stopping[_kernels.S_BEST_LOSS] = (
-                            np.inf if self.best_loss_ is None else self.best_loss_
-                        )
-                        stopping[_kernels.S_TOL] = self.tol
-                        stopping[_kernels.S_N_ITER_NO_CHANGE] = self.n_iter_no_change
-                        stopping[_kernels.S_NO_IMPROVEMENT_COUNT] = self._no_improvement_count
-                    n_run, finite = _kernels.run_epochs(
-                        data, net, work, rare, params, optimizer.state_arrays(), orders,
-                        batch_size, settings, optimizer.step, seeds, loss_sums, steps, stopping,
-                    )  # fmt: skip
-                    # The weights now include these epochs: from here on, Ctrl-C must not
-                    # leave the counters behind them.
-                    pending = [
-                        (epoch + i + 1, loss_type(loss_sums[i] / n_samples), int(steps[i]))
-                        for i in range(n_run)
-                    ]
-                    sample_idx = orders[n_run - 1]
-                    if n_run < n_epochs:  # the random state as if only n_run were drawn
-                        self._random_state.set_state(rng_state)
-                        self._draw_epochs(sample_idx, n_run, with_dropout)
-                    elapsed = time.perf_counter() - call_start
-                    epochs_per_call = int(
-                        np.clip(
-                            _SECONDS_PER_CALL * n_run / max(elapsed, 1e-9),
-                            1,
-                            min(_MAX_EPOCHS_PER_CALL, _MAX_ORDER_ELEMENTS // n_samples),
-                        )
-                    )
-
-                    for i, finished in enumerate(pending):
-                        epoch = finished[0]
-                        last = i == n_run - 1
-                        if last and not finite:
-                            optimizer.epoch_ends(finished[2])
-                            pending = pending[:-1]
-                            if epoch_ctx is not None:
-                                epoch_ctx.call_on_fit_task_end(estimator=self, **callback_data)
-                            if early_stopping and self.validation_scores_:
-                                # Keep the model usable: stop here and restore (below) the
-                                # weights of the best validation score, which are finite.
-                                warnings.warn(
-                                    f"The training loss diverged (became NaN or infinite) in "
-                                    f"epoch {epoch}; training stopped and the weights with the "
-                                    f"best validation score were restored. Try a smaller "
-                                    "learning_rate_init, or scale the inputs.",
-                                    ConvergenceWarning,
-                                    stacklevel=6,
-                                )
-                                stop = True
-                                break
-                            raise _divergence_error(f"in epoch {epoch}")
-                        self._record_epoch(finished, start_t, start_curve, n_samples, optimizer)
-                        if self.verbose >= 2:  # scikit-learn's line, and the epoch's time
-                            print(
-                                "Iteration %d, loss = %.8f (%.3f s)"
-                                % (self.n_iter_, self.loss_, time.perf_counter() - call_start)
-                            )
-                        elif self.verbose:
-                            print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                        stop = self._end_of_epoch(
-                            model, validation, optimizer, epoch_ctx, callback_data, incremental
-                        )
-                        if stop and not last:
-                            raise AssertionError(
-                                "fastbp: the epoch kernel ran past the epoch where training stops"
-                            )
-                    pending = []
-            except KeyboardInterrupt:
-                # The interrupt lands between compiled calls, so the weights are whole;
-                # the epochs the kernel finished are counted, so n_iter_, t_, loss_curve_
-                # and the optimizer's step describe exactly the weights that are kept.
-                for finished in pending:
-                    self._record_epoch(finished, start_t, start_curve, n_samples, optimizer)
-                warnings.warn("Training interrupted by user.", stacklevel=6)
-
-        if early_stopping:
-            params[:] = self._best_params
-
-    def _draw_epochs(self, sample_idx, n_epochs, with_dropout):
-        """The row orders and dropout seeds of the next ``n_epochs`` epochs, drawn
-        from ``random_state`` in scikit-learn's order (an epoch's shuffle, then its
-        dropout seed): ``orders`` has one row per epoch."""
-        orders = np.empty((n_epochs, sample_idx.shape[0]), dtype=np.intp)
-        seeds = np.full(n_epochs, -1, dtype=np.int64)
-        for e in range(n_epochs):
-            if self.shuffle:
-                sample_idx = _shuffled(sample_idx, self._random_state)
-            orders[e] = sample_idx
-            # Dropout masks come from random_state too, but only when dropout is on:
-            # without it, the draws (and so the model) are scikit-learn's.
-            if with_dropout:
-                seeds[e] = self._random_state.randint(2**31 - 1)
-        return orders, seeds
-
-    def _end_of_epoch(self, model, validation, optimizer, epoch_ctx, callback_data,
-                      incremental):  # fmt: skip
-        """What follows a recorded epoch: the convergence rule, the schedule, the
-        callbacks; returns True when training stops here."""
-        self._update_no_improvement_count(model, validation)
-        optimizer.iteration_ends(self.t_)
-        if epoch_ctx is not None:
-            stop_requested = epoch_ctx.call_on_fit_task_end(
-                estimator=self,
-                # evaluated only by a callback that asks for it
-                reconstruction_attributes=lambda: self._snapshot_attributes(model),
-                **callback_data,
-            )
-            if stop_requested:
-                return True
-        if self._no_improvement_count > self.n_iter_no_change:
-            if validation is not None:
-                msg = (
-                    "Validation score did not improve more than "
-                    "tol=%f for %d consecutive epochs." % (self.tol, self.n_iter_no_change)
-                )
-            else:
-                msg = (
-                    "Training loss did not improve more than tol=%f"
-                    " for %d consecutive epochs." % (self.tol, self.n_iter_no_change)
-                )
-            if optimizer.trigger_stopping(msg, self.verbose):
-                return True
-            self._no_improvement_count = 0
-        if incremental:
-            return True
-        if self.n_iter_ == self.max_iter:
-            warnings.warn(
-                "Stochastic Optimizer: Maximum iterations (%d) "
-                "reached and the optimization hasn't converged yet." % self.max_iter,
-                ConvergenceWarning,
-                stacklevel=7,
-            )
-        return False
-
-    def _record_epoch(self, finished, start_t, start_curve, n_samples, optimizer):
-        """Count a finished epoch: assignments only, so running it twice (after an
-        interrupt cut it short) gives the same state."""
-        epoch, loss, step = finished
-        optimizer.epoch_ends(step)
-        del self.loss_curve_[start_curve + epoch - 1 :]
-        self.loss_curve_.append(loss)
-        self.loss_ = loss
-        self.t_ = start_t + epoch * n_samples
-        self.n_iter_ = epoch
-
-    def _validation_split(self, X, y, sample_weight):
-        """Hold out the validation set exactly as scikit-learn does (stratified for
-        binary problems only); returns the training part and the monitor."""
-        should_stratify = is_classifier(self) and self.n_outputs_ == 1
-        stratify = y if should_stratify else None
-        arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
-        split = train_test_split(
-            *arrays,
-            random_state=self._random_state,
-            test_size=self.validation_fraction,
-            stratify=stratify,
-        )
-        X_train, X_val, y_train, y_val = split[:4]
-        sample_weight_train, sample_weight_val = (
-            (None, None) if sample_weight is None else split[4:]
-        )
-        if X_val.shape[0] < 2:
-            raise ValueError(
-                "The validation set is too small. Increase 'validation_fraction' "
-                "or the size of your dataset."
-            )
-        if sample_weight_val is not None and not sample_weight_val.sum() > 0:
-            raise ValueError(
-                "Sample weights must contain at least one non-zero number: the "
-                "validation part held out by the early-stopping split has zero total weight. "
-                "Change validation_fraction or random_state, or give those samples weight."
-            )
-        if sample_weight_train is not None and not sample_weight_train.sum() > 0:
-            raise ValueError(
-                "Sample weights must contain at least one non-zero number: the training "
-                "part left after the early-stopping split has zero total weight."
-            )
-        y_val_encoded = y_val
-        if is_classifier(self):
-            y_val = self._label_binarizer.inverse_transform(y_val)
-        validation = self._validation_monitor(X_val, y_val, y_val_encoded, sample_weight_val)
-        return X_train, y_train, sample_weight_train, validation
-
-    def _validation_monitor(self, X_val, y_val, y_val_encoded, sample_weight_val):
-        """What early stopping needs each epoch: the held-out data (with its targets
-        encoded as the output layer sees them) and its scorer."""
-        scorer = None
-        if self.scoring is not None and self.scoring != "loss":
-            scorer = check_scoring(self, scoring=self.scoring)
-        return {
-            "X": X_val,
-            "y": y_val,
-            "sample_weight": sample_weight_val,
-            "y_encoded": np.asarray(y_val_encoded, dtype=np.float64),
-            "scorer": scorer,
-        }
-
-    def _update_no_improvement_count(self, model, validation):
-        if validation is not None:
-            X_val, y_val = validation["X"], validation["y"]
-            sample_weight_val = validation["sample_weight"]
-            # One forward pass gives both the validation loss and the default score.
-            outputs = self._forward_pass_fast(X_val, model, check_input=False)
-            val_loss = output_loss(
-                outputs, validation["y_encoded"], sample_weight_val, self._loss_name(),
-                loss_parameters(self),
-            )  # fmt: skip
-            self.validation_loss_curve_.append(val_loss)
-            if self.scoring == "loss":
-                val_score = -val_loss  # higher is better, like every score here
-            elif validation["scorer"] is not None:
-                weights = {} if sample_weight_val is None else {"sample_weight": sample_weight_val}
-                val_score = validation["scorer"](self._trainee(model), X_val, y_val, **weights)
-            elif not np.isfinite(outputs).all():
-                val_score = np.nan
-            else:
-                y_pred = self._decode(outputs, model)
-                val_score = self._score_function(y_val, y_pred, sample_weight=sample_weight_val)
-            self.validation_scores_.append(val_score)
-            if self.verbose >= 2:
-                print(
-                    "Validation score: %f (validation loss %.8f)"
-                    % (self.validation_scores_[-1], val_loss)
-                )
-            elif self.verbose:
-                print("Validation score: %f" % self.validation_scores_[-1])
-            last_valid_score = self.validation_scores_[-1]
-            if last_valid_score < (self.best_validation_score_ + self.tol):
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if last_valid_score > self.best_validation_score_:
-                self.best_validation_score_ = last_valid_score
-                self._best_params = model.params.copy()
-        else:
-            if self.best_loss_ is None:  # a warm start after fits with early stopping
-                self.best_loss_ = np.inf
-            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if self.loss_curve_[-1] < self.best_loss_:
-                self.best_loss_ = self.loss_curve_[-1]
-
     def _trainee(self, model):
         """This estimator as it stands mid-training, with ``model`` as its fitted
         network: what a scorer evaluates during early stopping. A shallow copy, so the
@@ -752,69 +342,6 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             "intercepts_": [b.copy() for b in model.intercepts],
             "_model": None,  # the copy builds its own network from the arrays above
         }
-
-    def _fit_lbfgs(self, model, X, y, sample_weight):
-        layout, params = model.layout, model.params
-        activations = self._hidden_activations(layout.n_layers)
-        objective = full_batch_objective(
-            layout, X, y, sample_weight, activations[1:-1], self._loss_name(), self.alpha,
-            loss_parameters=loss_parameters(self),
-        )  # fmt: skip
-
-        def loss_and_gradient(packed):
-            params[:] = packed
-            loss, gradient = objective(params)
-            return loss, gradient.astype(np.float64)
-
-        callback = None
-        callback_ctx = self.__dict__.get("_callback_fit_ctx")
-        callback_data = self.__dict__.get("_callback_data")
-        # scikit-learn prints nothing per L-BFGS iteration (scipy >= 1.15 dropped
-        # iprint): so does verbose=1; verbose >= 2 prints each iteration's loss.
-        if self.verbose >= 2 or callback_ctx is not None:
-            iteration = [0]
-
-            def callback(intermediate_result):
-                iteration[0] += 1
-                if self.verbose >= 2:
-                    print("Iteration %d, loss = %.8f" % (iteration[0], intermediate_result.fun))
-                if callback_ctx is not None:
-                    params[:] = intermediate_result.x  # the next evaluation resets it
-                    step_ctx = callback_ctx.subcontext(task_name="lbfgs-iter")
-                    step_ctx.call_on_fit_task_begin(estimator=self, **callback_data)
-                    if step_ctx.call_on_fit_task_end(
-                        estimator=self,
-                        reconstruction_attributes=self._snapshot_attributes(model),
-                        **callback_data,
-                    ):
-                        raise StopIteration  # a callback asked to stop
-
-        result = scipy.optimize.minimize(
-            loss_and_gradient,
-            params.astype(np.float64),
-            method="L-BFGS-B",
-            jac=True,
-            callback=callback,
-            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
-        )
-        if not np.isfinite(result.fun):
-            raise _divergence_error(f"in L-BFGS iteration {result.nit}")
-        if result.status != 0:
-            message = result.message
-            if isinstance(message, bytes):
-                message = message.decode("latin1")
-            warnings.warn(
-                f"lbfgs failed to converge after {result.nit} iteration(s) "
-                f"(status={result.status}):\n{message}\n\nIncrease the number of "
-                f"iterations to improve the convergence (max_iter={self.max_iter}).\n"
-                "You might also want to scale the data as shown in:\n"
-                "    https://scikit-learn.org/stable/modules/preprocessing.html",
-                ConvergenceWarning,
-                stacklevel=6,
-            )
-        self.n_iter_ = min(result.nit, self.max_iter)
-        self.loss_ = self._loss_type(params.dtype)(result.fun)
-        params[:] = result.x
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -835,29 +362,10 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         self : object
             The fitted estimator.
         """
-        callback_ctx = self._begin_callbacks(X, y, sample_weight)
-        try:
-            self._fit(X, y, sample_weight=sample_weight, incremental=False)
-            if callback_ctx is not None:
-                callback_ctx.call_on_fit_task_end(
-                    estimator=self, reconstruction_attributes={}, **self._callback_data
-                )
-        finally:
-            self.__dict__.pop("_callback_data", None)
-        return self
-
-    def _begin_callbacks(self, X, y, sample_weight):
-        """Open scikit-learn's callback context when callbacks are set on this
-        estimator (or propagated from a meta-estimator): one task per fit, one
-        subtask per epoch (or L-BFGS iteration)."""
-        if "_skl_callbacks" not in self.__dict__ and "_parent_callback_ctx" not in self.__dict__:
-            return None
         max_subtasks = self.max_iter if self.solver in _STOCHASTIC_SOLVERS else None
-        callback_ctx = self._init_callback_context(max_subtasks=max_subtasks)
-        metadata = None if sample_weight is None else {"sample_weight": sample_weight}
-        self._callback_data = {"X": X, "y": y, "metadata": metadata}
-        callback_ctx.call_on_fit_task_begin(estimator=self, **self._callback_data)
-        return callback_ctx
+        with fit_task(self, X, y, sample_weight, max_subtasks):
+            self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self
 
     def to_sklearn(self):
         """Return the scikit-learn MLP with this model's weights, fitted.

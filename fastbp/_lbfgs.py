@@ -1,4 +1,5 @@
-"""The full-batch objective L-BFGS minimises, chosen by a memory budget.
+"""L-BFGS: the fit, and the full-batch objective it minimises, chosen by a memory
+budget.
 
 L-BFGS's line search amplifies differences in the last bits of the loss and the
 gradient: an objective that rounds differently from scikit-learn's drifts to other
@@ -12,9 +13,16 @@ allocates), the compiled kernel computes the same objective in row chunks, in
 bounded memory; its results then agree with scikit-learn's only closely.
 """
 
-import numpy as np
+import warnings
 
+import numpy as np
+import scipy.optimize
+from sklearn.exceptions import ConvergenceWarning
+
+from fastbp._callbacks import fit_callbacks
+from fastbp._losses import loss_parameters
 from fastbp._optimizers import FullBatchObjective
+from fastbp._stochastic import divergence_error
 
 try:  # scikit-learn's own functions: their rounding is the point
     from sklearn.neural_network._base import ACTIVATIONS, DERIVATIVES, LOSS_FUNCTIONS
@@ -65,6 +73,67 @@ def full_batch_objective(layout, X, y, sample_weight, activations, loss, alpha, 
         layout, X, y, sample_weight, activations, loss, alpha, chunk_rows,
         loss_parameters=loss_parameters,
     )  # fmt: skip
+
+
+def fit_lbfgs(estimator, model, X, y, sample_weight):
+    """Train ``model`` (a network snapshot of ``estimator``) in place with scipy's
+    L-BFGS-B on the full batch, as scikit-learn's ``_fit_lbfgs`` does."""
+    layout, params = model.layout, model.params
+    activations = estimator._hidden_activations(layout.n_layers)
+    objective = full_batch_objective(
+        layout, X, y, sample_weight, activations[1:-1], estimator._loss_name(),
+        estimator.alpha, loss_parameters=loss_parameters(estimator),
+    )  # fmt: skip
+
+    def loss_and_gradient(packed):
+        params[:] = packed
+        loss, gradient = objective(params)
+        return loss, gradient.astype(np.float64)
+
+    callback = None
+    callbacks = fit_callbacks(estimator)
+    # scikit-learn prints nothing per L-BFGS iteration (scipy >= 1.15 dropped iprint):
+    # so does verbose=1; verbose >= 2 prints each iteration's loss.
+    if estimator.verbose >= 2 or callbacks.listening:
+        iteration = [0]
+
+        def callback(intermediate_result):
+            iteration[0] += 1
+            if estimator.verbose >= 2:
+                print("Iteration %d, loss = %.8f" % (iteration[0], intermediate_result.fun))
+            if callbacks.listening:
+                params[:] = intermediate_result.x  # the next evaluation resets it
+                callbacks.task_begins("lbfgs-iter")
+                if callbacks.task_ends(estimator._snapshot_attributes(model)):
+                    raise StopIteration  # a callback asked to stop
+
+    result = scipy.optimize.minimize(
+        loss_and_gradient,
+        params.astype(np.float64),
+        method="L-BFGS-B",
+        jac=True,
+        callback=callback,
+        options={"maxfun": estimator.max_fun, "maxiter": estimator.max_iter,
+                 "gtol": estimator.tol},
+    )  # fmt: skip
+    if not np.isfinite(result.fun):
+        raise divergence_error(f"in L-BFGS iteration {result.nit}")
+    if result.status != 0:
+        message = result.message
+        if isinstance(message, bytes):
+            message = message.decode("latin1")
+        warnings.warn(
+            f"lbfgs failed to converge after {result.nit} iteration(s) "
+            f"(status={result.status}):\n{message}\n\nIncrease the number of "
+            f"iterations to improve the convergence (max_iter={estimator.max_iter}).\n"
+            "You might also want to scale the data as shown in:\n"
+            "    https://scikit-learn.org/stable/modules/preprocessing.html",
+            ConvergenceWarning,
+            stacklevel=6,  # fit -> _fit -> _fit_unguarded -> here, under _fit_context
+        )
+    estimator.n_iter_ = min(result.nit, estimator.max_iter)
+    estimator.loss_ = estimator._loss_type(params.dtype)(result.fun)
+    params[:] = result.x
 
 
 class SklearnArithmeticObjective:

@@ -31,21 +31,14 @@ from fastbp._base import _BaseBackprop, _unchanged_on_failure
 from fastbp._kernels import BINARY_LOG_LOSS
 from fastbp._losses import REGRESSION_LOSSES
 
-#: The types to pass as ``trusted=`` to ``skops.io.load`` for a fastbp model. A fitted
-#: estimator holds nothing else of fastbp's: numpy arrays, plain Python values and
-#: scikit-learn's own LabelBinarizer, which skops trusts by default.
-SKOPS_TRUSTED_TYPES = [
-    "fastbp.estimators.BackpropClassifier",
-    "fastbp.estimators.BackpropRegressor",
-]
-
 _PARAMETERS_DOC = """
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of neurons in the ith hidden layer.
     activation : str or list of str, default='relu'
         Activation of the hidden layers: 'identity', 'logistic', 'tanh', 'relu', and
-        beyond scikit-learn 'leaky_relu' (slope 0.01), 'elu' and 'softplus'; or a
-        list with one name per hidden layer.
+        beyond scikit-learn 'leaky_relu' (slope 0.01), 'elu', 'softplus' and
+        'swish' (``x * sigmoid(x)``, also called SiLU); or a list with one name per
+        hidden layer.
     solver : {'lbfgs', 'sgd', 'adam', 'adamw'}, default='adam'
         Weight optimizer: L-BFGS (full batch, through ``scipy.optimize``), SGD with
         momentum, Adam, or beyond scikit-learn AdamW (Adam with decoupled weight

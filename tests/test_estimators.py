@@ -1,5 +1,6 @@
 """Behaviour of the estimators as a scikit-learn user relies on it."""
 
+import inspect
 import pickle
 
 import numpy as np
@@ -258,7 +259,7 @@ def test_keyboard_interrupt_stops_cleanly_with_a_usable_model(small_classificati
 def test_several_epochs_per_call_train_exactly_as_one_per_call(small_classification, monkeypatch):
     """Short epochs run many to a compiled call; the convergence rule, the random
     draws and so the weights are those of one epoch per call (as with verbose)."""
-    from fastbp import _base
+    from fastbp import _stochastic
 
     X, y = small_classification
     cases = [
@@ -271,7 +272,7 @@ def test_several_epochs_per_call_train_exactly_as_one_per_call(small_classificat
         fits = []
         for per_call in (1, None):
             if per_call is not None:
-                monkeypatch.setattr(_base, "_MAX_EPOCHS_PER_CALL", per_call)
+                monkeypatch.setattr(_stochastic, "MAX_EPOCHS_PER_CALL", per_call)
             calls = []
 
             def counted(*args, calls=calls, real=_kernels.run_epochs):
@@ -414,3 +415,21 @@ def test_label_encoding_equals_label_binarizer(y):
     clf._label_binarizer = LabelBinarizer().fit(y)
     clf.classes_ = clf._label_binarizer.classes_
     assert_array_equal(clf._binarize(y), clf._label_binarizer.transform(y).astype(bool))
+
+
+@pytest.mark.parametrize(
+    "params, category, text",
+    [
+        ({"max_iter": 2}, ConvergenceWarning, "Maximum iterations"),
+        ({"max_iter": 2, "batch_size": 10**6}, UserWarning, "batch_size"),
+        ({"max_iter": 2, "solver": "lbfgs"}, ConvergenceWarning, "lbfgs failed"),
+    ],
+)
+def test_training_warnings_point_at_the_callers_line(small_classification, params, category,
+                                                     text):  # fmt: skip
+    X, y = small_classification
+    with pytest.warns(category, match=text) as record:
+        BackpropClassifier(random_state=0, **params).fit(X, y)
+    locations = {(w.filename, w.lineno) for w in record if text in str(w.message)}
+    fit_line = inspect.currentframe().f_lineno - 2
+    assert locations == {(__file__, fit_line)}

@@ -8,7 +8,7 @@ import pytest
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
-from fastbp import BackpropClassifier, BackpropRegressor, _base, _optimizers, fit_chunks
+from fastbp import BackpropClassifier, BackpropRegressor, _optimizers, _stochastic, fit_chunks
 
 SKLEARN_DIVERGENCE = (
     "Solver produced non-finite parameter weights. The input data may contain large "
@@ -118,7 +118,7 @@ def test_ctrl_c_after_an_epoch_keeps_counters_with_the_weights(
 ):
     X, y = small_classification
     params = dict(solver=solver, random_state=0, hidden_layer_sizes=(6,), tol=0.0)
-    monkeypatch.setattr(_base, "_MAX_EPOCHS_PER_CALL", epochs_per_call)
+    monkeypatch.setattr(_stochastic, "MAX_EPOCHS_PER_CALL", epochs_per_call)
 
     # The interrupt arrives in the bookkeeping of the third epoch the kernel ran
     # (its first Python call after the kernel is epoch_ends), when the kernel may

@@ -1,0 +1,141 @@
+"""The convergence rule of the stochastic solvers, and early stopping's held-out set.
+
+scikit-learn's rule: after each epoch, count the epochs in a row whose training loss
+(or, with ``early_stopping``, validation score) did not improve on the best so far by
+``tol``; training stops (or the adaptive schedule shrinks the step) when the count
+exceeds ``n_iter_no_change``. The state lives in the estimator's fitted attributes
+(``best_loss_``, ``validation_scores_``, ``best_validation_score_``, ...), as in
+scikit-learn, so a warm start continues it.
+"""
+
+import numpy as np
+from sklearn.base import is_classifier
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import train_test_split
+
+from fastbp._losses import loss_parameters, output_loss
+
+
+class ValidationSet:
+    """The held-out data early stopping scores each epoch, and how it scores it.
+
+    Built by :meth:`split`, which holds it out exactly as scikit-learn does.
+    """
+
+    def __init__(self, X, y, y_encoded, sample_weight, scorer):
+        self.X = X
+        self.y = y
+        self.y_encoded = np.asarray(y_encoded, dtype=np.float64)
+        self.sample_weight = sample_weight
+        self.scorer = scorer
+
+    @classmethod
+    def split(cls, estimator, X, y, sample_weight):
+        """Hold out ``validation_fraction`` of the data (stratified for binary
+        problems only, as scikit-learn does).
+
+        Returns
+        -------
+        X_train, y_train, sample_weight_train, validation : the training part and
+        the held-out set.
+        """
+        stratify = y if is_classifier(estimator) and estimator.n_outputs_ == 1 else None
+        arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+        split = train_test_split(
+            *arrays,
+            random_state=estimator._random_state,
+            test_size=estimator.validation_fraction,
+            stratify=stratify,
+        )
+        X_train, X_val, y_train, y_val = split[:4]
+        sample_weight_train, sample_weight_val = (
+            (None, None) if sample_weight is None else split[4:]
+        )
+        if X_val.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' "
+                "or the size of your dataset."
+            )
+        if sample_weight_val is not None and not sample_weight_val.sum() > 0:
+            raise ValueError(
+                "Sample weights must contain at least one non-zero number: the "
+                "validation part held out by the early-stopping split has zero total weight. "
+                "Change validation_fraction or random_state, or give those samples weight."
+            )
+        if sample_weight_train is not None and not sample_weight_train.sum() > 0:
+            raise ValueError(
+                "Sample weights must contain at least one non-zero number: the training "
+                "part left after the early-stopping split has zero total weight."
+            )
+        y_val_encoded = y_val
+        if is_classifier(estimator):
+            y_val = estimator._label_binarizer.inverse_transform(y_val)
+        scorer = None
+        if estimator.scoring is not None and estimator.scoring != "loss":
+            scorer = check_scoring(estimator, scoring=estimator.scoring)
+        validation = cls(X_val, y_val, y_val_encoded, sample_weight_val, scorer)
+        return X_train, y_train, sample_weight_train, validation
+
+    def evaluate(self, estimator, model):
+        """The validation loss and score (higher is better) of ``model``, the network
+        ``estimator`` is training. One forward pass gives both the loss and the
+        default score."""
+        outputs = estimator._forward_pass_fast(self.X, model, check_input=False)
+        loss = output_loss(
+            outputs, self.y_encoded, self.sample_weight, estimator._loss_name(),
+            loss_parameters(estimator),
+        )  # fmt: skip
+        weights = {} if self.sample_weight is None else {"sample_weight": self.sample_weight}
+        if estimator.scoring == "loss":
+            score = -loss
+        elif self.scorer is not None:
+            score = self.scorer(estimator._trainee(model), self.X, self.y, **weights)
+        elif not np.isfinite(outputs).all():
+            score = np.nan
+        else:
+            y_pred = estimator._decode(outputs, model)
+            score = estimator._score_function(self.y, y_pred, sample_weight=self.sample_weight)
+        return loss, score
+
+
+def update_no_improvement_count(estimator, model, validation):
+    """Apply the rule to the epoch just recorded: update the count and the best loss
+    or score (with a validation set, keep the best score's weights)."""
+    if validation is None:
+        if estimator.best_loss_ is None:  # a warm start after fits with early stopping
+            estimator.best_loss_ = np.inf
+        loss = estimator.loss_curve_[-1]
+        if loss > estimator.best_loss_ - estimator.tol:
+            estimator._no_improvement_count += 1
+        else:
+            estimator._no_improvement_count = 0
+        if loss < estimator.best_loss_:
+            estimator.best_loss_ = loss
+        return
+    val_loss, score = validation.evaluate(estimator, model)
+    estimator.validation_loss_curve_.append(val_loss)
+    estimator.validation_scores_.append(score)
+    if estimator.verbose >= 2:
+        print("Validation score: %f (validation loss %.8f)" % (score, val_loss))
+    elif estimator.verbose:
+        print("Validation score: %f" % score)
+    if score < estimator.best_validation_score_ + estimator.tol:
+        estimator._no_improvement_count += 1
+    else:
+        estimator._no_improvement_count = 0
+    if score > estimator.best_validation_score_:
+        estimator.best_validation_score_ = score
+        estimator._best_params = model.params.copy()
+
+
+def no_improvement_message(estimator, validation):
+    """scikit-learn's message when the rule fires."""
+    if validation is not None:
+        return "Validation score did not improve more than tol=%f for %d consecutive epochs." % (
+            estimator.tol,
+            estimator.n_iter_no_change,
+        )
+    return "Training loss did not improve more than tol=%f for %d consecutive epochs." % (
+        estimator.tol,
+        estimator.n_iter_no_change,
+    )
