@@ -20,7 +20,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastbp import _fitted as fitted
-from fastbp import _kernels
+from fastbp import _kernel_codes, _kernels
 from fastbp._callbacks import CallbackSupportMixin, fit_task
 from fastbp._conversion import from_sklearn, to_sklearn
 from fastbp._lbfgs import fit_lbfgs
@@ -55,7 +55,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(_kernels.ACTIVATION_CODES)), list, tuple],
+        "activation": [StrOptions(set(_kernel_codes.ACTIVATION_CODES)), list, tuple],
         "solver": [StrOptions({"lbfgs", *OPTIMIZERS})],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
@@ -138,10 +138,10 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         """Activation names, one per layer (edges unused), checked."""
         activations = per_hidden_layer(self.activation, n_layers, "identity")
         for name in activations[1:-1]:
-            if name not in _kernels.ACTIVATION_CODES:
+            if name not in _kernel_codes.ACTIVATION_CODES:
                 raise ValueError(
                     f"Unknown activation {name!r} in the activation list; choose from "
-                    f"{sorted(_kernels.ACTIVATION_CODES)}."
+                    f"{sorted(_kernel_codes.ACTIVATION_CODES)}."
                 )
         return activations
 
@@ -156,7 +156,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
     def _snapshot(self, layout, params, rates=None):
         """A fitted-network snapshot over ``params`` with this estimator's options."""
         activations = self._hidden_activations(layout.n_layers)
-        codes = [_kernels.ACTIVATION_CODES[name] for name in activations]
+        codes = [_kernel_codes.ACTIVATION_CODES[name] for name in activations]
         if rates is None:
             rates = self._dropout_rates(layout.n_layers)
         return fitted.build(
@@ -164,7 +164,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             params,
             codes,
             rates,
-            _kernels.LOSS_CODES[self._loss_name()],
+            _kernel_codes.LOSS_CODES[self._loss_name()],
             self._decoding(int(layout.layer_units[-1])),
         )
 

@@ -5,10 +5,12 @@ kernels' code, the output activation it pairs with, the estimator parameters it
 reads (each a slot of the kernels' ``loss_params`` vector), what scikit-learn's MLP
 calls the same model (for ``to_sklearn``: same output activation, same predictions),
 and its per-sample formula in numpy (for the validation loss of early stopping and
-for the tests; training uses the compiled one in ``_kernels._output_delta_and_loss``).
+for the tests; training uses the compiled one,
+``fastbp._layer_math._output_delta_and_loss``).
 
 Adding a loss: its branch in ``_output_delta_and_loss`` (and in
-``_output_activate`` when its output is new), a code in ``_kernels``, a row here, its
+``_output_activate`` when its output is new) in ``_layer_math``, a code in
+``_kernel_codes``, a row here, its
 parameter in the estimator's ``__init__`` and constraints when it has one; the
 gradient and loss tests read this table.
 """
@@ -20,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import xlogy
 
-from fastbp import _kernels
+from fastbp import _kernel_codes
 
 
 class LossParameter(NamedTuple):
@@ -30,8 +32,8 @@ class LossParameter(NamedTuple):
 
 #: Estimator parameters that losses read, by name.
 LOSS_PARAMETERS = {
-    "huber_delta": LossParameter(_kernels.P_HUBER_DELTA, 1.0),
-    "quantile": LossParameter(_kernels.P_QUANTILE, 0.5),
+    "huber_delta": LossParameter(_kernel_codes.P_HUBER_DELTA, 1.0),
+    "quantile": LossParameter(_kernel_codes.P_QUANTILE, 0.5),
 }
 
 
@@ -82,19 +84,21 @@ def _quantile(p, t, parameters, eps):
 
 LOSSES = {
     "squared_error": Loss(
-        _kernels.SQUARED_ERROR, "identity", False, (), "squared_error", _squared_error
+        _kernel_codes.SQUARED_ERROR, "identity", False, (), "squared_error", _squared_error
     ),
-    "poisson": Loss(_kernels.POISSON, "exp", False, (), "poisson", _poisson),
-    "log_loss": Loss(_kernels.LOG_LOSS, "softmax", True, (), "log_loss", _log_loss),
+    "poisson": Loss(_kernel_codes.POISSON, "exp", False, (), "poisson", _poisson),
+    "log_loss": Loss(_kernel_codes.LOG_LOSS, "softmax", True, (), "log_loss", _log_loss),
     "binary_log_loss": Loss(
-        _kernels.BINARY_LOG_LOSS, "logistic", True, (), "log_loss", _binary_log_loss
+        _kernel_codes.BINARY_LOG_LOSS, "logistic", True, (), "log_loss", _binary_log_loss
     ),
     "absolute_error": Loss(
-        _kernels.ABSOLUTE_ERROR, "identity", False, (), "squared_error", _absolute_error
+        _kernel_codes.ABSOLUTE_ERROR, "identity", False, (), "squared_error", _absolute_error
     ),
-    "huber": Loss(_kernels.HUBER, "identity", False, ("huber_delta",), "squared_error", _huber),
+    "huber": Loss(
+        _kernel_codes.HUBER, "identity", False, ("huber_delta",), "squared_error", _huber
+    ),
     "quantile": Loss(
-        _kernels.QUANTILE, "identity", False, ("quantile",), "squared_error", _quantile
+        _kernel_codes.QUANTILE, "identity", False, ("quantile",), "squared_error", _quantile
     ),
 }
 
@@ -112,7 +116,7 @@ def loss_params_vector(parameters, dtype):
     """The kernels' ``loss_params`` vector (``P_*`` layout) from a dict of them
     (missing ones take their defaults)."""
     parameters = loss_parameters(parameters)
-    vector = np.empty(_kernels.N_LOSS_PARAMS, dtype=dtype)
+    vector = np.empty(_kernel_codes.N_LOSS_PARAMS, dtype=dtype)
     for name, parameter in LOSS_PARAMETERS.items():
         vector[parameter.slot] = parameters[name]
     return vector

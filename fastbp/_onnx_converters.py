@@ -24,7 +24,7 @@ from skl2onnx.common.utils import check_input_and_output_numbers, check_input_an
 from skl2onnx.common.utils_classifier import get_label_classes
 from sklearn.utils.validation import check_is_fitted
 
-from fastbp._kernels import LEAKY_RELU_SLOPE
+from fastbp._kernel_codes import LEAKY_RELU_SLOPE
 from fastbp.estimators import BackpropClassifier, BackpropRegressor
 
 CLASSIFIER_ALIAS = "FastbpBackpropClassifier"

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from fastbp import _kernels
+from fastbp import _kernel_codes, _kernels
 from fastbp._losses import loss_params_vector
 from fastbp._network import (
     check_training_data,
@@ -98,7 +98,7 @@ class SGDOptimizer(_Schedule):
         Horizon of 'cosine'; period and factor of 'step'.
     """
 
-    solver_code = _kernels.SGD
+    solver_code = _kernel_codes.SGD
     kind = "sgd"
     _EPOCH_SCHEDULES = ("invscaling", "cosine", "step")
 
@@ -130,10 +130,10 @@ class SGDOptimizer(_Schedule):
         )  # fmt: skip
 
     def hyperparameters(self, alpha, dtype):
-        hyper = np.zeros(_kernels.N_HYPER, dtype=dtype)
-        hyper[_kernels.H_LEARNING_RATE] = self.learning_rate
-        hyper[_kernels.H_MOMENTUM] = self.momentum
-        hyper[_kernels.H_ALPHA] = alpha
+        hyper = np.zeros(_kernel_codes.N_HYPER, dtype=dtype)
+        hyper[_kernel_codes.H_LEARNING_RATE] = self.learning_rate
+        hyper[_kernel_codes.H_MOMENTUM] = self.momentum
+        hyper[_kernel_codes.H_ALPHA] = alpha
         return hyper
 
     def epoch_ends(self, step):
@@ -179,7 +179,7 @@ class AdamOptimizer(_Schedule):
     lr_schedule, max_iter, step_epochs, step_factor : see :class:`SGDOptimizer`
     """
 
-    solver_code = _kernels.ADAM
+    solver_code = _kernel_codes.ADAM
     kind = "adam"
     _EPOCH_SCHEDULES = ("cosine", "step")  # the others do not apply to Adam
 
@@ -211,12 +211,12 @@ class AdamOptimizer(_Schedule):
         )  # fmt: skip
 
     def hyperparameters(self, alpha, dtype):
-        hyper = np.zeros(_kernels.N_HYPER, dtype=dtype)
-        hyper[_kernels.H_LEARNING_RATE] = self.base_learning_rate
-        hyper[_kernels.H_BETA_1] = self.beta_1
-        hyper[_kernels.H_BETA_2] = self.beta_2
-        hyper[_kernels.H_EPSILON] = self.epsilon
-        hyper[_kernels.H_ALPHA] = alpha
+        hyper = np.zeros(_kernel_codes.N_HYPER, dtype=dtype)
+        hyper[_kernel_codes.H_LEARNING_RATE] = self.base_learning_rate
+        hyper[_kernel_codes.H_BETA_1] = self.beta_1
+        hyper[_kernel_codes.H_BETA_2] = self.beta_2
+        hyper[_kernel_codes.H_EPSILON] = self.epsilon
+        hyper[_kernel_codes.H_ALPHA] = alpha
         return hyper
 
     def epoch_ends(self, step):
@@ -250,7 +250,7 @@ class AdamWOptimizer(AdamOptimizer):
     others : see :class:`AdamOptimizer`
     """
 
-    solver_code = _kernels.ADAMW
+    solver_code = _kernel_codes.ADAMW
     kind = "adamw"
 
     def __init__(self, n_params, dtype, learning_rate_init, beta_1=0.9, beta_2=0.999,
@@ -268,13 +268,13 @@ class AdamWOptimizer(AdamOptimizer):
 
     def hyperparameters(self, alpha, dtype):
         hyper = super().hyperparameters(alpha, dtype)
-        hyper[_kernels.H_WEIGHT_DECAY] = self.weight_decay
+        hyper[_kernel_codes.H_WEIGHT_DECAY] = self.weight_decay
         return hyper
 
 
 #: The stochastic solvers, by ``solver`` name: adding one is its class here (its
 #: state, its per-epoch rules, the estimator parameters it reads) and its step in
-#: ``_kernels._step``.
+#: ``fastbp._kernels._step`` (and its code in ``_kernel_codes``).
 OPTIMIZERS = {cls.kind: cls for cls in (SGDOptimizer, AdamOptimizer, AdamWOptimizer)}
 
 
@@ -323,7 +323,7 @@ class FullBatchObjective:
         rates = per_hidden_layer(dropout, layout.n_layers, 0.0)
         with_dropout = any(rate > 0 for rate in rates)
         codes = [
-            _kernels.ACTIVATION_CODES[name]
+            _kernel_codes.ACTIVATION_CODES[name]
             for name in per_hidden_layer(activation, layout.n_layers, "identity")
         ]
         self.net = network(layout, codes, rates)
@@ -335,11 +335,11 @@ class FullBatchObjective:
             self.rare = rare_paths(layout, self.chunk_rows, dtype, csr, with_dropout)
         self.chunk_grads = np.empty(layout.n_params, dtype=dtype)
         self.order = read_only(np.arange(n_samples, dtype=np.intp))
-        hyper = np.zeros(_kernels.N_HYPER, dtype=dtype)
-        hyper[_kernels.H_ALPHA] = alpha
+        hyper = np.zeros(_kernel_codes.N_HYPER, dtype=dtype)
+        hyper[_kernel_codes.H_ALPHA] = alpha
         loss_params = loss_params_vector(loss_parameters or {}, dtype)
         self.settings = _kernels.Settings(
-            _kernels.LOSS_CODES[loss], _kernels.SGD, False, 0.0, hyper, loss_params
+            _kernel_codes.LOSS_CODES[loss], _kernel_codes.SGD, False, 0.0, hyper, loss_params
         )
         self.dropout_seed = int(dropout_seed) if with_dropout else -1
 

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from fastbp import _kernels
+from fastbp import _kernel_codes, _kernels
 from fastbp._blas_threads import one_thread_if_small
 from fastbp._callbacks import fit_callbacks
 from fastbp._early_stopping import (
@@ -142,7 +142,7 @@ class EpochLoop:
             and not incremental
             and not optimizer.rate_changes_every_epoch()
         )
-        self.stopping = np.zeros(_kernels.N_STOPPING, dtype=np.float64)
+        self.stopping = np.zeros(_kernel_codes.N_STOPPING, dtype=np.float64)
         self.loss_type = estimator._loss_type(dtype)
         # Where this call's bookkeeping starts: an interrupted call is recorded from
         # these, whatever part of its bookkeeping had run (see run).
@@ -204,13 +204,13 @@ class EpochLoop:
             hyper=optimizer.hyperparameters(estimator.alpha, dtype)
         )
         stopping = self.stopping
-        stopping[_kernels.S_CHECK] = n_epochs > 1
+        stopping[_kernel_codes.S_CHECK] = n_epochs > 1
         if n_epochs > 1:
             best_loss = estimator.best_loss_
-            stopping[_kernels.S_BEST_LOSS] = np.inf if best_loss is None else best_loss
-            stopping[_kernels.S_TOL] = estimator.tol
-            stopping[_kernels.S_N_ITER_NO_CHANGE] = estimator.n_iter_no_change
-            stopping[_kernels.S_NO_IMPROVEMENT_COUNT] = estimator._no_improvement_count
+            stopping[_kernel_codes.S_BEST_LOSS] = np.inf if best_loss is None else best_loss
+            stopping[_kernel_codes.S_TOL] = estimator.tol
+            stopping[_kernel_codes.S_N_ITER_NO_CHANGE] = estimator.n_iter_no_change
+            stopping[_kernel_codes.S_NO_IMPROVEMENT_COUNT] = estimator._no_improvement_count
         n_run, finite = _kernels.run_epochs(
             self.data, self.model.net, self.work, self.rare, self.model.params,
             optimizer.state_arrays(), orders, self.batch_size, self.settings, optimizer.step,

@@ -28,7 +28,7 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.validation import validate_data
 
 from fastbp._base import _BaseBackprop, _unchanged_on_failure
-from fastbp._kernels import BINARY_LOG_LOSS
+from fastbp._kernel_codes import BINARY_LOG_LOSS
 from fastbp._losses import REGRESSION_LOSSES
 
 _PARAMETERS_DOC = """

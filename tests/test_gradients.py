@@ -7,6 +7,7 @@ from numpy.testing import assert_allclose
 from reference import finite_difference_gradient
 from reference import objective as reference_objective
 
+from fastbp import _kernel_codes
 from fastbp._losses import LOSSES as ALL_LOSSES
 from fastbp._network import NetworkLayout
 from fastbp._optimizers import FullBatchObjective
@@ -103,7 +104,7 @@ def test_numpy_output_loss_equals_the_compiled_loss(loss, weighted):
                                    loss_parameters=parameters)  # fmt: skip
     outputs = np.empty((len(X), 3))
     _kernels.predict_forward(
-        objective.data.X, objective.rare, params, *objective.net, _kernels.LOSS_CODES[loss],
+        objective.data.X, objective.rare, params, *objective.net, _kernel_codes.LOSS_CODES[loss],
         outputs,
     )  # fmt: skip
     assert_allclose(

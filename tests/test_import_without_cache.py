@@ -14,10 +14,10 @@ def test_import_and_fit_work_when_no_cache_location_is_writable():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             import fastbp
-            from fastbp import _kernels
+            from fastbp import _kernel_cache
         messages = [str(w.message) for w in caught if "no writable cache" in str(w.message)]
         assert len(messages) == 1, messages
-        assert not _kernels.CACHE_ENABLED
+        assert not _kernel_cache.CACHE_ENABLED
         import numpy as np
         X = np.random.RandomState(0).normal(size=(30, 3))
         y = (X[:, 0] > 0).astype(int)

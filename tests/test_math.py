@@ -4,20 +4,20 @@ import numpy as np
 import pytest
 from numba import njit
 
-from fastbp import _kernels
+from fastbp import _layer_math
 
 
 # The kernels' helpers have no Python entry point (it costs compile time): call
 # them through small compiled wrappers.
 @njit
 def exp_inplace(values):
-    _kernels._exp_all(values, np.empty(2 * _kernels._BLOCK, dtype=np.int64))
+    _layer_math._exp_all(values, np.empty(2 * _layer_math._BLOCK, dtype=np.int64))
 
 
 @njit
 def tanh_inplace(values):
-    bits = np.empty(2 * _kernels._BLOCK, dtype=np.int64)
-    _kernels._tanh_all(values, bits, np.empty(_kernels._BLOCK, dtype=values.dtype))
+    bits = np.empty(2 * _layer_math._BLOCK, dtype=np.int64)
+    _layer_math._tanh_all(values, bits, np.empty(_layer_math._BLOCK, dtype=values.dtype))
 
 
 def _ulps(actual, expected):

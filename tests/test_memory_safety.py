@@ -302,6 +302,58 @@ def test_a_corrupted_numba_cache_heals_itself(tmp_path):
     assert _run(script, env=env).strip().splitlines()[-1] == "[]"  # cached again
 
 
+def test_every_kernel_module_is_in_the_cache_stamp():
+    import importlib
+    import pkgutil
+
+    from numba.core.registry import CPUDispatcher
+
+    import fastbp
+    from fastbp import _kernel_cache
+
+    defining = set()
+    for module in pkgutil.iter_modules(fastbp.__path__):
+        namespace = vars(importlib.import_module(f"fastbp.{module.name}"))
+        for value in namespace.values():
+            if isinstance(value, CPUDispatcher) and value.__module__ == f"fastbp.{module.name}":
+                defining.add(f"{module.name}.py")
+    assert "_kernels.py" in defining and "_layer_math.py" in defining
+    assert defining <= set(_kernel_cache.KERNEL_SOURCES)
+
+
+def test_an_edited_helper_in_another_file_is_recompiled_not_loaded_stale(tmp_path):
+    # numba checks a cached kernel against its own file only; fastbp stamps every
+    # cache with all kernel sources. Edit the relu of a copy of the package (in
+    # _layer_math.py, not the file of the epoch kernel): the fit must change.
+    import shutil
+
+    import fastbp
+
+    package = tmp_path / "copy" / "fastbp"
+    shutil.copytree(os.path.dirname(fastbp.__file__), package,
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    script = f"""
+        import sys
+        sys.path.insert(0, {str(package.parent)!r})
+        import numpy as np
+        import fastbp
+        from fastbp import BackpropRegressor
+        assert fastbp.__file__.startswith({str(package)!r}), fastbp.__file__
+        X = np.random.RandomState(0).normal(size=(40, 3))
+        reg = BackpropRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
+        print(repr(float(reg.fit(X, X[:, 0]).coefs_[0].sum())))
+    """
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONWARNINGS": "ignore"}
+    relu = _run(script, env=env)
+    assert _run(script, env=env) == relu  # loaded from the cache, same weights
+    math_file = package / "_layer_math.py"
+    source = math_file.read_text()
+    clip = "z[i, j] = zero if z[i, j] < 0 else z[i, j]"
+    assert source.count(clip) == 1
+    math_file.write_text(source.replace(clip, "z[i, j] = z[i, j]"))
+    assert _run(script, env=env) != relu  # identity now: recompiled
+
+
 def test_an_unwritable_numba_cache_dir_is_named(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")

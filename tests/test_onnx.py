@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from fastbp import BackpropClassifier, BackpropRegressor
-from fastbp._kernels import ACTIVATION_CODES
+from fastbp._kernel_codes import ACTIVATION_CODES
 
 # Imported after fastbp on purpose: fastbp registers its converters as skl2onnx loads.
 skl2onnx = pytest.importorskip("skl2onnx")

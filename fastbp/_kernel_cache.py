@@ -1,0 +1,191 @@
+"""Where and how the compiled kernels are cached on disk.
+
+numba compiles a kernel the first time it runs and, with ``cache=True``, saves the
+machine code so that later processes load it. This module finds a writable cache
+location (or warns that there is none), gives the kernels their compile options,
+makes each cache survive damaged files, stamps each cache with every kernel source
+file (numba checks only the file that defines a kernel, and the kernels call helpers
+in several), and pauses the garbage collector while a kernel compiles.
+"""
+
+import gc
+import os
+import warnings
+
+from numba import njit
+from numba.core.caching import Cache
+from numba.core.registry import CPUDispatcher
+
+
+def _cache_probe():  # pragma: no cover - only decorated, never called
+    return 0
+
+
+def _numba_cache_location():
+    """Where numba caches this file's kernels, or None when no location is writable.
+
+    With ``cache=True`` numba raises at decoration time when no location is writable
+    (a read-only install and home directory), which would make ``import fastbp``
+    fail. Probe once with a function of this package, and fall back to compiling
+    without a cache.
+    """
+    try:
+        return njit(cache=True)(_cache_probe)._cache.cache_path
+    except RuntimeError:
+        return None
+
+
+def _cache_warning(location):
+    """The warning to give about the cache location, or None when all is well.
+
+    numba tries NUMBA_CACHE_DIR first, then the package directory, then a user-wide
+    cache directory, silently skipping those it cannot write to: name the ones
+    that failed, so the right one gets fixed.
+    """
+    user_dir = os.environ.get("NUMBA_CACHE_DIR")
+    package_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+    if location is not None:
+        if user_dir and not os.path.abspath(location).startswith(os.path.abspath(user_dir)):
+            return (
+                f"fastbp: NUMBA_CACHE_DIR ({user_dir}) is not writable, so numba caches "
+                f"fastbp's compiled kernels in {location} instead."
+            )
+        return None
+    tried = ([f"NUMBA_CACHE_DIR ({user_dir})"] if user_dir else []) + [
+        f"the package directory ({package_dir})",
+        "numba's user cache directory",
+    ]
+    return (
+        "fastbp: numba found no writable cache location for its compiled kernels ("
+        + ", ".join(tried)
+        + " are not writable), so they are compiled anew in every process. Set "
+        "NUMBA_CACHE_DIR to a writable directory to cache them."
+    )
+
+
+CACHE_LOCATION = _numba_cache_location()
+CACHE_ENABLED = CACHE_LOCATION is not None
+if _cache_warning(CACHE_LOCATION) is not None:
+    warnings.warn(_cache_warning(CACHE_LOCATION), RuntimeWarning, stacklevel=2)
+
+# error_model="numpy": float division by zero gives inf/NaN as in numpy (which the
+# epoch kernel detects) instead of a per-division check that also stops LLVM from
+# vectorising the loops.
+_JIT = dict(cache=CACHE_ENABLED, nogil=True, error_model="numpy")
+# Internal helpers have no Python or C entry points: they are only called from other
+# kernels, and the wrappers cost compile time (start-up time) for nothing.
+_HELPER = dict(_JIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+
+
+# ---------------------------------------------------------------------------------
+# One stamp for all kernel sources. numba marks a cache stale when the file that
+# defines the cached function changes; an edit to a helper in another file would go
+# unnoticed and the old machine code would keep running. So every cache is stamped
+# with all the files below, and an edit to any of them recompiles every kernel.
+# ---------------------------------------------------------------------------------
+KERNEL_SOURCES = (
+    "_kernel_codes.py",
+    "_kernel_cache.py",
+    "_layer_math.py",
+    "_batch_passes.py",
+    "_kernels.py",
+)
+
+
+def sources_stamp():
+    """(modification time, size) of each kernel source file."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    stamp = []
+    for name in KERNEL_SOURCES:
+        status = os.stat(os.path.join(here, name))
+        stamp.append((status.st_mtime, status.st_size))
+    return tuple(stamp)
+
+
+# ---------------------------------------------------------------------------------
+# A cache that heals. numba loads a cached kernel by unpickling its index and data
+# files; one truncated or corrupted file (a full disk, a killed process, machines
+# sharing a directory) makes that raise in every later process, forever. Each
+# kernel's cache is wrapped so that a failed load drops the function's cache entries,
+# warns once, and compiles instead; a failed save only warns.
+# ---------------------------------------------------------------------------------
+_cache_warnings_given = set()
+
+
+def _warn_once(kind, message):
+    if kind not in _cache_warnings_given:
+        _cache_warnings_given.add(kind)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+class _SelfHealingCache:
+    """Wraps one dispatcher's numba cache (delegating everything else to it)."""
+
+    def __init__(self, cache):
+        self._cache = cache
+
+    def __getattr__(self, name):
+        return getattr(self._cache, name)
+
+    def load_overload(self, sig, target_context):
+        try:
+            return self._cache.load_overload(sig, target_context)
+        except Exception as exc:  # unpickling a damaged file raises almost anything
+            try:
+                self._cache.flush()  # rewrites the index empty: the entries are dropped
+            except OSError:
+                self._cache.disable()
+            _warn_once(
+                "load",
+                f"fastbp: a damaged file in numba's cache of compiled kernels "
+                f"({self._cache.cache_path}) could not be loaded ({type(exc).__name__}: "
+                f"{exc}); its entries were dropped and the kernels are compiled anew, to "
+                "be cached again. Where this repeats, give each machine or worker its "
+                "own NUMBA_CACHE_DIR on local disk.",
+            )
+            return None
+
+    def save_overload(self, sig, data):
+        try:
+            self._cache.save_overload(sig, data)
+        except Exception as exc:  # a full disk, a vanished directory
+            _warn_once(
+                "save",
+                f"fastbp: numba could not save a compiled kernel to its cache "
+                f"({self._cache.cache_path}: {type(exc).__name__}: {exc}); it works, but "
+                "will be compiled again in the next process. Check the disk, or set "
+                "NUMBA_CACHE_DIR to a writable directory.",
+            )
+
+
+def prepare_caches(namespace):
+    """Stamp and wrap the cache of every kernel defined in a module's ``namespace``."""
+    try:
+        stamp = sources_stamp()
+    except OSError:  # sources not on disk (a zipped install): numba's own stamps
+        stamp = None
+    for value in list(namespace.values()):
+        if isinstance(value, CPUDispatcher) and isinstance(value._cache, Cache):
+            if stamp is not None:
+                value._cache._cache_file._source_stamp = stamp
+            value._cache = _SelfHealingCache(value._cache)
+
+
+# ---------------------------------------------------------------------------------
+# Python's cyclic garbage collector runs again and again during a compilation, over
+# the many short-lived objects numba and LLVM make: pausing it while a kernel
+# compiles saves about a tenth of the time. It is restored however compilation ends.
+# ---------------------------------------------------------------------------------
+def pause_gc_while_compiling(dispatcher):
+    compile_signature = dispatcher.compile
+
+    def compile(sig):
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return compile_signature(sig)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    dispatcher.compile = compile

@@ -1,0 +1,391 @@
+"""The per-layer mathematics of the kernels: hidden activations and their
+derivatives (side by side, one branch per code), the output activations, and the
+losses with their output deltas; and vectorised exp and tanh, which they use.
+
+All are compiled helpers, called only from the kernels in :mod:`fastbp._kernels`.
+Derivatives are written from the activation's *output*, as scikit-learn does, so
+no pre-activation values are kept (swish, whose derivative needs them, excepted).
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from fastbp._kernel_cache import _HELPER, prepare_caches
+from fastbp._kernel_codes import (
+    ABSOLUTE_ERROR,
+    BINARY_LOG_LOSS,
+    ELU,
+    HUBER,
+    IDENTITY,
+    LEAKY_RELU,
+    LEAKY_RELU_SLOPE,
+    LOG_LOSS,
+    LOGISTIC,
+    P_HUBER_DELTA,
+    P_QUANTILE,
+    POISSON,
+    QUANTILE,
+    RELU,
+    SOFTPLUS,
+    SQUARED_ERROR,
+    SWISH,
+    TANH,
+)
+
+# ---------------------------------------------------------------------------------
+# exp and tanh over a row, written so that LLVM vectorises them. numba's math.exp
+# and math.tanh call the scalar C library, which made tanh and logistic layers
+# slower than scikit-learn's numpy (SIMD) versions. Both are Cephes' algorithms,
+# accurate to about 1 ulp, like numpy's.
+# ---------------------------------------------------------------------------------
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93145751953125e-1
+_LN2_LO = 1.42860682030941723212e-6
+_EXP_P0 = 1.26177193074810590878e-4
+_EXP_P1 = 3.02994407707441961300e-2
+_EXP_P2 = 9.99999999999999999910e-1
+_EXP_Q0 = 3.00198505138664455042e-6
+_EXP_Q1 = 2.52448340349684104192e-3
+_EXP_Q2 = 2.27265548208155028766e-1
+_EXP_Q3 = 2.00000000000000000009e0
+_TANH_P0 = -9.64399179425052238628e-1
+_TANH_P1 = -9.92877231001918586564e1
+_TANH_P2 = -1.61468768441708447952e3
+_TANH_Q0 = 1.12811678491632931402e2
+_TANH_Q1 = 2.23548839060100448583e3
+_TANH_Q2 = 4.84406305325125486048e3
+
+
+_BLOCK = 256  # values per exp block: the scale bits stay in L1, rows of any width
+
+
+def scratch_sizes(batch_rows, layer_units):
+    """Lengths of the two scratch buffers of a workspace: the int64 ``bits`` of the
+    exp blocks and the ``temp`` buffer (one hidden layer's worth, at least a block),
+    allocated once per fit so that no minibatch allocates."""
+    widest = max([int(units) for units in layer_units[1:]] + [1])
+    return 2 * _BLOCK, max(_BLOCK, batch_rows * widest)
+
+
+@njit(**_HELPER)
+def _exp_all(values, bits):
+    """values <- exp(values) for a contiguous array, in float64 arithmetic, in blocks
+    of ``_BLOCK`` values; ``bits`` (int64, ``2 * _BLOCK``) is scratch.
+
+    exp(x) = 2**k * exp(r) with r = x - k ln 2 in [-ln2/2, ln2/2] and a Pade form
+    for exp(r). 2**k is built from its bits in two halves, so that results down in
+    the subnormal range come out right.
+    """
+    flat = values.reshape(-1)
+    scale_bits_1 = bits[:_BLOCK]
+    scale_bits_2 = bits[_BLOCK : 2 * _BLOCK]
+    scale_1 = scale_bits_1.view(np.float64)
+    scale_2 = scale_bits_2.view(np.float64)
+    for start in range(0, flat.shape[0], _BLOCK):
+        block = flat[start : start + _BLOCK]
+        n = block.shape[0]
+        for j in range(n):
+            original = float(block[j])
+            x = min(max(original, -746.0), 710.0)  # beyond: 0 and inf
+            k = math.floor(x * _LOG2E + 0.5)
+            r = x - k * _LN2_HI - k * _LN2_LO
+            rr = r * r
+            p = r * ((_EXP_P0 * rr + _EXP_P1) * rr + _EXP_P2)
+            q = ((_EXP_Q0 * rr + _EXP_Q1) * rr + _EXP_Q2) * rr + _EXP_Q3
+            mantissa = 1.0 + 2.0 * (p / (q - p))
+            # NaN passes through (the clamp above would have turned it into a number).
+            mantissa = mantissa if original == original else original
+            k_int = np.int64(k)
+            half = k_int >> 1
+            scale_bits_1[j] = (half + 1023) << 52
+            scale_bits_2[j] = (k_int - half + 1023) << 52
+            block[j] = mantissa
+        for j in range(n):
+            block[j] = float(block[j]) * scale_1[j] * scale_2[j]
+
+
+@njit(**_HELPER)
+def _tanh_all(values, bits, temp):
+    """values <- tanh(values) for a contiguous array: 1 - 2 / (exp(2|x|) + 1) for
+    |x| > 0.625, a rational approximation nearer zero (where the first form would
+    cancel); ``bits`` and ``temp`` (at least ``_BLOCK`` values) are scratch."""
+    flat = values.reshape(-1)
+    for start in range(0, flat.shape[0], _BLOCK):
+        block = flat[start : start + _BLOCK]
+        n = block.shape[0]
+        doubled = temp[:n]
+        for j in range(n):
+            doubled[j] = 2.0 * abs(float(block[j]))
+        _exp_all(doubled, bits)
+        for j in range(n):
+            x = float(block[j])
+            large = 1.0 - 2.0 / (doubled[j] + 1.0)
+            large = large if x >= 0 else -large
+            s = x * x
+            ratio = ((_TANH_P0 * s + _TANH_P1) * s + _TANH_P2) / (
+                ((s + _TANH_Q0) * s + _TANH_Q1) * s + _TANH_Q2
+            )
+            small = x + x * s * ratio
+            block[j] = large if abs(x) > 0.625 else small
+
+
+# ---------------------------------------------------------------------------------
+# Activations: forward rule and derivative side by side, one branch per code. The
+# common ones come first; the others need the scratch of ``rare`` and compile only
+# into kernels that are handed it.
+# ---------------------------------------------------------------------------------
+@njit(**_HELPER)
+def _exp_of_negated(values, temp, bits):
+    """exp(-values), in the front of the scratch ``temp``, shaped like ``values``."""
+    n_rows, n_units = values.shape
+    decay = temp[: n_rows * n_units].reshape(n_rows, n_units)
+    for i in range(n_rows):
+        for j in range(n_units):
+            decay[i, j] = -values[i, j]
+    _exp_all(decay, bits)
+    return decay
+
+
+@njit(**_HELPER)
+def _activate(z, bias, code, bits, rare, pre):
+    """z <- activation(z + bias), row by row, for a hidden layer; swish keeps
+    z + bias in ``pre`` (which may be z itself when no derivative follows)."""
+    n_rows, n_units = z.shape
+    if code == LOGISTIC:  # 1 / (1 + exp(-x)), as scipy's expit
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = -(z[i, j] + bias[j])
+        _exp_all(z, bits)
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = 1.0 / (1.0 + z[i, j])
+        return
+    for i in range(n_rows):
+        for j in range(n_units):
+            z[i, j] += bias[j]
+    if code == IDENTITY:
+        return
+    if code == RELU:  # written so that NaN propagates like np.maximum does
+        zero = z.dtype.type(0)
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = zero if z[i, j] < 0 else z[i, j]
+        return
+    if code == LEAKY_RELU:
+        slope = z.dtype.type(LEAKY_RELU_SLOPE)
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = z[i, j] if z[i, j] >= 0 else slope * z[i, j]
+        return
+    if rare is None:
+        raise ValueError("fastbp: this activation needs the full kernel")
+    temp = rare.temp
+    if code == TANH:
+        _tanh_all(z, bits, temp)
+    elif code == ELU:  # x for x > 0, exp(x) - 1 below
+        # explicit loops, not np.minimum/np.abs: array ufuncs cost compile time
+        negative = temp[: n_rows * n_units].reshape(n_rows, n_units)
+        for i in range(n_rows):
+            for j in range(n_units):
+                negative[i, j] = min(z[i, j], 0)
+        _exp_all(negative, bits)
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = z[i, j] if z[i, j] > 0 else negative[i, j] - 1
+    elif code == SOFTPLUS:  # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), stably
+        decay = temp[: n_rows * n_units].reshape(n_rows, n_units)
+        for i in range(n_rows):
+            for j in range(n_units):
+                decay[i, j] = -abs(z[i, j])
+        _exp_all(decay, bits)
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = max(z[i, j], 0) + math.log1p(decay[i, j])
+    elif code == SWISH:  # x / (1 + exp(-x)): 0 for x -> -inf, x for x -> +inf
+        for i in range(n_rows):
+            for j in range(n_units):
+                pre[i, j] = z[i, j]
+        decay = _exp_of_negated(z, temp, bits)
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = pre[i, j] / (1 + decay[i, j])
+    else:
+        raise ValueError("fastbp: unknown activation code")
+
+
+@njit(**_HELPER)
+def _multiply_by_derivative(delta, activation, code, bits, rare, pre):
+    """delta <- delta * f'(z), with f'(z) written from the output a = f(z) (from the
+    kept pre-activation z in ``pre`` for swish)."""
+    n_rows, n_units = delta.shape
+    if code == IDENTITY:
+        return
+    if code == RELU:  # f' = 0 where the unit was clipped (a == 0), 1 elsewhere
+        zero = delta.dtype.type(0)
+        for i in range(n_rows):
+            for j in range(n_units):
+                # a select rather than a conditional store, so the loop vectorises
+                delta[i, j] = zero if activation[i, j] == 0 else delta[i, j]
+        return
+    if code == LEAKY_RELU:  # f' = 1 where a > 0, the slope elsewhere
+        slope = delta.dtype.type(LEAKY_RELU_SLOPE)
+        for i in range(n_rows):
+            for j in range(n_units):
+                delta[i, j] = delta[i, j] if activation[i, j] > 0 else slope * delta[i, j]
+        return
+    if code == LOGISTIC:  # f' = a (1 - a)
+        for i in range(n_rows):
+            for j in range(n_units):
+                a = activation[i, j]
+                delta[i, j] = delta[i, j] * a * (1 - a)
+        return
+    if rare is None:
+        raise ValueError("fastbp: this activation needs the full kernel")
+    if code == TANH:  # f' = 1 - a^2
+        for i in range(n_rows):
+            for j in range(n_units):
+                a = activation[i, j]
+                delta[i, j] = delta[i, j] * (1 - a * a)
+    elif code == ELU:  # f' = 1 where a > 0, exp(z) = a + 1 elsewhere
+        for i in range(n_rows):
+            for j in range(n_units):
+                a = activation[i, j]
+                delta[i, j] = delta[i, j] if a > 0 else delta[i, j] * (a + 1)
+    elif code == SOFTPLUS:  # f' = sigmoid(z) = 1 - exp(-a)
+        decay = _exp_of_negated(activation, rare.temp, bits)
+        for i in range(n_rows):
+            for j in range(n_units):
+                delta[i, j] = delta[i, j] * (1 - decay[i, j])
+    elif code == SWISH:  # f' = s (1 + z (1 - s)), s = sigmoid(z)
+        decay = _exp_of_negated(pre, rare.temp, bits)
+        for i in range(n_rows):
+            for j in range(n_units):
+                s = 1 / (1 + decay[i, j])
+                delta[i, j] = delta[i, j] * (s * (1 + pre[i, j] * (1 - s)))
+    else:
+        raise ValueError("fastbp: unknown activation code")
+
+
+@njit(**_HELPER)
+def _output_activate(z, bias, loss_code, bits):
+    """z <- output_activation(z + bias): identity, exp, softmax or logistic, the
+    canonical partner of each loss."""
+    n_rows, n_units = z.shape
+    if (
+        loss_code == SQUARED_ERROR
+        or loss_code == ABSOLUTE_ERROR
+        or loss_code == HUBER
+        or loss_code == QUANTILE
+    ):
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] += bias[j]
+        return
+    if loss_code != POISSON and loss_code != LOG_LOSS and loss_code != BINARY_LOG_LOSS:
+        raise ValueError("fastbp: unknown loss code")
+    # Bring every case to one exp call (each call site costs compile time):
+    # exp(z + b) for poisson, exp(-(z + b)) for the logistic, exp(z + b - row max)
+    # for the softmax.
+    for i in range(n_rows):
+        if loss_code == LOG_LOSS:
+            row_max = z[i, 0] + bias[0]
+            for j in range(n_units):
+                z[i, j] += bias[j]
+                row_max = max(row_max, z[i, j])
+            for j in range(n_units):
+                z[i, j] -= row_max
+        elif loss_code == BINARY_LOG_LOSS:
+            for j in range(n_units):
+                z[i, j] = -(z[i, j] + bias[j])
+        else:
+            for j in range(n_units):
+                z[i, j] += bias[j]
+    _exp_all(z, bits)
+    if loss_code == BINARY_LOG_LOSS:
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = 1.0 / (1.0 + z[i, j])
+    elif loss_code == LOG_LOSS:
+        for i in range(n_rows):
+            total = z.dtype.type(0)
+            for j in range(n_units):
+                total += z[i, j]
+            for j in range(n_units):
+                z[i, j] /= total
+
+
+@njit(**_HELPER)
+def _xlogy(x, y):
+    return 0.0 if x == 0 else x * math.log(y)
+
+
+@njit(**_HELPER)
+def _output_delta_and_loss(prediction, target, sample_weight, use_weights, delta, loss_code,
+                           loss_params):  # fmt: skip
+    """Write the output delta d loss / d z (times the sample weight) and return the
+    weighted sum of per-sample losses (float64).
+
+    The losses are scikit-learn's: half squared error, Poisson deviance, and the
+    (binary) cross-entropy with probabilities clipped to [eps, 1 - eps]; and beyond
+    it, absolute error (delta: the sign of the residual), Huber (delta: the
+    residual clipped to [-huber_delta, huber_delta]) and the quantile (pinball) loss
+    ``max(q (t - p), (1 - q) (p - t))`` (delta: ``1 - q`` above the target, ``-q``
+    below, 0 on it, as for the absolute error, which is twice the q = 0.5 case).
+    """
+    n_rows, n_outputs = prediction.shape
+    eps = np.finfo(prediction.dtype).eps
+    huber_delta = float(loss_params[P_HUBER_DELTA])
+    clip = prediction.dtype.type(huber_delta)
+    quantile = float(loss_params[P_QUANTILE])
+    above, below = prediction.dtype.type(1 - quantile), prediction.dtype.type(-quantile)
+    total = 0.0
+    for i in range(n_rows):
+        row_loss = 0.0
+        for j in range(n_outputs):
+            p = prediction[i, j]
+            t = target[i, j]
+            residual = p - t
+            delta[i, j] = residual
+            if loss_code == SQUARED_ERROR:
+                row_loss += 0.5 * (float(t) - float(p)) ** 2
+            elif loss_code == POISSON:
+                row_loss += _xlogy(float(t), float(t) / float(p)) - float(t) + float(p)
+            elif loss_code == LOG_LOSS:
+                clipped = min(max(float(p), eps), 1 - eps)
+                row_loss -= _xlogy(float(t), clipped)
+            elif loss_code == BINARY_LOG_LOSS:
+                clipped = min(max(float(p), eps), 1 - eps)
+                row_loss -= _xlogy(float(t), clipped) + _xlogy(1 - float(t), 1 - clipped)
+            elif loss_code == ABSOLUTE_ERROR:
+                row_loss += abs(float(residual))
+                delta[i, j] = (residual > 0) - (residual < 0)
+            elif loss_code == HUBER:
+                size = abs(float(residual))
+                if size <= huber_delta:
+                    row_loss += 0.5 * size * size
+                else:
+                    row_loss += huber_delta * (size - 0.5 * huber_delta)
+                delta[i, j] = min(max(residual, -clip), clip)
+            elif loss_code == QUANTILE:
+                if residual > 0:
+                    row_loss += (1 - quantile) * float(residual)
+                    delta[i, j] = above
+                elif residual < 0:
+                    row_loss -= quantile * float(residual)
+                    delta[i, j] = below
+                else:
+                    delta[i, j] = 0
+            else:
+                raise ValueError("fastbp: unknown loss code")
+        if use_weights:
+            weight = sample_weight[i]
+            for j in range(n_outputs):
+                delta[i, j] *= weight
+            row_loss *= float(weight)
+        total += row_loss
+    return total
+
+
+prepare_caches(globals())
