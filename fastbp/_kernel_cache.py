@@ -89,6 +89,7 @@ KERNEL_SOURCES = (
     "_layer_math.py",
     "_batch_passes.py",
     "_kernels.py",
+    "_common_path.py",
 )
 
 

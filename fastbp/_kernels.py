@@ -26,6 +26,7 @@ import numpy as np
 from numba import njit
 
 from fastbp._batch_passes import _backward, _forward, _gather
+from fastbp._common_path import common_epochs, no_improvement
 from fastbp._kernel_cache import _HELPER, _JIT, pause_gc_while_compiling, prepare_caches
 from fastbp._kernel_codes import (
     ADAM,
@@ -430,19 +431,7 @@ def epoch_kernel(X, Y, sample_weight, use_weights, units, coef_offsets, intercep
         if not finite:
             return epoch + 1, False
         if check_stopping:
-            loss = loss_sum / n_samples
-            # The caller's rule compares in the loss's own precision (float32 for a
-            # float32 regressor); widening its "no improvement" test by a few float32
-            # roundings keeps this count at or above the caller's, so the kernel
-            # returns at or before the epoch where the caller stops.
-            threshold = best_loss - tol
-            if math.isfinite(best_loss):
-                threshold -= 1e-6 * (abs(best_loss) + abs(tol))
-            if loss > threshold:
-                count += 1
-            else:
-                count = 0
-            best_loss = min(best_loss, loss)
+            count, best_loss = no_improvement(loss_sum / n_samples, best_loss, tol, count)
             if count > patience:
                 return epoch + 1, True
     return orders.shape[0], True
@@ -456,6 +445,10 @@ def run_epochs(data, net, work, rare, params, state, orders, batch_size, setting
     optimizer's pair of flat arrays (SGD: velocity and unused; Adam: first and
     second moments); ``adam_step`` the Adam time step before the first epoch;
     ``dropout_seeds[e]`` (>= 0) seeds the dropout masks of epoch ``e``.
+
+    ``rare=None`` runs the flat common-path kernel, which takes only the options of
+    :func:`fastbp._common_path.is_common` (and raises on any other); every other fit
+    passes its :class:`RarePaths` and runs the full kernel.
 
     Several epochs in one call spare short epochs the cost of returning to Python.
     ``stopping`` (``S_*`` layout) says whether to return early, after the first epoch
@@ -475,6 +468,14 @@ def run_epochs(data, net, work, rare, params, state, orders, batch_size, setting
         False when the last epoch run met a non-finite batch loss or parameter (it
         stopped there).
     """
+    if rare is None:  # the common path: its own flat kernel (fastbp._common_path)
+        X, Y, sample_weight, use_weights = data
+        return common_epochs(
+            X, Y, sample_weight, use_weights, net.units, net.coef_offsets,
+            net.intercept_offsets, net.hidden_codes, net.n_coefs, *work, params, *state,
+            orders, batch_size, settings.loss_code, settings.solver_code, settings.nesterov,
+            settings.hyper, adam_step, loss_sums, steps, stopping,
+        )  # fmt: skip
     return epoch_kernel(*data, *net, *work, rare, params, *state, orders, batch_size,
                         *settings, adam_step, dropout_seeds, loss_sums, steps,
                         stopping)  # fmt: skip

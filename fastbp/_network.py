@@ -9,17 +9,9 @@ are views into that buffer, so the optimizers can work element-wise on it.
 import numpy as np
 import scipy.sparse as sp
 
-from fastbp import _kernel_codes, _kernels
+from fastbp import _kernels
+from fastbp._common_path import COMMON_ACTIVATIONS
 from fastbp._layer_math import scratch_sizes
-
-# Hidden activations the common-path kernels compile (see RarePaths): the others
-# need the exp-based scratch and compile into the full kernels on first use.
-COMMON_ACTIVATIONS = {
-    _kernel_codes.IDENTITY,
-    _kernel_codes.RELU,
-    _kernel_codes.LEAKY_RELU,
-    _kernel_codes.LOGISTIC,
-}
 
 
 def network(layout, hidden_codes, dropout_rates):

@@ -16,6 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 from fastbp import _kernel_codes, _kernels
 from fastbp._blas_threads import one_thread_if_small
 from fastbp._callbacks import fit_callbacks
+from fastbp._common_path import is_common
 from fastbp._early_stopping import (
     ValidationSet,
     no_improvement_message,
@@ -118,11 +119,6 @@ class EpochLoop:
         self.data, csr = kernel_data(X, y, sample_weight, dtype)
         check_training_data(self.data, csr, layout)
         self.work = workspace(layout, self.batch_size, dtype)
-        # The common path (dense, no dropout, common activations) passes no RarePaths
-        # and runs the kernel compiled without that code.
-        self.rare = None
-        if needs_rare_paths(net, csr is not None, training=True):
-            self.rare = rare_paths(layout, self.batch_size, dtype, csr, self.with_dropout)
         self.settings = _kernels.Settings(
             model.loss_code,
             optimizer.solver_code,
@@ -131,6 +127,13 @@ class EpochLoop:
             optimizer.hyperparameters(estimator.alpha, dtype),
             estimator._loss_parameters(dtype),
         )
+        # The common path (fastbp._common_path) passes no RarePaths and runs the flat
+        # kernel; every other fit runs the full kernel, compiled on first use.
+        self.rare = None
+        if needs_rare_paths(net, csr is not None, training=True) or not is_common(
+            net.hidden_codes, model.loss_code, optimizer.solver_code, self.settings.max_grad_norm
+        ):
+            self.rare = rare_paths(layout, self.batch_size, dtype, csr, self.with_dropout)
         # Short epochs run several to a compiled call (returning about every
         # SECONDS_PER_CALL) when nothing needs Python between them: no callback,
         # verbose line or validation pass, and a step size that changes only when the

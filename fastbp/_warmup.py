@@ -24,11 +24,12 @@ import numpy as np
 def warmup(dtypes=("float64", "float32"), *, everything=False):
     """Compile (or load from the cache) the kernels for the given dtypes.
 
-    The common paths are always prepared: training with sgd or adam on dense input
-    without dropout, with 'identity', 'relu', 'leaky_relu' or 'logistic' hidden
-    layers, and prediction. Everything else (sparse input, dropout, the other
-    activations, L-BFGS on data above its exact-arithmetic budget) is compiled the
-    first time a fit uses it, or here with ``everything=True``.
+    The common paths are always prepared: training on dense input without dropout
+    or gradient clipping, with 'identity', 'relu', 'leaky_relu' or 'logistic' hidden
+    layers, the squared error or the cross-entropy, and sgd, adam or adamw; and
+    prediction. Everything else (sparse input, dropout, the other activations and
+    losses, clipping, L-BFGS on data above its exact-arithmetic budget) is compiled
+    the first time a fit uses it, or here with ``everything=True``.
 
     Parameters
     ----------
@@ -66,11 +67,12 @@ def warmup(dtypes=("float64", "float32"), *, everything=False):
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            # adam and sgd share the epoch kernel; prediction has its own.
+            # every common option shares the common-path kernel; prediction has its own.
             BackpropClassifier(hidden_layer_sizes=(2,), max_iter=1).fit(X, y).predict(X)
             if everything:
-                # One full epoch kernel serves sparse input, dropout and every
-                # activation; sparse prediction uses the full prediction kernel.
+                # One full epoch kernel serves sparse input, dropout, clipping and
+                # every activation and loss; sparse prediction uses the full
+                # prediction kernel.
                 rare = BackpropClassifier(
                     hidden_layer_sizes=(2,), activation="tanh", dropout=0.1, max_iter=1
                 )
@@ -86,16 +88,15 @@ def warmup(dtypes=("float64", "float32"), *, everything=False):
     return seconds
 
 
-# Positions of the rare paths and the parameters in epoch_kernel's signature.
-_RARE, _PARAMS = 18, 19
-
-
 def kernels_are_cached(dtype):
     """True when numba's cache holds the common-path kernel for ``dtype``
     (so a fit will load, not compile, it). A cheap look at the cache index."""
-    from fastbp import _kernels
+    import inspect
 
-    cache = getattr(_kernels.epoch_kernel, "_cache", None)
+    from fastbp import _common_path
+
+    kernel = _common_path.common_epochs
+    cache = getattr(kernel, "_cache", None)
     cache_file = getattr(getattr(cache, "_cache", cache), "_cache_file", None)
     if cache_file is None:
         return False
@@ -104,8 +105,5 @@ def kernels_are_cached(dtype):
     except Exception:  # a damaged index unpickles into almost any error
         return False
     name = np.dtype(dtype).name
-    # epoch_kernel(X, ..., rare, params, ...): no rare paths, params of dtype
-    return any(
-        str(key[0][_RARE]) == "none" and str(getattr(key[0][_PARAMS], "dtype", "")) == name
-        for key in overloads
-    )
+    params = list(inspect.signature(kernel.py_func).parameters).index("params")
+    return any(str(getattr(key[0][params], "dtype", "")) == name for key in overloads)

@@ -340,7 +340,9 @@ def test_an_edited_helper_in_another_file_is_recompiled_not_loaded_stale(tmp_pat
         from fastbp import BackpropRegressor
         assert fastbp.__file__.startswith({str(package)!r}), fastbp.__file__
         X = np.random.RandomState(0).normal(size=(40, 3))
-        reg = BackpropRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
+        # huber: the full kernel (in _kernels.py), whose relu is in _layer_math.py
+        reg = BackpropRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0,
+                                loss="huber")
         print(repr(float(reg.fit(X, X[:, 0]).coefs_[0].sum())))
     """
     env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONWARNINGS": "ignore"}

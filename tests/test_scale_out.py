@@ -8,7 +8,7 @@ from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV, train_test_split
 
 import fastbp
-from fastbp import BackpropClassifier, DaskChunks, _kernels, fit_chunks
+from fastbp import BackpropClassifier, DaskChunks, _common_path, _kernels, fit_chunks
 
 GRID = {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-1]}
 
@@ -39,22 +39,24 @@ def _compiled(kernel, rare, params):
 def test_warmup_compiles_the_common_paths_and_on_request_everything():
     seconds = fastbp.warmup()
     assert set(seconds) == {"float64", "float32"}
+    common = {str(signature[17].dtype) for signature in _common_path.common_epochs.signatures}
+    assert common == {"float64", "float32"}  # one common-path kernel per dtype
     epochs, predictions = (_kernels.epoch_kernel, 18, 19), (_kernels.predict_forward, 1, 2)
-    for kernel in (epochs, predictions):
-        assert {("float64", False), ("float32", False)} <= _compiled(*kernel)
+    assert {("float64", False), ("float32", False)} <= _compiled(*predictions)
     fastbp.warmup(everything=True)
-    for kernel in (epochs, predictions):
-        # the common and the full variant per dtype, nothing more
-        assert _compiled(*kernel) == {(d, r) for d in ("float64", "float32") for r in (0, 1)}
+    # the full epoch kernel (always with its rare paths), and the common and the full
+    # prediction kernel, per dtype; nothing more
+    assert _compiled(*epochs) == {("float64", True), ("float32", True)}
+    assert _compiled(*predictions) == {(d, r) for d in ("float64", "float32") for r in (0, 1)}
     chunked = {str(signature[6].dtype) for signature in _kernels._full_gradient.signatures}
     assert chunked == {"float64", "float32"}
 
 
 def _kernel_cache_stats():
-    """On a worker: how the epoch kernel got its machine code (cache or compile)."""
-    from fastbp import _kernels
+    """On a worker: how the common-path kernel got its machine code (cache or compile)."""
+    from fastbp import _common_path
 
-    stats = _kernels.epoch_kernel.stats
+    stats = _common_path.common_epochs.stats
     return {"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values())}
 
 

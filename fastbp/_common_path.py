@@ -1,0 +1,362 @@
+"""The common path of training, compiled as one flat kernel: what most fits use.
+
+Dense input, no dropout, no gradient clipping; hidden layers 'identity', 'relu',
+'leaky_relu' or 'logistic'; the squared error or the (binary) cross-entropy; sgd,
+adam or adamw. That covers scikit-learn's defaults and most of its users' options.
+Every other fit runs the full kernel (:func:`fastbp._kernels.epoch_kernel`, built
+from the helpers of :mod:`fastbp._layer_math` and :mod:`fastbp._batch_passes`),
+compiled the first time a fit needs it.
+
+Why a second, flat copy of that arithmetic: numba compiles each helper as a library
+of its own, then links and optimises it again inside each caller, and inlining
+helpers at numba's level costs more than it saves (both measured). One function
+with the loops written out compiles in a fraction of the time, which is what a new
+user waits for on the first fit. Each operation here is the full kernel's, in the
+same order, so both give the same bits: ``tests/test_common_path.py`` checks every
+option this kernel takes against the full kernel, weight for weight. A new option
+goes into the full kernel only (the router, :func:`is_common`, sends it there).
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from fastbp._kernel_cache import _HELPER, _JIT, pause_gc_while_compiling, prepare_caches
+from fastbp._kernel_codes import (
+    ADAM,
+    ADAMW,
+    BINARY_LOG_LOSS,
+    H_ALPHA,
+    H_BETA_1,
+    H_BETA_2,
+    H_EPSILON,
+    H_LEARNING_RATE,
+    H_MOMENTUM,
+    H_WEIGHT_DECAY,
+    IDENTITY,
+    LEAKY_RELU,
+    LEAKY_RELU_SLOPE,
+    LOG_LOSS,
+    LOGISTIC,
+    RELU,
+    S_BEST_LOSS,
+    S_CHECK,
+    S_N_ITER_NO_CHANGE,
+    S_NO_IMPROVEMENT_COUNT,
+    S_TOL,
+    SGD,
+    SQUARED_ERROR,
+)
+from fastbp._layer_math import _exp_all, _xlogy
+
+#: What the common path takes; anything else runs the full kernel.
+COMMON_ACTIVATIONS = frozenset({IDENTITY, RELU, LEAKY_RELU, LOGISTIC})
+COMMON_LOSSES = frozenset({SQUARED_ERROR, LOG_LOSS, BINARY_LOG_LOSS})
+COMMON_SOLVERS = frozenset({SGD, ADAM, ADAMW})
+
+
+def is_common(hidden_codes, loss_code, solver_code, max_grad_norm):
+    """True when a fit of dense input without dropout can run the common path."""
+    return (
+        all(int(code) in COMMON_ACTIVATIONS for code in hidden_codes[1:-1])
+        and int(loss_code) in COMMON_LOSSES
+        and int(solver_code) in COMMON_SOLVERS
+        and not max_grad_norm > 0
+    )
+
+
+@njit(**_HELPER)
+def no_improvement(loss, best_loss, tol, count):
+    """The convergence rule after an epoch of mean loss ``loss``: the updated count of
+    epochs without improvement, and the best loss.
+
+    The caller's rule compares in the loss's own precision (float32 for a float32
+    regressor); widening its "no improvement" test by a few float32 roundings keeps
+    this count at or above the caller's, so a kernel returns at or before the epoch
+    where the caller stops.
+    """
+    threshold = best_loss - tol
+    if math.isfinite(best_loss):
+        threshold -= 1e-6 * (abs(best_loss) + abs(tol))
+    if loss > threshold:
+        count += 1
+    else:
+        count = 0
+    return count, min(best_loss, loss)
+
+
+@njit(**_JIT)
+def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, intercept_offsets,
+                  hidden_codes, n_coefs, activations, deltas, layer_offsets, bits, x_batch,
+                  y_batch, sw_batch, grads, params, state_1, state_2, orders, batch_size,
+                  loss_code, solver_code, nesterov, hyper, adam_step, loss_sums, steps,
+                  stopping):  # fmt: skip
+    """:func:`fastbp._kernels.run_epochs` for the common path (same arguments, as the
+    fields of its named tuples, less those the common path does not read)."""
+    n_layers = units.shape[0]
+    last = n_layers - 1
+    n_outputs = units[last]
+    out_start = layer_offsets[last]
+    n_features = x_batch.shape[1]
+    n_params = params.shape[0]
+    n_samples = orders.shape[1]
+    dtype = params.dtype.type
+    zero = dtype(0)
+    slope = dtype(LEAKY_RELU_SLOPE)
+    eps = np.finfo(params.dtype).eps
+    alpha = float(hyper[H_ALPHA])
+    beta_1, beta_2 = hyper[H_BETA_1], hyper[H_BETA_2]
+    step = adam_step
+    check_stopping = stopping[S_CHECK] > 0
+    best_loss, tol = stopping[S_BEST_LOSS], stopping[S_TOL]
+    count, patience = stopping[S_NO_IMPROVEMENT_COUNT], stopping[S_N_ITER_NO_CHANGE]
+    for epoch in range(orders.shape[0]):
+        order = orders[epoch]
+        loss_sum = 0.0
+        finite = True
+        for start in range(0, n_samples, batch_size):
+            n_rows = min(start + batch_size, n_samples) - start
+            # Gather the batch's rows (element loops: a slice per row costs more).
+            weight_sum = 0.0
+            for k in range(n_rows):
+                row = order[start + k]
+                for j in range(n_features):
+                    x_batch[k, j] = X[row, j]
+                for j in range(n_outputs):
+                    y_batch[k, j] = Y[row, j]
+                if use_weights:
+                    sw_batch[k] = sample_weight[row]
+                    weight_sum += sample_weight[row]
+            if not use_weights:
+                weight_sum = float(n_rows)
+            if weight_sum == 0:
+                continue  # every row weighs zero: nothing to learn from this batch
+            x = x_batch[:n_rows]
+
+            # Forward pass: z_l = a_{l-1} W_l + b_l, a_l = f_l(z_l).
+            z = activations[:0].reshape(0, 1)  # typed before the loop
+            for layer in range(1, n_layers):
+                fan_in, fan_out = units[layer - 1], units[layer]
+                offset = coef_offsets[layer - 1]
+                coef = params[offset : offset + fan_in * fan_out].reshape(fan_in, fan_out)
+                offset = layer_offsets[layer]
+                z = activations[offset : offset + n_rows * fan_out].reshape(n_rows, fan_out)
+                if layer == 1:
+                    np.dot(x, coef, z)
+                else:
+                    offset = layer_offsets[layer - 1]
+                    below = activations[offset : offset + n_rows * fan_in]
+                    np.dot(below.reshape(n_rows, fan_in), coef, z)
+                offset = intercept_offsets[layer - 1]
+                bias = params[offset : offset + fan_out]
+                code = hidden_codes[layer]
+                if layer == last:
+                    # The output activation paired with the loss: identity, softmax
+                    # (exp of z + b - row max, normalised) or logistic (1/(1+exp(-z-b))).
+                    for i in range(n_rows):
+                        if loss_code == LOG_LOSS:
+                            row_max = z[i, 0] + bias[0]
+                            for j in range(fan_out):
+                                z[i, j] += bias[j]
+                                row_max = max(row_max, z[i, j])
+                            for j in range(fan_out):
+                                z[i, j] -= row_max
+                        elif loss_code == BINARY_LOG_LOSS:
+                            for j in range(fan_out):
+                                z[i, j] = -(z[i, j] + bias[j])
+                        else:
+                            for j in range(fan_out):
+                                z[i, j] += bias[j]
+                    if loss_code == SQUARED_ERROR:
+                        continue
+                    _exp_all(z, bits)
+                    if loss_code == BINARY_LOG_LOSS:
+                        for i in range(n_rows):
+                            for j in range(fan_out):
+                                z[i, j] = 1.0 / (1.0 + z[i, j])
+                    else:
+                        for i in range(n_rows):
+                            total = zero
+                            for j in range(fan_out):
+                                total += z[i, j]
+                            for j in range(fan_out):
+                                z[i, j] /= total
+                elif code == LOGISTIC:
+                    for i in range(n_rows):
+                        for j in range(fan_out):
+                            z[i, j] = -(z[i, j] + bias[j])
+                    _exp_all(z, bits)
+                    for i in range(n_rows):
+                        for j in range(fan_out):
+                            z[i, j] = 1.0 / (1.0 + z[i, j])
+                else:
+                    for i in range(n_rows):
+                        for j in range(fan_out):
+                            z[i, j] += bias[j]
+                    if code == RELU:  # NaN propagates, as with np.maximum
+                        for i in range(n_rows):
+                            for j in range(fan_out):
+                                z[i, j] = zero if z[i, j] < 0 else z[i, j]
+                    elif code == LEAKY_RELU:
+                        for i in range(n_rows):
+                            for j in range(fan_out):
+                                z[i, j] = z[i, j] if z[i, j] >= 0 else slope * z[i, j]
+                    elif code != IDENTITY:
+                        raise ValueError("fastbp: not an activation of the common path")
+
+            # Output delta (prediction - target, times the sample weight) and loss.
+            delta = deltas[out_start : out_start + n_rows * n_outputs].reshape(n_rows, n_outputs)
+            batch_loss_sum = 0.0
+            for i in range(n_rows):
+                row_loss = 0.0
+                for j in range(n_outputs):
+                    p = z[i, j]
+                    t = y_batch[i, j]
+                    delta[i, j] = p - t
+                    if loss_code == SQUARED_ERROR:
+                        row_loss += 0.5 * (float(t) - float(p)) ** 2
+                    elif loss_code == LOG_LOSS:
+                        clipped = min(max(float(p), eps), 1 - eps)
+                        row_loss -= _xlogy(float(t), clipped)
+                    elif loss_code == BINARY_LOG_LOSS:
+                        clipped = min(max(float(p), eps), 1 - eps)
+                        row_loss -= _xlogy(float(t), clipped) + _xlogy(1 - float(t), 1 - clipped)
+                    else:
+                        raise ValueError("fastbp: not a loss of the common path")
+                if use_weights:
+                    weight = sw_batch[i]
+                    for j in range(n_outputs):
+                        delta[i, j] *= weight
+                    row_loss *= float(weight)
+                batch_loss_sum += row_loss
+
+            # Backward pass: raw gradients a_{l-1}^T delta_l and sum_rows delta_l, and
+            # delta_{l-1} = (delta_l W_l^T) * f'(z_{l-1}) from the output a_{l-1}.
+            for layer in range(last, 0, -1):
+                fan_in, fan_out = units[layer - 1], units[layer]
+                offset = layer_offsets[layer]
+                delta = deltas[offset : offset + n_rows * fan_out].reshape(n_rows, fan_out)
+                offset = coef_offsets[layer - 1]
+                coef_grad = grads[offset : offset + fan_in * fan_out].reshape(fan_in, fan_out)
+                coef = params[offset : offset + fan_in * fan_out].reshape(fan_in, fan_out)
+                offset = intercept_offsets[layer - 1]
+                intercept_grad = grads[offset : offset + fan_out]
+                intercept_grad[:] = 0
+                for i in range(n_rows):
+                    for j in range(fan_out):
+                        intercept_grad[j] += delta[i, j]
+                if layer == 1:
+                    np.dot(x.T, delta, coef_grad)
+                    continue
+                offset = layer_offsets[layer - 1]
+                previous = activations[offset : offset + n_rows * fan_in].reshape(n_rows, fan_in)
+                np.dot(previous.T, delta, coef_grad)
+                previous_delta = deltas[offset : offset + n_rows * fan_in].reshape(n_rows, fan_in)
+                if fan_out == 1:  # an outer product: a loop beats a BLAS call
+                    for i in range(n_rows):
+                        d = delta[i, 0]
+                        for j in range(fan_in):
+                            previous_delta[i, j] = d * coef[j, 0]
+                else:
+                    np.dot(delta, coef.T, previous_delta)
+                code = hidden_codes[layer - 1]
+                if code == RELU:  # f' = 0 where the unit was clipped (a == 0)
+                    for i in range(n_rows):
+                        for j in range(fan_in):
+                            d = previous_delta[i, j]
+                            previous_delta[i, j] = zero if previous[i, j] == 0 else d
+                elif code == LEAKY_RELU:  # f' = 1 where a > 0, the slope elsewhere
+                    for i in range(n_rows):
+                        for j in range(fan_in):
+                            d = previous_delta[i, j]
+                            previous_delta[i, j] = d if previous[i, j] > 0 else slope * d
+                elif code == LOGISTIC:  # f' = a (1 - a)
+                    for i in range(n_rows):
+                        for j in range(fan_in):
+                            a = previous[i, j]
+                            previous_delta[i, j] = previous_delta[i, j] * a * (1 - a)
+                elif code != IDENTITY:
+                    raise ValueError("fastbp: not an activation of the common path")
+
+            # The reported loss uses the weights before this step's update: the L2
+            # penalty's sum of squares, one dot product per layer as scikit-learn does.
+            squared_norm = 0.0
+            for layer in range(n_layers - 1):
+                offset = coef_offsets[layer]
+                layer_coefs = params[offset : offset + units[layer] * units[layer + 1]]
+                squared_norm += float(np.dot(layer_coefs, layer_coefs))
+
+            # The optimizer step, element-wise; the L2 term for coefficients only.
+            # Two loops (coefficients, then intercepts) over slices indexed from 0, so
+            # that each vectorises.
+            inverse_weight_sum = dtype(1) / dtype(weight_sum)
+            learning_rate = hyper[H_LEARNING_RATE]
+            if solver_code != SGD:
+                step += 1
+                # Bias-corrected step size, computed in float64 as scikit-learn does.
+                corrected = (
+                    float(learning_rate)
+                    * math.sqrt(1 - float(beta_2) ** step)
+                    / (1 - float(beta_1) ** step)
+                )
+                learning_rate = dtype(corrected)
+            for part in range(2):
+                first = 0 if part == 0 else n_coefs
+                end = n_coefs if part == 0 else n_params
+                decay = hyper[H_ALPHA] if part == 0 else zero
+                w_part, g_part = params[first:end], grads[first:end]
+                s1, s2 = state_1[first:end], state_2[first:end]
+                if solver_code == SGD:  # with (Nesterov) momentum
+                    momentum = hyper[H_MOMENTUM]
+                    for k in range(w_part.shape[0]):
+                        w = w_part[k]
+                        g = (g_part[k] + decay * w) * inverse_weight_sum
+                        v = momentum * s1[k] - learning_rate * g
+                        s1[k] = v
+                        if nesterov:
+                            w_part[k] = w + (momentum * v - learning_rate * g)
+                        else:
+                            w_part[k] = w + v
+                elif solver_code == ADAM or solver_code == ADAMW:
+                    one = dtype(1)
+                    epsilon = hyper[H_EPSILON]
+                    # AdamW decays the coefficients by the uncorrected step size.
+                    keep = one
+                    if solver_code == ADAMW and part == 0:
+                        keep = dtype(
+                            1 - float(hyper[H_LEARNING_RATE]) * float(hyper[H_WEIGHT_DECAY])
+                        )
+                    for k in range(w_part.shape[0]):
+                        w = w_part[k]
+                        g = (g_part[k] + decay * w) * inverse_weight_sum
+                        m = beta_1 * s1[k] + (one - beta_1) * g
+                        v = beta_2 * s2[k] + (one - beta_2) * (g * g)
+                        s1[k] = m
+                        s2[k] = v
+                        w_part[k] = keep * w + (-learning_rate * m) / (math.sqrt(v) + epsilon)
+                else:
+                    raise ValueError("fastbp: not a solver of the common path")
+            batch_loss = batch_loss_sum / weight_sum + 0.5 * alpha * squared_norm / weight_sum
+            loss_sum += batch_loss * n_rows
+            if not math.isfinite(batch_loss):
+                finite = False
+                break
+        if finite:
+            for k in range(n_params):
+                if not math.isfinite(params[k]):
+                    finite = False
+                    break
+        loss_sums[epoch] = loss_sum
+        steps[epoch] = step
+        if not finite:
+            return epoch + 1, False
+        if check_stopping:
+            count, best_loss = no_improvement(loss_sum / n_samples, best_loss, tol, count)
+            if count > patience:
+                return epoch + 1, True
+    return orders.shape[0], True
+
+
+prepare_caches(globals())
+pause_gc_while_compiling(common_epochs)
