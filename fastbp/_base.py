@@ -450,9 +450,14 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             chunk = min(n_samples, 1024)  # predict_forward's chunk
             rare = rare_paths(model.layout, chunk, dtype, csr, with_dropout=False)
         out = np.empty((n_samples, model.n_outputs), dtype=dtype)
-        inputs_finite, outputs_finite = _kernels.predict_forward(
-            X_kernel, rare, *model.predict_arguments, out
-        )
+        if rare is None and model.common_path and _kernels.predicts_through_common_path(dtype):
+            inputs_finite, outputs_finite = _kernels.predict_common(
+                X_kernel, model.params, model.net, model.loss_code, out
+            )
+        else:
+            inputs_finite, outputs_finite = _kernels.predict_forward(
+                X_kernel, rare, *model.predict_arguments, out
+            )
         if not inputs_finite:
             # Only the fast path gets here; full validation raises scikit-learn's error.
             validate_data(self, X, reset=False)

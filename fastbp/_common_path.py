@@ -48,7 +48,7 @@ from fastbp._kernel_codes import (
     SGD,
     SQUARED_ERROR,
 )
-from fastbp._layer_math import _exp_all, _xlogy
+from fastbp._layer_math import _BLOCK, _exp_all, _xlogy
 
 #: What the common path takes; anything else runs the full kernel.
 COMMON_ACTIVATIONS = frozenset({IDENTITY, RELU, LEAKY_RELU, LOGISTIC})
@@ -91,16 +91,41 @@ def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, interce
                   hidden_codes, n_coefs, activations, deltas, layer_offsets, bits, x_batch,
                   y_batch, sw_batch, grads, params, state_1, state_2, orders, batch_size,
                   loss_code, solver_code, nesterov, hyper, adam_step, loss_sums, steps,
-                  stopping):  # fmt: skip
+                  stopping, predicting, out):  # fmt: skip
     """:func:`fastbp._kernels.run_epochs` for the common path (same arguments, as the
-    fields of its named tuples, less those the common path does not read)."""
+    fields of its named tuples, less those the common path does not read); or, with
+    ``predicting``, :func:`fastbp._kernels.predict_forward` (the forward pass of
+    every row of ``X`` into ``out``; the training arguments are then placeholders).
+
+    Prediction shares this kernel so that the first prediction after a first fit
+    compiles nothing more. It returns ``(inputs_finite, outputs_finite)`` then, as
+    predict_forward does (as an int and a bool).
+    """
     n_layers = units.shape[0]
     last = n_layers - 1
     n_outputs = units[last]
-    out_start = layer_offsets[last]
-    n_features = x_batch.shape[1]
+    n_features = X.shape[1]
     n_params = params.shape[0]
     n_samples = orders.shape[1]
+    n_epochs = orders.shape[0]
+    outputs_finite = True
+    if predicting:  # X's rows in order, in chunks of 1024 as predict_forward reads them
+        for i in range(X.shape[0]):
+            for j in range(n_features):
+                if not math.isfinite(X[i, j]):
+                    return 0, False
+        n_samples, n_epochs = X.shape[0], 1
+        batch_size = min(n_samples, 1024)
+        layer_offsets = np.empty(n_layers, dtype=np.intp)
+        layer_offsets[0] = 0
+        size = 0  # not "total": that name is the softmax's sum, in the model's dtype
+        for layer in range(1, n_layers):
+            layer_offsets[layer] = size
+            size += batch_size * units[layer]
+        activations = np.empty(size, dtype=params.dtype)
+        bits = np.empty(2 * _BLOCK, dtype=np.int64)
+        x_batch = np.empty((batch_size, n_features), dtype=params.dtype)
+    out_start = layer_offsets[last]
     dtype = params.dtype.type
     zero = dtype(0)
     slope = dtype(LEAKY_RELU_SLOPE)
@@ -111,7 +136,7 @@ def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, interce
     check_stopping = stopping[S_CHECK] > 0
     best_loss, tol = stopping[S_BEST_LOSS], stopping[S_TOL]
     count, patience = stopping[S_NO_IMPROVEMENT_COUNT], stopping[S_N_ITER_NO_CHANGE]
-    for epoch in range(orders.shape[0]):
+    for epoch in range(n_epochs):
         order = orders[epoch]
         loss_sum = 0.0
         finite = True
@@ -120,9 +145,11 @@ def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, interce
             # Gather the batch's rows (element loops: a slice per row costs more).
             weight_sum = 0.0
             for k in range(n_rows):
-                row = order[start + k]
+                row = start + k if predicting else order[start + k]
                 for j in range(n_features):
                     x_batch[k, j] = X[row, j]
+                if predicting:
+                    continue
                 for j in range(n_outputs):
                     y_batch[k, j] = Y[row, j]
                 if use_weights:
@@ -204,6 +231,15 @@ def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, interce
                                 z[i, j] = z[i, j] if z[i, j] >= 0 else slope * z[i, j]
                     elif code != IDENTITY:
                         raise ValueError("fastbp: not an activation of the common path")
+
+            if predicting:
+                for i in range(n_rows):
+                    for j in range(n_outputs):
+                        value = z[i, j]
+                        out[start + i, j] = value
+                        if not math.isfinite(value):
+                            outputs_finite = False
+                continue
 
             # Output delta (prediction - target, times the sample weight) and loss.
             delta = deltas[out_start : out_start + n_rows * n_outputs].reshape(n_rows, n_outputs)
@@ -347,6 +383,8 @@ def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, interce
                 if not math.isfinite(params[k]):
                     finite = False
                     break
+        if predicting:
+            return 1, outputs_finite
         loss_sums[epoch] = loss_sum
         steps[epoch] = step
         if not finite:

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fastbp._common_path import COMMON_LOSSES
 from fastbp._network import (
     NetworkLayout,
     needs_rare_paths,
@@ -40,6 +41,7 @@ class FittedNetwork(NamedTuple):
     ``params``); ``decoding`` what the estimator needs to turn outputs into answers
     (for a classifier: the label binarizer and the classes); ``rare_activations``
     whether a hidden activation needs the full prediction kernel;
+    ``common_path`` whether the common-path kernel can predict with it (dense input);
     ``predict_arguments`` what :func:`fastbp._kernels.predict_forward` takes after
     X and the rare paths.
     """
@@ -52,6 +54,7 @@ class FittedNetwork(NamedTuple):
     intercepts: tuple
     decoding: object
     rare_activations: bool
+    common_path: bool
     predict_arguments: tuple
     n_features: int
     n_outputs: int
@@ -88,11 +91,13 @@ def build(layout, params, hidden_codes, dropout_rates, loss_code, decoding):
     coefs, intercepts = layout.views(params)
     net = network(layout, hidden_codes, dropout_rates)
     rare_activations = needs_rare_paths(net, is_sparse=False, training=False)
+    # The common-path kernel can predict (dense input) with this network's options.
+    common_path = not rare_activations and int(loss_code) in COMMON_LOSSES
     # What predict_forward takes after X and the rare paths, in its order.
     predict_arguments = (params, *net, int(loss_code))
     return FittedNetwork(
         params, layout, net, int(loss_code), tuple(coefs), tuple(intercepts), decoding,
-        rare_activations, predict_arguments, int(layout.layer_units[0]),
+        rare_activations, common_path, predict_arguments, int(layout.layer_units[0]),
         int(layout.layer_units[-1]),
     )  # fmt: skip
 

@@ -159,6 +159,20 @@ class _SelfHealingCache:
             )
 
 
+def cached_signatures(dispatcher):
+    """The argument types of the variants of ``dispatcher`` in numba's on-disk cache
+    (a cheap look at its index; empty when there is none or it is unreadable)."""
+    cache = getattr(dispatcher, "_cache", None)
+    cache_file = getattr(getattr(cache, "_cache", cache), "_cache_file", None)
+    if cache_file is None:
+        return []
+    try:
+        overloads = cache_file._load_index()
+    except Exception:  # a damaged index unpickles into almost any error
+        return []
+    return [key[0] for key in overloads]
+
+
 def prepare_caches(namespace):
     """Stamp and wrap the cache of every kernel defined in a module's ``namespace``."""
     try:

@@ -27,7 +27,13 @@ from numba import njit
 
 from fastbp._batch_passes import _backward, _forward, _gather
 from fastbp._common_path import common_epochs, no_improvement
-from fastbp._kernel_cache import _HELPER, _JIT, pause_gc_while_compiling, prepare_caches
+from fastbp._kernel_cache import (
+    _HELPER,
+    _JIT,
+    cached_signatures,
+    pause_gc_while_compiling,
+    prepare_caches,
+)
 from fastbp._kernel_codes import (
     ADAM,
     ADAMW,
@@ -38,6 +44,7 @@ from fastbp._kernel_codes import (
     H_LEARNING_RATE,
     H_MOMENTUM,
     H_WEIGHT_DECAY,
+    N_STOPPING,
     S_BEST_LOSS,
     S_CHECK,
     S_N_ITER_NO_CHANGE,
@@ -474,11 +481,93 @@ def run_epochs(data, net, work, rare, params, state, orders, batch_size, setting
             X, Y, sample_weight, use_weights, net.units, net.coef_offsets,
             net.intercept_offsets, net.hidden_codes, net.n_coefs, *work, params, *state,
             orders, batch_size, settings.loss_code, settings.solver_code, settings.nesterov,
-            settings.hyper, adam_step, loss_sums, steps, stopping,
+            settings.hyper, adam_step, loss_sums, steps, stopping, False,
+            _placeholders(params.dtype).out,
         )  # fmt: skip
     return epoch_kernel(*data, *net, *work, rare, params, *state, orders, batch_size,
                         *settings, adam_step, dropout_seeds, loss_sums, steps,
                         stopping)  # fmt: skip
+
+
+class _Placeholders(NamedTuple):
+    """Arrays of the types the common-path kernel is compiled for, never read or
+    written: what its call passes where the other mode's arrays would go (a
+    different type would compile a second variant)."""
+
+    Y: np.ndarray
+    sample_weight: np.ndarray
+    work: Workspace
+    state: np.ndarray
+    orders: np.ndarray
+    hyper: np.ndarray
+    loss_sums: np.ndarray
+    steps: np.ndarray
+    stopping: np.ndarray
+    out: np.ndarray
+
+
+_placeholders_by_dtype = {}
+
+
+def _placeholders(dtype):
+    placeholders = _placeholders_by_dtype.get(dtype)
+    if placeholders is None:
+        empty = np.empty(0, dtype=dtype)
+        read_only = empty.reshape(0, 0).view()
+        read_only.flags.writeable = False
+        read_only_vector = empty.view()
+        read_only_vector.flags.writeable = False
+        placeholders = _Placeholders(
+            read_only, read_only_vector,
+            Workspace(empty, empty, np.zeros(1, dtype=np.intp), np.empty(0, dtype=np.int64),
+                      empty.reshape(0, 0), empty.reshape(0, 0), empty, empty),
+            empty, np.empty((1, 0), dtype=np.intp), empty, np.empty(0), np.empty(0, np.int64),
+            np.zeros(N_STOPPING), empty.reshape(0, 0),
+        )  # fmt: skip
+        _placeholders_by_dtype[dtype] = placeholders
+    return placeholders
+
+
+# Which kernel predicts for a common-path network, decided once per dtype and process:
+# the prediction kernel when it is compiled here or in the cache (small, quick to
+# call), the common-path kernel when only that one is ready (after a first fit: no
+# compilation at all), the prediction kernel otherwise (it compiles faster).
+_prediction_route = {}
+
+
+def predicts_through_common_path(dtype):
+    """True when predictions of ``dtype`` for common-path networks go through
+    :func:`predict_common` in this process (see above); both give the same bits."""
+    name = np.dtype(dtype).name
+    route = _prediction_route.get(name)
+    if route is None:
+
+        def has(signatures, rare_position, params_position):
+            return any(
+                str(getattr(signature[params_position], "dtype", "")) == name
+                and (rare_position is None or str(signature[rare_position]) == "none")
+                for signature in signatures
+            )
+
+        prediction_ready = has(predict_forward.signatures, 1, 2) or has(
+            cached_signatures(predict_forward), 1, 2
+        )
+        common_ready = has(common_epochs.signatures, None, 17)
+        route = "common" if common_ready and not prediction_ready else "forward"
+        _prediction_route[name] = route
+    return route == "common"
+
+
+def predict_common(X, params, net, loss_code, out):
+    """:func:`predict_forward` for a network of the common path (dense input, common
+    activations and loss), through the common-path kernel: after a first fit, the
+    first prediction then compiles nothing. Same results, same returns."""
+    p = _placeholders(params.dtype)
+    return common_epochs(
+        X, p.Y, p.sample_weight, False, net.units, net.coef_offsets, net.intercept_offsets,
+        net.hidden_codes, net.n_coefs, *p.work, params, p.state, p.state, p.orders,
+        1, loss_code, SGD, False, p.hyper, 0, p.loss_sums, p.steps, p.stopping, True, out,
+    )  # fmt: skip
 
 
 def full_loss_and_gradient(data, net, work, rare, order, chunk_rows, params, chunk_grads,

@@ -54,7 +54,8 @@ def warmup(dtypes=("float64", "float32"), *, everything=False):
     import scipy.sparse as sp
     from sklearn.exceptions import ConvergenceWarning
 
-    from fastbp._network import NetworkLayout
+    from fastbp import _kernels
+    from fastbp._network import NetworkLayout, read_only
     from fastbp._optimizers import FullBatchObjective
     from fastbp.estimators import BackpropClassifier
 
@@ -68,7 +69,13 @@ def warmup(dtypes=("float64", "float32"), *, everything=False):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             # every common option shares the common-path kernel; prediction has its own.
-            BackpropClassifier(hidden_layer_sizes=(2,), max_iter=1).fit(X, y).predict(X)
+            model = BackpropClassifier(hidden_layer_sizes=(2,), max_iter=1).fit(X, y)
+            model.predict(X)
+            # A process that fitted predicts through the common-path kernel; one that
+            # only predicts (a loaded model) uses the prediction kernel: prepare it.
+            network = model._fitted_network()
+            out = np.empty((X.shape[0], network.n_outputs), dtype=dtype)
+            _kernels.predict_forward(read_only(X), None, *network.predict_arguments, out)
             if everything:
                 # One full epoch kernel serves sparse input, dropout, clipping and
                 # every activation and loss; sparse prediction uses the full
@@ -91,19 +98,18 @@ def warmup(dtypes=("float64", "float32"), *, everything=False):
 def kernels_are_cached(dtype):
     """True when numba's cache holds the common-path kernel for ``dtype``
     (so a fit will load, not compile, it). A cheap look at the cache index."""
+    from fastbp._common_path import common_epochs
+    from fastbp._kernel_cache import cached_signatures
+
+    name = np.dtype(dtype).name
+    position = _position(common_epochs, "params")
+    return any(
+        str(getattr(signature[position], "dtype", "")) == name
+        for signature in cached_signatures(common_epochs)
+    )
+
+
+def _position(dispatcher, argument):
     import inspect
 
-    from fastbp import _common_path
-
-    kernel = _common_path.common_epochs
-    cache = getattr(kernel, "_cache", None)
-    cache_file = getattr(getattr(cache, "_cache", cache), "_cache_file", None)
-    if cache_file is None:
-        return False
-    try:
-        overloads = cache_file._load_index()
-    except Exception:  # a damaged index unpickles into almost any error
-        return False
-    name = np.dtype(dtype).name
-    params = list(inspect.signature(kernel.py_func).parameters).index("params")
-    return any(str(getattr(key[0][params], "dtype", "")) == name for key in overloads)
+    return list(inspect.signature(dispatcher.py_func).parameters).index(argument)

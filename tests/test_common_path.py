@@ -113,3 +113,87 @@ def test_other_options_train_in_the_full_kernel(monkeypatch, quiet_convergence, 
     _, y = problems["squared_error"]
     _, calls = _fit(monkeypatch, "common", BackpropRegressor, X, y, **params)
     assert calls == {"full"}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_prediction_through_the_common_path_kernel_gives_the_prediction_kernels_bits(
+    quiet_convergence, dtype
+):
+    rng = np.random.RandomState(0)
+    X, problems = _problems()
+    X = X.astype(dtype)
+    # 2500 rows: three chunks of 1024, the last one short
+    X_big = rng.normal(scale=3, size=(2500, X.shape[1])).astype(dtype)
+    for loss, (estimator, y) in problems.items():
+        for activation in ACTIVATIONS:
+            model = estimator(hidden_layer_sizes=(6, 5), activation=activation, max_iter=3,
+                              random_state=0)  # fmt: skip
+            network = model.fit(X, y)._fitted_network()
+            assert network.common_path, (loss, activation)
+            for rows in (X[:1], X, X_big):
+                rows = _kernels_input(rows)
+                common = np.empty((rows.shape[0], network.n_outputs), dtype=dtype)
+                forward = np.full_like(common, np.nan)
+                returned = _kernels.predict_common(
+                    rows, network.params, network.net, network.loss_code, common
+                )
+                expected = _kernels.predict_forward(rows, None, *network.predict_arguments, forward)
+                assert tuple(returned) == tuple(expected) == (True, True)
+                assert_array_equal(common, forward)
+            # a non-finite input: nothing computed, (False, False) as predict_forward says
+            bad = X[:3].copy()
+            bad[1, 2] = np.nan
+            out = np.empty((3, network.n_outputs), dtype=dtype)
+            assert not _kernels.predict_common(
+                _kernels_input(bad), network.params, network.net, network.loss_code, out
+            )[0]
+    # one variant of the common-path kernel per dtype serves training and prediction
+    params_dtypes = [str(s[17].dtype) for s in _kernels.common_epochs.signatures]
+    assert len(params_dtypes) == len(set(params_dtypes))
+
+
+def _kernels_input(X):
+    from fastbp._network import read_only
+
+    return read_only(np.ascontiguousarray(X))
+
+
+def test_after_a_fit_the_first_prediction_compiles_nothing(tmp_path):
+    """A process that fitted predicts through the kernel it trained with; one that
+    only predicts (a loaded model) compiles the smaller prediction kernel."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+    import textwrap
+
+    X = np.random.RandomState(0).normal(size=(50, 4))
+    y = np.arange(50) % 3
+    with open(tmp_path / "model.pkl", "wb") as file:
+        pickle.dump(BackpropClassifier(hidden_layer_sizes=(5,), max_iter=300).fit(X, y), file)
+    script = textwrap.dedent(
+        f"""
+        import pickle, sys, warnings
+        import numpy as np
+        from fastbp import BackpropClassifier, _kernels
+        warnings.simplefilter("ignore")
+        X = np.random.RandomState(0).normal(size=(50, 4))
+        if sys.argv[1] == "fit":
+            clf = BackpropClassifier(hidden_layer_sizes=(5,), max_iter=2).fit(X, np.arange(50) % 3)
+        else:
+            with open({str(tmp_path / "model.pkl")!r}, "rb") as file:
+                clf = pickle.load(file)
+        clf.predict_proba(X)
+        print(len(_kernels.predict_forward.signatures), _kernels._prediction_route)
+        """
+    )
+    for mode, expected in (
+        ("fit", "0 {'float64': 'common'}"),
+        ("load", "1 {'float64': 'forward'}"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=600,
+            env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / mode)},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == expected
