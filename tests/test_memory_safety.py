@@ -400,6 +400,18 @@ EVERY_KERNEL_PATH = """
                 for loss in REGRESSION_LOSSES:
                     reg = BackpropRegressor(loss=loss, **options).fit(data, Y)
                     reg.predict(data[:1])
+        # the common-path kernel (dense, no dropout or clipping), training and
+        # predicting, in 1024-row chunks and less
+        common = ["identity", "logistic", "relu", "leaky_relu"]
+        dense, many = X.astype(dtype), rng.normal(size=(2100, 5)).astype(dtype)
+        for solver in ("sgd", "adam", "adamw"):
+            options = dict(solver=solver, max_iter=3, batch_size=16, random_state=0,
+                           hidden_layer_sizes=(7,) * len(common), activation=common)
+            for target in (y, y % 2, np.stack([y % 2, y // 2], axis=1)):
+                clf = BackpropClassifier(**options).fit(dense, target)
+                clf.predict_proba(dense[:1]), clf.predict_proba(many)
+            reg = BackpropRegressor(**options).fit(dense, Y)
+            reg.predict(dense[:1]), reg.predict(many)
     print("all kernel paths ran")
 """
 
