@@ -530,8 +530,8 @@ def _placeholders(dtype):
 
 # Which kernel predicts for a common-path network, decided once per dtype and process:
 # the prediction kernel when it is compiled here or in the cache (small, quick to
-# call), the common-path kernel when only that one is ready (after a first fit: no
-# compilation at all), the prediction kernel otherwise (it compiles faster).
+# call), the common-path kernel when only that one is (after a first fit, or warmup:
+# no compilation at all), the prediction kernel otherwise (it compiles faster).
 _prediction_route = {}
 
 
@@ -552,7 +552,9 @@ def predicts_through_common_path(dtype):
         prediction_ready = has(predict_forward.signatures, 1, 2) or has(
             cached_signatures(predict_forward), 1, 2
         )
-        common_ready = has(common_epochs.signatures, None, 17)
+        common_ready = has(common_epochs.signatures, None, 17) or has(
+            cached_signatures(common_epochs), None, 17
+        )
         route = "common" if common_ready and not prediction_ready else "forward"
         _prediction_route[name] = route
     return route == "common"

@@ -54,10 +54,9 @@ def warmup(dtypes=("float64", "float32"), *, everything=False):
     import scipy.sparse as sp
     from sklearn.exceptions import ConvergenceWarning
 
-    from fastbp import _kernels
-    from fastbp._network import NetworkLayout, read_only
+    from fastbp._network import NetworkLayout
     from fastbp._optimizers import FullBatchObjective
-    from fastbp.estimators import BackpropClassifier
+    from fastbp.estimators import BackpropClassifier, BackpropRegressor
 
     rng = np.random.RandomState(0)
     seconds = {}
@@ -68,14 +67,9 @@ def warmup(dtypes=("float64", "float32"), *, everything=False):
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            # every common option shares the common-path kernel; prediction has its own.
-            model = BackpropClassifier(hidden_layer_sizes=(2,), max_iter=1).fit(X, y)
-            model.predict(X)
-            # A process that fitted predicts through the common-path kernel; one that
-            # only predicts (a loaded model) uses the prediction kernel: prepare it.
-            network = model._fitted_network()
-            out = np.empty((X.shape[0], network.n_outputs), dtype=dtype)
-            _kernels.predict_forward(read_only(X), None, *network.predict_arguments, out)
+            # one kernel trains and predicts on the common path (sparse input and rare
+            # activations predict through the prediction kernel, below)
+            BackpropClassifier(hidden_layer_sizes=(2,), max_iter=1).fit(X, y).predict(X)
             if everything:
                 # One full epoch kernel serves sparse input, dropout, clipping and
                 # every activation and loss; sparse prediction uses the full
@@ -84,6 +78,9 @@ def warmup(dtypes=("float64", "float32"), *, everything=False):
                     hidden_layer_sizes=(2,), activation="tanh", dropout=0.1, max_iter=1
                 )
                 rare.fit(sp.csr_matrix(X), y).predict(sp.csr_matrix(X))
+                # a loss outside the common path: dense prediction without it
+                robust = BackpropRegressor(hidden_layer_sizes=(2,), loss="huber", max_iter=1)
+                robust.fit(X, X[:, 0]).predict(X)
                 layout = NetworkLayout([3, 2, 1])
                 for activation in ("relu", "tanh"):  # chunked L-BFGS, both paths
                     objective = FullBatchObjective(

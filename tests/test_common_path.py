@@ -159,8 +159,9 @@ def _kernels_input(X):
 
 
 def test_after_a_fit_the_first_prediction_compiles_nothing(tmp_path):
-    """A process that fitted predicts through the kernel it trained with; one that
-    only predicts (a loaded model) compiles the smaller prediction kernel."""
+    """A process that fitted predicts through the kernel it trained with, and so does
+    one that only predicts (a loaded model) when that kernel is cached; with nothing
+    cached, it compiles the smaller prediction kernel."""
     import os
     import pickle
     import subprocess
@@ -187,13 +188,15 @@ def test_after_a_fit_the_first_prediction_compiles_nothing(tmp_path):
         print(len(_kernels.predict_forward.signatures), _kernels._prediction_route)
         """
     )
-    for mode, expected in (
-        ("fit", "0 {'float64': 'common'}"),
-        ("load", "1 {'float64': 'forward'}"),
-    ):
+    cases = [
+        ("fit", "fitted", "0 {'float64': 'common'}"),  # an empty cache
+        ("load", "empty", "1 {'float64': 'forward'}"),  # an empty cache: the small kernel
+        ("load", "fitted", "0 {'float64': 'common'}"),  # the cache the fit above filled
+    ]
+    for mode, cache, expected in cases:
         result = subprocess.run(
             [sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=600,
-            env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / mode)},
+            env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / cache)},
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
-        assert result.stdout.strip() == expected
+        assert result.stdout.strip() == expected, (mode, cache)
