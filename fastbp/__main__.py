@@ -31,7 +31,7 @@ def _prepare_kernels():
     if not kernels_are_cached("float64"):
         print(
             "First run in this environment: numba compiles fastbp's kernels once "
-            "(about 15 s on a 2-core machine; later runs load them from its cache in "
+            "(about 10 s on a 2-core machine; later runs load them from its cache in "
             "well under a second)",
             end="",
             flush=True,
@@ -64,12 +64,12 @@ def main(argv=None):
     parser.add_argument(
         "--warmup",
         action="store_true",
-        help="only compile the kernels of the common paths (both dtypes) and exit",
+        help="only compile the common-path kernel (both dtypes) and exit",
     )
     parser.add_argument(
         "--all",
         action="store_true",
-        help="with --warmup: also the rarely used options (sparse input, dropout, ...)",
+        help="with --warmup: also the full kernels (sparse input, dropout, other options)",
     )
     args = parser.parse_args(argv)
     if args.warmup:
