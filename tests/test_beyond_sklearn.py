@@ -15,10 +15,6 @@ from fastbp._optimizers import FullBatchObjective
 NEW_ACTIVATIONS = ["leaky_relu", "elu", "softplus", "swish"]
 
 
-# Fixed epoch budgets, on purpose: not converging is expected here.
-pytestmark = pytest.mark.usefixtures("quiet_convergence")
-
-
 def _check_gradient(activation, loss, dropout=0.0, alpha=0.1, n_outputs=2):
     rng = np.random.RandomState(3)
     layout = NetworkLayout([4, 6, 5, n_outputs])

@@ -14,9 +14,6 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from fastbp import BackpropClassifier, BackpropRegressor, _kernels
 
-# Fixed epoch budgets, on purpose: not converging is expected here.
-pytestmark = pytest.mark.usefixtures("quiet_convergence")
-
 
 def test_digits_accuracy_with_default_parameters(digits):
     X, y = digits

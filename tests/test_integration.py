@@ -25,9 +25,6 @@ from sklearn.preprocessing import StandardScaler
 
 from fastbp import BackpropClassifier, BackpropRegressor
 
-# Fixed epoch budgets, on purpose: not converging is expected here.
-pytestmark = pytest.mark.usefixtures("quiet_convergence")
-
 
 # --------------------------------------------------------------------- sparse
 def _sparse_problem():

@@ -3,13 +3,11 @@
 import io
 import json
 import pickle
-import warnings
 import zipfile
 
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
-from sklearn.exceptions import ConvergenceWarning
 
 import fastbp
 from fastbp import BackpropClassifier, BackpropRegressor
@@ -21,10 +19,8 @@ def _fitted(Estimator, solver):
     rng = np.random.RandomState(0)
     X = rng.normal(size=(60, 4))
     y = (X[:, 0] > 0).astype(int) if Estimator is BackpropClassifier else X @ [1, 2, 0, -1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        est = Estimator(hidden_layer_sizes=(5,), solver=solver, max_iter=5, random_state=0)
-        return est.fit(X, y), X, y
+    est = Estimator(hidden_layer_sizes=(5,), solver=solver, max_iter=5, random_state=0)
+    return est.fit(X, y), X, y
 
 
 def _outputs(est, X):

@@ -13,10 +13,6 @@ from fastbp import BackpropClassifier, DaskChunks, _kernels, fit_chunks
 GRID = {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-1]}
 
 
-# Fixed epoch budgets, on purpose: not converging is expected here.
-pytestmark = pytest.mark.usefixtures("quiet_convergence")
-
-
 @pytest.fixture(scope="module")
 def problem():
     X, y = make_classification(n_samples=300, n_features=10, n_informative=6, random_state=0)

@@ -1,6 +1,5 @@
 """scikit-learn's own estimator checks, over each solver and both estimators."""
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fastbp import BackpropClassifier, BackpropRegressor
@@ -42,7 +41,6 @@ def expected_failed_checks(estimator):
     return {}
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @parametrize_with_checks(CONFIGURATIONS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
