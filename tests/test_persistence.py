@@ -49,6 +49,8 @@ def test_pickle_round_trip_predicts_identically(Estimator):
     est, X, _ = _fitted(Estimator, "adam")
     loaded = pickle.loads(pickle.dumps(est))
     assert_array_equal(_outputs(loaded, X), _outputs(est, X))
+    # coefs_ and intercepts_ are views into the loaded model's one parameter vector
+    assert all(p.base is loaded._model.params for p in loaded.coefs_ + loaded.intercepts_)
     # Saving does not disturb the live model.
     assert all(p.base is est._model.params for p in est.coefs_ + est.intercepts_)
 
