@@ -127,6 +127,16 @@ BAD_FITS = [
         "Negative values in data passed to `sample_weight`",
     ),
     (
+        # X passes its own checks: the fit it would reset must be left alone
+        "negative-sample-weight-other-width",
+        BackpropClassifier,
+        X[:, :3],
+        Y_CLASS,
+        {"sample_weight": -np.ones(40)},
+        ValueError,
+        "Negative values in data passed to `sample_weight`",
+    ),
+    (
         "zero-sample-weights",
         BackpropClassifier,
         X,
@@ -168,13 +178,14 @@ def test_bad_fit_input_is_refused_and_leaves_the_model_unchanged(
     y_good = Y_CLASS if Estimator is BackpropClassifier else Y_REG
     est = Estimator(hidden_layer_sizes=(4,), solver=solver, max_iter=3, random_state=0)
     est.fit(X, y_good)
-    before = est.predict(X)
+    outputs = est.predict_proba if Estimator is BackpropClassifier else est.predict
+    before = outputs(X)
     state = dict(est.__dict__)
     with pytest.raises(error, match=message):
         est.fit(X_bad, y_bad, **fit_params)
     assert est.__dict__.keys() == state.keys()
     assert all(est.__dict__[key] is state[key] for key in state)
-    assert_array_equal(est.predict(X), before)
+    assert_array_equal(outputs(X), before)  # nor changed in place
 
 
 def test_negative_targets_with_poisson_loss():
@@ -192,7 +203,9 @@ def test_predict_errors(Estimator):
         [est.predict_proba, est.predict_log_proba] if Estimator is BackpropClassifier else []
     )
     for method in methods:
-        with pytest.raises(ValueError, match="X has 3 features, but .* is expecting 5"):
+        with pytest.raises(
+            ValueError, match=f"X has 3 features, but {Estimator.__name__} is expecting 5"
+        ):
             method(X[:, :3])
         with pytest.raises(ValueError, match="Input X contains NaN"):
             method(_with(X, (0, 0), np.nan))
@@ -216,6 +229,13 @@ def test_partial_fit_errors_leave_the_model_unchanged():
         assert_array_equal(clf.predict_proba(X), before)
     with pytest.raises(ValueError, match="only one class"):
         BackpropClassifier().partial_fit(X, Y_CLASS * 0, classes=[0])
+
+
+def test_failed_partial_fit_leaves_an_unfitted_estimator_unfitted():
+    clf = BackpropClassifier()
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        clf.partial_fit(np.full_like(X, np.nan), Y_CLASS, classes=[0, 1, 2])
+    assert not hasattr(clf, "classes_") and not hasattr(clf, "coefs_")
 
 
 INVALID_PARAMETERS = [
