@@ -155,8 +155,12 @@ def test_verbose_2_adds_timings():
     printed = _printed(
         BackpropClassifier(max_iter=3, verbose=2, early_stopping=True, random_state=0), X, y
     )
-    assert re.search(r"Iteration 1, loss = \d+\.\d{8} \(\d+\.\d{3} s\)", printed)
-    assert re.search(r"Validation score: \d\.\d{6} \(validation loss \d+\.\d{8}\)", printed)
+    # the first epoch's line, then its validation line
+    assert re.match(
+        r"Iteration 1, loss = \d+\.\d{8} \(\d+\.\d{3} s\)\n"
+        r"Validation score: \d\.\d{6} \(validation loss \d+\.\d{8}\)\n",
+        printed,
+    )
     printed = _printed(BackpropClassifier(solver="lbfgs", max_iter=3, verbose=2), X, y)
     assert "Iteration 3, loss" in printed
 
