@@ -197,24 +197,6 @@ def test_early_stopping_on_the_validation_loss():
     assert clf.best_validation_score_ == pytest.approx(-min(clf.validation_loss_curve_))
 
 
-@pytest.mark.parametrize("scoring", ["f1_macro", "neg_log_loss", "roc_auc_ovr"])
-def test_early_stopping_on_a_scorer_restores_the_best_weights(scoring):
-    X, y = make_classification(
-        n_samples=400, n_features=10, n_classes=3, n_informative=5, random_state=0
-    )
-    clf = BackpropClassifier(
-        early_stopping=True,
-        scoring=scoring,
-        n_iter_no_change=4,
-        max_iter=100,
-        learning_rate_init=0.01,
-        random_state=0,
-    )
-    clf.fit(X, y)
-    assert clf.best_validation_score_ == max(clf.validation_scores_)
-    assert len(clf.validation_loss_curve_) == clf.n_iter_
-
-
 def test_early_stopping_scoring_with_multilabel_and_sample_weight():
     X, y = make_classification(n_samples=300, n_features=8, random_state=0)
     Y = np.column_stack([y, 1 - y, X[:, 0] > 0]).astype(int)
@@ -227,16 +209,6 @@ def test_early_stopping_scoring_with_multilabel_and_sample_weight():
         early_stopping=True, scoring="neg_mean_absolute_error", max_iter=30, random_state=0
     ).fit(X, X[:, 0], sample_weight=weights)
     assert reg.best_validation_score_ <= 0
-
-
-def test_default_early_stopping_still_matches_scikit_learn_scores():
-    from sklearn.neural_network import MLPClassifier
-
-    X, y = make_classification(n_samples=200, random_state=0)
-    params = dict(early_stopping=True, max_iter=20, random_state=0)
-    ours = BackpropClassifier(**params).fit(X, y)
-    theirs = MLPClassifier(**params).fit(X, y)
-    assert_allclose(ours.validation_scores_, theirs.validation_scores_)
 
 
 def test_multilabel_partial_fit_needs_no_classes():
@@ -255,19 +227,6 @@ def test_partial_fit_is_refused_for_lbfgs_with_a_clear_error():
         clf.partial_fit(np.zeros((4, 2)), [0, 1, 0, 1], classes=[0, 1])
     # the traceback carries the reason
     assert "only available for stochastic optimizers. lbfgs" in str(error.value.__cause__)
-
-
-def test_verbose_2_reports_time_and_validation_loss():
-    import contextlib
-    import io
-
-    X, y = make_classification(n_samples=100, random_state=0)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        BackpropClassifier(early_stopping=True, verbose=2, max_iter=2, random_state=0).fit(X, y)
-    lines = out.getvalue().splitlines()
-    assert lines[0].startswith("Iteration 1, loss = ") and lines[0].endswith(" s)")
-    assert lines[1].startswith("Validation score: ") and "validation loss" in lines[1]
 
 
 callback = pytest.importorskip("sklearn.callback")

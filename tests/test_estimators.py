@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
+from sklearn.datasets import make_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPRegressor
@@ -164,18 +165,34 @@ def test_warm_start_continues_from_previous_weights(small_classification):
         clf.fit(X[y < 2], y[y < 2])
 
 
-def test_early_stopping_records_scores_and_restores_best_weights(small_classification):
-    X, y = small_classification
+# None: scikit-learn's score (accuracy); the others: fastbp's ``scoring``.
+@pytest.mark.parametrize("scoring", [None, "f1_macro", "neg_log_loss", "roc_auc_ovr"])
+def test_early_stopping_restores_the_weights_of_the_best_epoch(scoring):
+    X, y = make_classification(
+        n_samples=400, n_features=10, n_classes=3, n_informative=5, random_state=0
+    )
     clf = BackpropClassifier(
         early_stopping=True,
-        n_iter_no_change=3,
-        max_iter=300,
-        learning_rate_init=0.05,
+        scoring=scoring,
+        n_iter_no_change=4,
+        max_iter=100,
+        learning_rate_init=0.01,
         random_state=0,
     ).fit(X, y)
-    assert len(clf.validation_scores_) == clf.n_iter_ < 300
-    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    scores = clf.validation_scores_
+    assert len(scores) == len(clf.validation_loss_curve_) == clf.n_iter_ < 100
+    assert clf.best_validation_score_ == max(scores)
     assert clf.best_loss_ is None
+    best_epoch = int(np.argmax(scores)) + 1
+    assert best_epoch < clf.n_iter_  # training went on past the best epoch
+    # The same fit, stopped at the best epoch, ends on that epoch's weights (the best
+    # of its epochs is its last): the weights restored must be those.
+    at_best = clone(clf).set_params(max_iter=best_epoch).fit(X, y)
+    assert at_best.validation_scores_ == scores[:best_epoch]
+    for restored, expected in zip(
+        clf.coefs_ + clf.intercepts_, at_best.coefs_ + at_best.intercepts_
+    ):
+        assert_array_equal(restored, expected)
 
 
 @pytest.mark.parametrize("learning_rate", ["constant", "invscaling", "adaptive"])
