@@ -1,5 +1,7 @@
 """Scale-out: warm-up, Dask clusters, streaming over chunks, threads and processes."""
 
+import pathlib
+
 import joblib
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV, train_test_split
 
 import fastbp
-from fastbp import BackpropClassifier, DaskChunks, _kernels, fit_chunks
+from fastbp import BackpropClassifier, DaskChunks, _kernel_cache, _kernels, fit_chunks
 
 GRID = {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-1]}
 
@@ -46,12 +48,12 @@ def test_warmup_compiles_the_common_paths_and_on_request_everything():
     assert chunked == {"float64", "float32"}
 
 
-def _kernel_cache_stats():
-    """On a worker: how the epoch kernel got its machine code (cache or compile)."""
-    from fastbp import _kernels
-
-    stats = _kernels.epoch_kernel.stats
-    return {"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values())}
+def _numba_cache_files():
+    """The files of numba's on-disk cache of fastbp's kernels, with their size and
+    modification time: a process that compiles a kernel saves it there."""
+    location = pathlib.Path(_kernel_cache.CACHE_LOCATION)
+    stats = {path.name: path.stat() for path in location.glob("*.nb[ic]")}
+    return {name: (stat.st_size, stat.st_mtime_ns) for name, stat in stats.items()}
 
 
 def _blas_threads():
@@ -65,6 +67,7 @@ def test_grid_search_on_a_dask_cluster_matches_one_process(problem):
     X, y = problem
     fastbp.warmup()  # fills the on-disk cache that the workers read
     reference = _search().fit(X, y)
+    cache_before = _numba_cache_files()
     with (
         distributed.LocalCluster(
             n_workers=2,
@@ -75,18 +78,17 @@ def test_grid_search_on_a_dask_cluster_matches_one_process(problem):
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        with joblib.parallel_config(backend="dask"):
+        with joblib.parallel_config(backend="dask"), distributed.get_task_stream(client) as tasks:
             search = _search(n_jobs=-1).fit(X, y)
-        stats = client.run(_kernel_cache_stats)
         blas_threads = client.run(_blas_threads)
     # one BLAS thread per single-threaded worker process: no oversubscription
     assert all(threads == {1} for threads in blas_threads.values())
     assert search.best_params_ == reference.best_params_
     assert_allclose(search.cv_results_["mean_test_score"], reference.cv_results_["mean_test_score"])
-    assert len(stats) == 2
-    for worker_stats in stats.values():
-        # Every worker trained, loading the compiled kernel instead of compiling it.
-        assert worker_stats == {"hits": 1, "misses": 0}
+    # Both workers trained, loading the compiled kernels: none compiled one (and
+    # saved it to the cache).
+    assert len({task["worker"] for task in tasks.data}) == 2
+    assert _numba_cache_files() == cache_before
 
 
 @pytest.mark.parametrize("backend", ["loky", "threading"])
