@@ -48,6 +48,10 @@ def test_warmup_compiles_the_common_paths_and_on_request_everything():
     assert chunked == {"float64", "float32"}
 
 
+def _cache_location():
+    return _kernel_cache.CACHE_LOCATION
+
+
 def _numba_cache_files():
     """The files of numba's on-disk cache of fastbp's kernels, with their size and
     modification time: a process that compiles a kernel saves it there."""
@@ -81,13 +85,15 @@ def test_grid_search_on_a_dask_cluster_matches_one_process(problem):
         with joblib.parallel_config(backend="dask"), distributed.get_task_stream(client) as tasks:
             search = _search(n_jobs=-1).fit(X, y)
         blas_threads = client.run(_blas_threads)
+        locations = client.run(_cache_location)
     # one BLAS thread per single-threaded worker process: no oversubscription
     assert all(threads == {1} for threads in blas_threads.values())
     assert search.best_params_ == reference.best_params_
     assert_allclose(search.cv_results_["mean_test_score"], reference.cv_results_["mean_test_score"])
-    # Both workers trained, loading the compiled kernels: none compiled one (and
-    # saved it to the cache).
+    # Both workers trained, loading the compiled kernels from this process's cache:
+    # none compiled one (which saves it to the cache).
     assert len({task["worker"] for task in tasks.data}) == 2
+    assert set(locations.values()) == {_kernel_cache.CACHE_LOCATION}
     assert _numba_cache_files() == cache_before
 
 
