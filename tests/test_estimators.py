@@ -13,6 +13,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPRegressor
 
 from fastbp import BackpropClassifier, BackpropRegressor, _kernels
+from fastbp._optimizers import OPTIMIZERS
+
+SOLVERS = [*OPTIMIZERS, "lbfgs"]
 
 
 def test_digits_accuracy_with_default_parameters(digits):
@@ -86,7 +89,7 @@ def test_multi_output_regression(small_regression):
 
 
 @pytest.mark.parametrize("Estimator", [BackpropClassifier, BackpropRegressor])
-@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("solver", SOLVERS)
 def test_float32_in_float32_out(Estimator, solver, small_classification):
     X, y = small_classification
     X = X.astype(np.float32)
@@ -115,7 +118,7 @@ def test_read_only_input_is_accepted_and_never_written(small_classification):
     assert_array_equal(X, before)
 
 
-@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("solver", SOLVERS)
 def test_same_random_state_gives_identical_models(solver, small_classification):
     X, y = small_classification
     a = BackpropClassifier(solver=solver, max_iter=5, random_state=7).fit(X, y)

@@ -22,6 +22,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from fastbp import BackpropClassifier, BackpropRegressor
+from fastbp._optimizers import OPTIMIZERS
 
 
 # --------------------------------------------------------------------- sparse
@@ -33,7 +34,7 @@ def _sparse_problem():
     return X, y
 
 
-@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("solver", [*OPTIMIZERS, "lbfgs"])
 @pytest.mark.parametrize("to_format", [sp.csr_matrix, sp.csc_matrix, sp.csr_array])
 def test_sparse_input_matches_dense(solver, to_format):
     X, y = _sparse_problem()

@@ -376,17 +376,19 @@ EVERY_KERNEL_PATH = """
     import numpy as np
     import scipy.sparse as sp
     from fastbp import BackpropClassifier, BackpropRegressor
+    from fastbp._kernel_codes import ACTIVATION_CODES
     from fastbp._losses import REGRESSION_LOSSES
+    from fastbp._optimizers import OPTIMIZERS
     warnings.simplefilter("ignore")
     rng = np.random.RandomState(0)
     X = rng.normal(size=(90, 5))
     X[X < 0.3] = 0
     y = np.arange(90) % 3
     Y = np.abs(X[:, :2]) + 0.1
-    every = ["identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus", "swish"]
+    every = list(ACTIVATION_CODES)
     for dtype in (np.float64, np.float32):
         for data in (X.astype(dtype), sp.csr_matrix(X.astype(dtype))):
-            for solver in ("sgd", "adam", "lbfgs"):
+            for solver in [*OPTIMIZERS, "lbfgs"]:
                 stochastic = solver != "lbfgs"
                 options = dict(solver=solver, max_iter=3, batch_size=16, random_state=0,
                                hidden_layer_sizes=(7,) * len(every))

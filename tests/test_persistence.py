@@ -11,6 +11,7 @@ from numpy.testing import assert_array_equal
 
 import fastbp
 from fastbp import BackpropClassifier, BackpropRegressor
+from fastbp._optimizers import OPTIMIZERS
 
 sio = pytest.importorskip("skops.io")
 
@@ -30,7 +31,7 @@ def _outputs(est, X):
 
 
 @pytest.mark.parametrize("Estimator", [BackpropClassifier, BackpropRegressor])
-@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("solver", [*OPTIMIZERS, "lbfgs"])
 def test_skops_round_trip_needs_only_the_documented_trusted_types(Estimator, solver):
     est, X, y = _fitted(Estimator, solver)
     data = sio.dumps(est)
