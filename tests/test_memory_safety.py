@@ -207,6 +207,7 @@ def test_random_weight_lists_predict_correctly_or_raise_value_error(fitted_regre
 
 
 # --------------------------------------------------------------------- threads
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ESTIMATORS)
 def test_predicting_while_another_thread_refits_never_crashes(name):
     # The refits change the output count (3 classes, then 2; 1 output, then 4) and
@@ -271,6 +272,7 @@ def test_predicting_while_another_thread_refits_never_crashes(name):
 
 
 # ----------------------------------------------------------------- numba cache
+@pytest.mark.slow
 def test_a_corrupted_numba_cache_heals_itself(tmp_path):
     script = """
         import warnings
@@ -321,6 +323,7 @@ def test_every_kernel_module_is_in_the_cache_stamp():
     assert defining <= set(_kernel_cache.KERNEL_SOURCES)
 
 
+@pytest.mark.slow
 def test_an_edited_helper_in_another_file_is_recompiled_not_loaded_stale(tmp_path):
     # numba checks a cached kernel against its own file only; fastbp stamps every
     # cache with all kernel sources. Edit the relu of a copy of the package (in
@@ -404,6 +407,7 @@ EVERY_KERNEL_PATH = """
 """
 
 
+@pytest.mark.slow
 def test_kernels_stay_in_bounds_under_numba_boundscheck(tmp_path):
     # numba does not check indices in compiled code; NUMBA_BOUNDSCHECK=1 makes an
     # out-of-range index an IndexError. Its own cache directory: the checked

@@ -5,6 +5,8 @@ import pathlib
 import re
 import textwrap
 
+import pytest
+
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -17,6 +19,7 @@ def test_readme_has_python_blocks():
     assert len(python_blocks()) >= 4
 
 
+@pytest.mark.slow
 def test_every_readme_python_block_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # blocks that write files write them here
     namespace = {}

@@ -66,6 +66,7 @@ def _blas_threads():
     return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
 
 
+@pytest.mark.slow
 def test_grid_search_on_a_dask_cluster_matches_one_process(problem):
     distributed = pytest.importorskip("distributed")
     X, y = problem

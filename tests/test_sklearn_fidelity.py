@@ -240,6 +240,7 @@ def global_random_seed():
 """
 
 
+@pytest.mark.slow
 def test_sklearns_own_mlp_tests_pass_on_fastbp(tmp_path):
     source = pathlib.Path(sklearn.__file__).parent / "neural_network" / "tests" / "test_mlp.py"
     if not source.exists():
