@@ -1,6 +1,5 @@
 import os
 import sys
-import warnings
 
 # The examples draw figures and end with plt.show(): under pytest matplotlib draws to
 # memory (Agg), so nothing opens a window or blocks. Set before matplotlib is imported.
@@ -8,7 +7,6 @@ os.environ["MPLBACKEND"] = "Agg"
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
 # Lets tests import the plain-numpy reference implementation next to them.
 sys.path.insert(0, os.path.dirname(__file__))
@@ -38,12 +36,3 @@ def small_regression():
     X = rng.uniform(-1, 1, (160, 6))
     y = np.sin(X[:, 0] * 2) + X[:, 1] * X[:, 2] + 0.1 * rng.randn(160)
     return X, y
-
-
-@pytest.fixture
-def quiet_convergence():
-    """Silence ConvergenceWarning in tests that stop at a fixed number of epochs on
-    purpose (``pytestmark = pytest.mark.usefixtures("quiet_convergence")``)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield

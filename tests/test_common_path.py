@@ -63,7 +63,7 @@ def _fit(monkeypatch, route, estimator, X, y, sample_weight=None, **params):
 
 @pytest.mark.parametrize("loss", ["log_loss", "binary_log_loss", "squared_error"])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_common_path_gives_the_full_kernels_weights(monkeypatch, quiet_convergence, loss,
+def test_common_path_gives_the_full_kernels_weights(monkeypatch, loss,
                                                     activation):  # fmt: skip
     X, problems = _problems()
     estimator, y = problems[loss]
@@ -108,7 +108,7 @@ def test_the_router_sends_every_other_option_to_the_full_kernel():
     "params",
     [{"loss": "huber"}, {"max_grad_norm": 1.0}, {"activation": "tanh"}, {"dropout": 0.2}],
 )
-def test_other_options_train_in_the_full_kernel(monkeypatch, quiet_convergence, params):
+def test_other_options_train_in_the_full_kernel(monkeypatch, params):
     X, problems = _problems()
     _, y = problems["squared_error"]
     _, calls = _fit(monkeypatch, "common", BackpropRegressor, X, y, **params)
@@ -116,9 +116,7 @@ def test_other_options_train_in_the_full_kernel(monkeypatch, quiet_convergence, 
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_prediction_through_the_common_path_kernel_gives_the_prediction_kernels_bits(
-    quiet_convergence, dtype
-):
+def test_prediction_through_the_common_path_kernel_gives_the_prediction_kernels_bits(dtype):
     rng = np.random.RandomState(0)
     X, problems = _problems()
     X = X.astype(dtype)

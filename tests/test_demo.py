@@ -3,6 +3,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 
 def test_demo_runs_and_reports_both_estimators():
     result = subprocess.run(
@@ -29,6 +31,7 @@ def test_warmup_flag_compiles_and_exits():
     assert "fastbp kernels for float32: ready in" in result.stdout
 
 
+@pytest.mark.slow
 def test_demo_announces_the_first_compilation_and_times_it_apart(tmp_path):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
     runs = [

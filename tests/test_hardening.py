@@ -8,7 +8,8 @@ import pytest
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
-from fastbp import BackpropClassifier, BackpropRegressor, _optimizers, _stochastic, fit_chunks
+from fastbp import BackpropClassifier, BackpropRegressor, _stochastic, fit_chunks
+from fastbp._optimizers import OPTIMIZERS
 
 SKLEARN_DIVERGENCE = (
     "Solver produced non-finite parameter weights. The input data may contain large "
@@ -16,7 +17,7 @@ SKLEARN_DIVERGENCE = (
 )
 
 
-@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("solver", [*OPTIMIZERS, "lbfgs"])
 def test_divergence_raises_with_sklearns_sentence(solver):
     # scikit-learn's own test_nonfinite_params: features near the float64 maximum.
     rng = np.random.RandomState(0)
@@ -112,7 +113,7 @@ def test_scoring_is_validated_at_fit_even_without_early_stopping(small_classific
 
 # ---------------------------------------------------------------------- Ctrl-C
 @pytest.mark.parametrize("epochs_per_call", [1, 1000])
-@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("solver", list(OPTIMIZERS))
 def test_ctrl_c_after_an_epoch_keeps_counters_with_the_weights(
     solver, epochs_per_call, small_classification, monkeypatch
 ):
@@ -123,8 +124,8 @@ def test_ctrl_c_after_an_epoch_keeps_counters_with_the_weights(
     # The interrupt arrives in the bookkeeping of the third epoch the kernel ran
     # (its first Python call after the kernel is epoch_ends), when the kernel may
     # have run later epochs in the same call.
-    optimizer_class = {"sgd": _optimizers.SGDOptimizer, "adam": _optimizers.AdamOptimizer}
-    original = optimizer_class[solver].epoch_ends
+    optimizer_class = OPTIMIZERS[solver]
+    original = optimizer_class.epoch_ends
     calls = []
 
     def interrupted(self, step):
@@ -133,11 +134,11 @@ def test_ctrl_c_after_an_epoch_keeps_counters_with_the_weights(
             raise KeyboardInterrupt
         return original(self, step)
 
-    monkeypatch.setattr(optimizer_class[solver], "epoch_ends", interrupted)
+    monkeypatch.setattr(optimizer_class, "epoch_ends", interrupted)
     clf = BackpropClassifier(**params, max_iter=50)
     with pytest.warns(UserWarning, match="interrupted"):
         clf.fit(X, y)
-    monkeypatch.setattr(optimizer_class[solver], "epoch_ends", original)
+    monkeypatch.setattr(optimizer_class, "epoch_ends", original)
     assert clf.n_iter_ >= 3
     if epochs_per_call == 1:
         assert clf.n_iter_ == 3
@@ -150,8 +151,7 @@ def test_ctrl_c_after_an_epoch_keeps_counters_with_the_weights(
     assert clf.t_ == reference.t_
     assert clf.loss_curve_ == reference.loss_curve_
     assert clf.loss_ == reference.loss_
-    if solver == "adam":
-        assert clf._optimizer.t == reference._optimizer.t
+    assert clf._optimizer.step == reference._optimizer.step  # Adam's t; SGD keeps none
 
 
 # ---------------------------------------------------------------- fit_chunks

@@ -2,7 +2,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 
+
+@pytest.mark.slow
 def test_import_and_fit_work_when_no_cache_location_is_writable():
     # Make numba find no cache locator at all, exactly what a read-only package
     # directory and a read-only home give (root would bypass file permissions).

@@ -8,9 +8,6 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from fastbp import BackpropClassifier, BackpropRegressor, LossCurveDisplay
 
-# Fixed epoch budgets, on purpose: not converging is expected here.
-pytestmark = pytest.mark.usefixtures("quiet_convergence")
-
 
 def _data(kind):
     X, y = make_classification(n_samples=120, n_features=6, n_informative=4, n_classes=3,

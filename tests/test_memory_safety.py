@@ -207,6 +207,7 @@ def test_random_weight_lists_predict_correctly_or_raise_value_error(fitted_regre
 
 
 # --------------------------------------------------------------------- threads
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ESTIMATORS)
 def test_predicting_while_another_thread_refits_never_crashes(name):
     # The refits change the output count (3 classes, then 2; 1 output, then 4) and
@@ -271,6 +272,7 @@ def test_predicting_while_another_thread_refits_never_crashes(name):
 
 
 # ----------------------------------------------------------------- numba cache
+@pytest.mark.slow
 def test_a_corrupted_numba_cache_heals_itself(tmp_path):
     script = """
         import warnings
@@ -321,6 +323,7 @@ def test_every_kernel_module_is_in_the_cache_stamp():
     assert defining <= set(_kernel_cache.KERNEL_SOURCES)
 
 
+@pytest.mark.slow
 def test_an_edited_helper_in_another_file_is_recompiled_not_loaded_stale(tmp_path):
     # numba checks a cached kernel against its own file only; fastbp stamps every
     # cache with all kernel sources. Edit the relu of a copy of the package (in
@@ -378,17 +381,20 @@ EVERY_KERNEL_PATH = """
     import numpy as np
     import scipy.sparse as sp
     from fastbp import BackpropClassifier, BackpropRegressor
+    from fastbp._common_path import COMMON_ACTIVATIONS, COMMON_SOLVERS
+    from fastbp._kernel_codes import ACTIVATION_CODES
     from fastbp._losses import REGRESSION_LOSSES
+    from fastbp._optimizers import OPTIMIZERS
     warnings.simplefilter("ignore")
     rng = np.random.RandomState(0)
     X = rng.normal(size=(90, 5))
     X[X < 0.3] = 0
     y = np.arange(90) % 3
     Y = np.abs(X[:, :2]) + 0.1
-    every = ["identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus", "swish"]
+    every = list(ACTIVATION_CODES)
     for dtype in (np.float64, np.float32):
         for data in (X.astype(dtype), sp.csr_matrix(X.astype(dtype))):
-            for solver in ("sgd", "adam", "lbfgs"):
+            for solver in [*OPTIMIZERS, "lbfgs"]:
                 stochastic = solver != "lbfgs"
                 options = dict(solver=solver, max_iter=3, batch_size=16, random_state=0,
                                hidden_layer_sizes=(7,) * len(every))
@@ -402,9 +408,10 @@ EVERY_KERNEL_PATH = """
                     reg.predict(data[:1])
         # the common-path kernel (dense, no dropout or clipping), training and
         # predicting, in 1024-row chunks and less
-        common = ["identity", "logistic", "relu", "leaky_relu"]
+        common = [name for name, code in ACTIVATION_CODES.items() if code in COMMON_ACTIVATIONS]
         dense, many = X.astype(dtype), rng.normal(size=(2100, 5)).astype(dtype)
-        for solver in ("sgd", "adam", "adamw"):
+        solvers = [name for name, cls in OPTIMIZERS.items() if cls.solver_code in COMMON_SOLVERS]
+        for solver in solvers:
             options = dict(solver=solver, max_iter=3, batch_size=16, random_state=0,
                            hidden_layer_sizes=(7,) * len(common), activation=common)
             for target in (y, y % 2, np.stack([y % 2, y // 2], axis=1)):
@@ -416,6 +423,7 @@ EVERY_KERNEL_PATH = """
 """
 
 
+@pytest.mark.slow
 def test_kernels_stay_in_bounds_under_numba_boundscheck(tmp_path):
     # numba does not check indices in compiled code; NUMBA_BOUNDSCHECK=1 makes an
     # out-of-range index an IndexError. Its own cache directory: the checked

@@ -22,8 +22,6 @@ onnxruntime = pytest.importorskip("onnxruntime")
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
 # Every activation fastbp has, and per-layer mixes (one name per hidden layer).
 ACTIVATIONS = sorted(ACTIVATION_CODES) + [
     ["elu", "leaky_relu"],

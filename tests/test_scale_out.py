@@ -1,5 +1,7 @@
 """Scale-out: warm-up, Dask clusters, streaming over chunks, threads and processes."""
 
+import pathlib
+
 import joblib
 import numpy as np
 import pytest
@@ -8,13 +10,9 @@ from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV, train_test_split
 
 import fastbp
-from fastbp import BackpropClassifier, DaskChunks, _common_path, _kernels, fit_chunks
+from fastbp import BackpropClassifier, DaskChunks, _common_path, _kernel_cache, _kernels, fit_chunks
 
 GRID = {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-1]}
-
-
-# Fixed epoch budgets, on purpose: not converging is expected here.
-pytestmark = pytest.mark.usefixtures("quiet_convergence")
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +49,16 @@ def test_warmup_compiles_the_common_paths_and_on_request_everything():
     assert chunked == {"float64", "float32"}
 
 
-def _kernel_cache_stats():
-    """On a worker: how the common-path kernel got its machine code (cache or compile)."""
-    from fastbp import _common_path
+def _cache_location():
+    return _kernel_cache.CACHE_LOCATION
 
-    stats = _common_path.common_epochs.stats
-    return {"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values())}
+
+def _numba_cache_files():
+    """The files of numba's on-disk cache of fastbp's kernels, with their size and
+    modification time: a process that compiles a kernel saves it there."""
+    location = pathlib.Path(_kernel_cache.CACHE_LOCATION)
+    stats = {path.name: path.stat() for path in location.glob("*.nb[ic]")}
+    return {name: (stat.st_size, stat.st_mtime_ns) for name, stat in stats.items()}
 
 
 def _blas_threads():
@@ -65,11 +67,13 @@ def _blas_threads():
     return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
 
 
+@pytest.mark.slow
 def test_grid_search_on_a_dask_cluster_matches_one_process(problem):
     distributed = pytest.importorskip("distributed")
     X, y = problem
     fastbp.warmup()  # fills the on-disk cache that the workers read
     reference = _search().fit(X, y)
+    cache_before = _numba_cache_files()
     with (
         distributed.LocalCluster(
             n_workers=2,
@@ -80,18 +84,19 @@ def test_grid_search_on_a_dask_cluster_matches_one_process(problem):
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        with joblib.parallel_config(backend="dask"):
+        with joblib.parallel_config(backend="dask"), distributed.get_task_stream(client) as tasks:
             search = _search(n_jobs=-1).fit(X, y)
-        stats = client.run(_kernel_cache_stats)
         blas_threads = client.run(_blas_threads)
+        locations = client.run(_cache_location)
     # one BLAS thread per single-threaded worker process: no oversubscription
     assert all(threads == {1} for threads in blas_threads.values())
     assert search.best_params_ == reference.best_params_
     assert_allclose(search.cv_results_["mean_test_score"], reference.cv_results_["mean_test_score"])
-    assert len(stats) == 2
-    for worker_stats in stats.values():
-        # Every worker trained, loading the compiled kernel instead of compiling it.
-        assert worker_stats == {"hits": 1, "misses": 0}
+    # Both workers trained, loading the compiled kernels from this process's cache:
+    # none compiled one (which saves it to the cache).
+    assert len({task["worker"] for task in tasks.data}) == 2
+    assert set(locations.values()) == {_kernel_cache.CACHE_LOCATION}
+    assert _numba_cache_files() == cache_before
 
 
 @pytest.mark.parametrize("backend", ["loky", "threading"])

@@ -1,18 +1,17 @@
 """scikit-learn's own estimator checks, over each solver and both estimators."""
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fastbp import BackpropClassifier, BackpropRegressor
+from fastbp._optimizers import OPTIMIZERS
 
 CONFIGURATIONS = [
-    BackpropClassifier(random_state=0),
-    BackpropClassifier(solver="sgd", random_state=0),
-    BackpropClassifier(solver="lbfgs", random_state=0),
+    *(
+        Estimator(solver=solver, random_state=0)
+        for Estimator in (BackpropClassifier, BackpropRegressor)
+        for solver in [*OPTIMIZERS, "lbfgs"]
+    ),
     BackpropClassifier(activation="logistic", random_state=0),
-    BackpropRegressor(random_state=0),
-    BackpropRegressor(solver="sgd", random_state=0),
-    BackpropRegressor(solver="lbfgs", random_state=0),
     BackpropRegressor(loss="poisson", activation="tanh", random_state=0),
     # the features beyond scikit-learn keep the estimators conformant too
     BackpropClassifier(dropout=0.2, activation="elu", max_grad_norm=1.0, random_state=0),
@@ -42,7 +41,6 @@ def expected_failed_checks(estimator):
     return {}
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @parametrize_with_checks(CONFIGURATIONS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)

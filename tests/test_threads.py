@@ -3,7 +3,6 @@
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pytest
 from numpy.testing import assert_array_equal
 
 from fastbp import BackpropClassifier, BackpropRegressor
@@ -14,8 +13,6 @@ def _fit(task):
     return Estimator(hidden_layer_sizes=(16, 8), max_iter=15, random_state=seed).fit(X, y)
 
 
-# catch_warnings is not thread-safe: filter through pytest instead.
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_parallel_fits_equal_sequential_fits(small_classification, small_regression):
     Xc, yc = small_classification
     Xr, yr = small_regression
@@ -33,7 +30,6 @@ def test_parallel_fits_equal_sequential_fits(small_classification, small_regress
             assert_array_equal(p, q)
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_many_threads_predict_from_one_model(digits):
     X, y = digits
     clf = _fit((BackpropClassifier, X, y, 0))
