@@ -382,3 +382,26 @@ def test_training_warnings_point_at_the_callers_line(small_classification, param
     locations = {(w.filename, w.lineno) for w in record if text in str(w.message)}
     fit_line = inspect.currentframe().f_lineno - 2
     assert locations == {(__file__, fit_line)}
+
+
+def _parameter_doc(estimator, name):
+    """The text of parameter ``name`` in the estimator's numpydoc docstring."""
+    import re
+
+    match = re.search(rf"^    {name} : .*?(?=^    \w+ : |\Z)", estimator.__doc__, re.M | re.S)
+    assert match, name
+    return match.group(0)
+
+
+def test_docstrings_name_every_option_of_the_tables():
+    from fastbp._kernel_codes import ACTIVATION_CODES
+    from fastbp._losses import REGRESSION_LOSSES
+    from fastbp._optimizers import OPTIMIZERS
+
+    for estimator in (BackpropClassifier, BackpropRegressor):
+        activation = _parameter_doc(estimator, "activation")
+        solver = _parameter_doc(estimator, "solver")
+        assert all(f"'{name}'" in activation for name in ACTIVATION_CODES), activation
+        assert all(f"'{name}'" in solver for name in [*OPTIMIZERS, "lbfgs"]), solver
+    loss = _parameter_doc(BackpropRegressor, "loss")
+    assert all(f"'{name}'" in loss for name in REGRESSION_LOSSES), loss
