@@ -54,7 +54,8 @@ def warmup(dtypes=("float64", "float32"), *, everything=False):
     import scipy.sparse as sp
     from sklearn.exceptions import ConvergenceWarning
 
-    from fastbp._network import NetworkLayout
+    from fastbp import _kernels
+    from fastbp._network import NetworkLayout, read_only
     from fastbp._optimizers import FullBatchObjective
     from fastbp.estimators import BackpropClassifier, BackpropRegressor
 
@@ -67,9 +68,13 @@ def warmup(dtypes=("float64", "float32"), *, everything=False):
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            # one kernel trains and predicts on the common path (sparse input and rare
-            # activations predict through the prediction kernel, below)
-            BackpropClassifier(hidden_layer_sizes=(2,), max_iter=1).fit(X, y).predict(X)
+            model = BackpropClassifier(hidden_layer_sizes=(2,), max_iter=1).fit(X, y)
+            model.predict(X)
+            # A process that fitted predicts through the common-path kernel; later
+            # processes use the prediction kernel (quicker to call): prepare it too.
+            network = model._fitted_network()
+            out = np.empty((X.shape[0], network.n_outputs), dtype=dtype)
+            _kernels.predict_forward(read_only(X), None, *network.predict_arguments, out)
             if everything:
                 # One full epoch kernel serves sparse input, dropout, clipping and
                 # every activation and loss; sparse prediction uses the full

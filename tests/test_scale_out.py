@@ -40,6 +40,7 @@ def test_warmup_compiles_the_common_paths_and_on_request_everything():
     common = {str(signature[17].dtype) for signature in _common_path.common_epochs.signatures}
     assert common == {"float64", "float32"}  # one common-path kernel per dtype
     epochs, predictions = (_kernels.epoch_kernel, 18, 19), (_kernels.predict_forward, 1, 2)
+    assert {("float64", False), ("float32", False)} <= _compiled(*predictions)
     fastbp.warmup(everything=True)
     # the full epoch kernel (always with its rare paths), and the common and the full
     # prediction kernel, per dtype; nothing more
