@@ -49,7 +49,14 @@ from fastbp._kernel_codes import (
     SGD,
     SQUARED_ERROR,
 )
-from fastbp._layer_math import _BLOCK, _activate, _exp_all, _multiply_by_derivative, _xlogy
+from fastbp._layer_math import (
+    FLOAT32_EPS,
+    FLOAT64_EPS,
+    _activate,
+    _exp_all,
+    _multiply_by_derivative,
+    _xlogy,
+)
 
 #: What the common path takes; anything else runs the full kernel.
 COMMON_ACTIVATIONS = frozenset({IDENTITY, RELU, LEAKY_RELU, LOGISTIC})
@@ -84,7 +91,8 @@ def no_improvement(loss, best_loss, tol, count):
         count += 1
     else:
         count = 0
-    return count, min(best_loss, loss)
+    # Conditional expressions rather than min/max: those compile a function per type.
+    return count, (loss if loss < best_loss else best_loss)
 
 
 @njit(**_JIT)
@@ -96,7 +104,9 @@ def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, interce
     """:func:`fastbp._kernels.run_epochs` for the common path (same arguments, as the
     fields of its named tuples, less those the common path does not read); or, with
     ``predicting``, :func:`fastbp._kernels.predict_forward` (the forward pass of
-    every row of ``X`` into ``out``; the training arguments are then placeholders).
+    every row of ``X`` into ``out``, in chunks of ``batch_size`` rows, in the buffers
+    ``activations``, ``layer_offsets``, ``bits`` and ``x_batch`` laid out for such a
+    chunk; the other training arguments are then placeholders).
 
     Prediction shares this kernel so that the first prediction after a first fit
     compiles nothing more. It returns ``(inputs_finite, outputs_finite)`` then, as
@@ -110,26 +120,16 @@ def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, interce
     n_samples = orders.shape[1]
     n_epochs = orders.shape[0]
     outputs_finite = True
-    if predicting:  # X's rows in order, in chunks of 1024 as predict_forward reads them
+    if predicting:  # X's rows in order, in the caller's chunks (batch_size rows)
         for i in range(X.shape[0]):
             for j in range(n_features):
                 if not math.isfinite(X[i, j]):
                     return 0, False
         n_samples, n_epochs = X.shape[0], 1
-        batch_size = min(n_samples, 1024)
-        layer_offsets = np.empty(n_layers, dtype=np.intp)
-        layer_offsets[0] = 0
-        size = 0  # not "total": that name is the softmax's sum, in the model's dtype
-        for layer in range(1, n_layers):
-            layer_offsets[layer] = size
-            size += batch_size * units[layer]
-        activations = np.empty(size, dtype=params.dtype)
-        bits = np.empty(2 * _BLOCK, dtype=np.int64)
-        x_batch = np.empty((batch_size, n_features), dtype=params.dtype)
     out_start = layer_offsets[last]
     dtype = params.dtype.type
     zero = dtype(0)
-    eps = np.finfo(params.dtype).eps
+    eps = FLOAT64_EPS if params.itemsize == 8 else FLOAT32_EPS
     alpha = float(hyper[H_ALPHA])
     beta_1, beta_2 = hyper[H_BETA_1], hyper[H_BETA_2]
     step = adam_step
@@ -141,7 +141,8 @@ def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, interce
         loss_sum = 0.0
         finite = True
         for start in range(0, n_samples, batch_size):
-            n_rows = min(start + batch_size, n_samples) - start
+            stop = start + batch_size
+            n_rows = (n_samples if n_samples < stop else stop) - start
             # Gather the batch's rows (element loops: a slice per row costs more).
             weight_sum = 0.0
             for k in range(n_rows):
@@ -186,7 +187,8 @@ def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, interce
                             row_max = z[i, 0] + bias[0]
                             for j in range(fan_out):
                                 z[i, j] += bias[j]
-                                row_max = max(row_max, z[i, j])
+                                value = z[i, j]
+                                row_max = value if value > row_max else row_max
                             for j in range(fan_out):
                                 z[i, j] -= row_max
                         elif loss_code == BINARY_LOG_LOSS:
@@ -235,11 +237,14 @@ def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, interce
                     delta[i, j] = p - t
                     if loss_code == SQUARED_ERROR:
                         row_loss += 0.5 * (float(t) - float(p)) ** 2
-                    elif loss_code == LOG_LOSS:
-                        clipped = min(max(float(p), eps), 1 - eps)
+                        continue
+                    # min(max(p, eps), 1 - eps), as the full kernel's
+                    clipped = float(p)
+                    clipped = eps if eps > clipped else clipped
+                    clipped = (1 - eps) if (1 - eps) < clipped else clipped
+                    if loss_code == LOG_LOSS:
                         row_loss -= _xlogy(float(t), clipped)
                     elif loss_code == BINARY_LOG_LOSS:
-                        clipped = min(max(float(p), eps), 1 - eps)
                         row_loss -= _xlogy(float(t), clipped) + _xlogy(1 - float(t), 1 - clipped)
                     else:
                         raise ValueError("fastbp: not a loss of the common path")

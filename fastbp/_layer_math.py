@@ -58,6 +58,11 @@ _TANH_Q1 = 2.23548839060100448583e3
 _TANH_Q2 = 4.84406305325125486048e3
 
 
+#: The machine epsilons that clip probabilities in the cross-entropies, as numba
+#: constants (np.finfo inside a kernel compiles an overload of its own: start-up time).
+FLOAT64_EPS = float(np.finfo(np.float64).eps)
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+
 _BLOCK = 256  # values per exp block: the scale bits stay in L1, rows of any width
 
 
@@ -88,7 +93,10 @@ def _exp_all(values, bits):
         n = block.shape[0]
         for j in range(n):
             original = float(block[j])
-            x = min(max(original, -746.0), 710.0)  # beyond: 0 and inf
+            # min(max(x, -746), 710) as conditionals (min/max compile a function
+            # each); beyond: 0 and inf
+            x = -746.0 if -746.0 > original else original
+            x = 710.0 if 710.0 < x else x
             k = math.floor(x * _LOG2E + 0.5)
             r = x - k * _LN2_HI - k * _LN2_LO
             rr = r * r
@@ -335,7 +343,7 @@ def _output_delta_and_loss(prediction, target, sample_weight, use_weights, delta
     below, 0 on it, as for the absolute error, which is twice the q = 0.5 case).
     """
     n_rows, n_outputs = prediction.shape
-    eps = np.finfo(prediction.dtype).eps
+    eps = FLOAT64_EPS if prediction.itemsize == 8 else FLOAT32_EPS
     huber_delta = float(loss_params[P_HUBER_DELTA])
     clip = prediction.dtype.type(huber_delta)
     quantile = float(loss_params[P_QUANTILE])
