@@ -3,14 +3,21 @@
 numba compiles a kernel the first time it runs and, with ``cache=True``, saves the
 machine code so that later processes load it. This module finds a writable cache
 location (or warns that there is none), gives the kernels their compile options,
-makes each cache survive damaged files, stamps each cache with every kernel source
-file (numba checks only the file that defines a kernel, and the kernels call helpers
-in several), and pauses the garbage collector while a kernel compiles.
+makes each cache survive damaged files, lets processes that write one cache take
+turns, stamps each cache with every kernel source file (numba checks only the file
+that defines a kernel, and the kernels call helpers in several), and pauses the
+garbage collector while a kernel compiles.
 """
 
+import contextlib
 import gc
 import os
 import warnings
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks here; warm one process at a time
+    fcntl = None
 
 from numba import njit
 from numba.core.caching import Cache
@@ -119,6 +126,39 @@ def _warn_once(kind, message):
         warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
+# ---------------------------------------------------------------------------------
+# Processes that write one cache directory take turns. numba saves a kernel by
+# reading the function's index, adding an entry (with a data file name that is free
+# in what it read) and writing index and data back: two processes compiling at once
+# (the dtypes of a parallel warmup, Dask workers sharing a directory) could each drop
+# the other's entry, or leave an entry naming the other's data file. Each save (and
+# each reset of a damaged index) holds an exclusive lock on a file in the cache
+# directory; loads need none (numba replaces files whole).
+# ---------------------------------------------------------------------------------
+LOCK_FILE = "fastbp-cache.lock"
+LOCKS_WORK = fcntl is not None
+
+
+@contextlib.contextmanager
+def cache_directory_lock(directory):
+    """Hold an exclusive lock over writes to the cache ``directory`` (POSIX flock;
+    without it, or where the lock file cannot be made, nothing is locked)."""
+    descriptor = None
+    if fcntl is not None:
+        try:
+            descriptor = os.open(os.path.join(directory, LOCK_FILE), os.O_RDWR | os.O_CREAT)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except OSError:  # a read-only directory, a file system without locks
+            if descriptor is not None:
+                os.close(descriptor)
+            descriptor = None
+    try:
+        yield
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)  # closing releases the lock
+
+
 class _SelfHealingCache:
     """Wraps one dispatcher's numba cache (delegating everything else to it)."""
 
@@ -133,7 +173,8 @@ class _SelfHealingCache:
             return self._cache.load_overload(sig, target_context)
         except Exception as exc:  # unpickling a damaged file raises almost anything
             try:
-                self._cache.flush()  # rewrites the index empty: the entries are dropped
+                with cache_directory_lock(self._cache.cache_path):
+                    self._cache.flush()  # rewrites the index empty: entries dropped
             except OSError:
                 self._cache.disable()
             _warn_once(
@@ -148,7 +189,8 @@ class _SelfHealingCache:
 
     def save_overload(self, sig, data):
         try:
-            self._cache.save_overload(sig, data)
+            with cache_directory_lock(self._cache.cache_path):
+                self._cache.save_overload(sig, data)
         except Exception as exc:  # a full disk, a vanished directory
             _warn_once(
                 "save",

@@ -8,20 +8,26 @@ every Dask worker before a search (``client.run(fastbp.warmup)``). From the shel
     python -m fastbp --warmup          # the common paths, both dtypes
     python -m fastbp --warmup --all    # and the rarely used options
 
-Warm one cache directory from one process at a time: numba's cache index is not
-safe against two processes writing it at once (entries can be lost, or an index
-entry can point at the other process's file). Workers that share a network cache
-directory should therefore be warmed one after the other, or each be given its own
-``NUMBA_CACHE_DIR`` on local disk.
+The command line compiles each dtype in a process of its own, at the same time
+(``warmup(n_jobs=-1)``). Processes that write one cache directory take turns on a
+lock file there (:func:`fastbp._kernel_cache.cache_directory_lock`): numba's own
+cache index is not safe against two writers (entries can be lost, or point at the
+other process's file). The lock is POSIX ``flock``: on Windows, and on network file
+systems that do not honour it, warm one process at a time, or give each machine or
+worker its own ``NUMBA_CACHE_DIR`` on local disk.
 """
 
+import json
+import os
+import subprocess
+import sys
 import time
 import warnings
 
 import numpy as np
 
 
-def warmup(dtypes=("float64", "float32"), *, everything=False):
+def warmup(dtypes=("float64", "float32"), *, everything=False, n_jobs=1):
     """Compile (or load from the cache) the kernels for the given dtypes.
 
     The common paths are always prepared: training on dense input without dropout
@@ -38,11 +44,19 @@ def warmup(dtypes=("float64", "float32"), *, everything=False):
         everything else in float64.
     everything : bool, default=False
         Also compile the kernels of the rarely used options.
+    n_jobs : int, default=1
+        Processes to compile in. With 1, the dtypes compile here, one after the
+        other. With more (-1: one per dtype, up to the number of CPUs), each dtype
+        compiles in a fresh Python process, at the same time, into numba's disk cache;
+        this process then loads the kernels from there when it first needs them.
+        Without a writable cache (a warning at import says so), or without file
+        locks (Windows), the dtypes compile here whatever ``n_jobs`` says.
 
     Returns
     -------
     seconds : dict
-        Time spent per dtype; about a tenth of a second when the cache was warm.
+        Time spent per dtype (in its own process, without the import, when
+        ``n_jobs`` > 1); about a tenth of a second when the cache was warm.
 
     Examples
     --------
@@ -51,6 +65,61 @@ def warmup(dtypes=("float64", "float32"), *, everything=False):
     >>> sorted(seconds)
     ['float64']
     """
+    dtypes = [np.dtype(dtype) for dtype in dtypes]
+    processes = _processes(n_jobs, len(dtypes))
+    if processes > 1:
+        return _warmup_in_processes(dtypes, everything, processes)
+    return _warmup_here(dtypes, everything)
+
+
+def _processes(n_jobs, n_dtypes):
+    """How many processes warm ``n_dtypes`` dtypes: more than one only where the
+    cache is on disk and its writers can take turns."""
+    from fastbp._kernel_cache import CACHE_ENABLED, LOCKS_WORK
+
+    if not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
+        raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}.")
+    if not (CACHE_ENABLED and LOCKS_WORK):
+        return 1
+    wanted = n_dtypes if n_jobs == -1 else int(n_jobs)
+    return max(1, min(wanted, n_dtypes, os.cpu_count() or 1))
+
+
+def _warmup_in_processes(dtypes, everything, processes):
+    """Each dtype warmed in a child process, ``processes`` at a time."""
+    code = (
+        "import json, sys, fastbp; "
+        "print(json.dumps(fastbp.warmup(sys.argv[1:2], everything=sys.argv[2] == '1')))"
+    )
+    pending = list(dtypes)
+    running = []
+    seconds = {}
+    while pending or running:
+        while pending and len(running) < processes:
+            dtype = pending.pop(0)
+            child = subprocess.Popen(
+                [sys.executable, "-c", code, dtype.name, "1" if everything else "0"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            running.append((dtype, child))
+        dtype, child = running.pop(0)
+        output, errors = child.communicate()
+        if child.returncode != 0:
+            for _, other in running:
+                other.kill()
+                other.wait()
+            raise RuntimeError(
+                f"fastbp: warming the {dtype.name} kernels in a separate process failed "
+                f"(exit status {child.returncode}):\n{errors.strip()}"
+            )
+        seconds.update(json.loads(output.strip().splitlines()[-1]))
+    return {dtype.name: seconds[dtype.name] for dtype in dtypes}
+
+
+def _warmup_here(dtypes, everything):
+    """Each dtype warmed in this process, one after the other."""
     import scipy.sparse as sp
     from sklearn.exceptions import ConvergenceWarning
 
@@ -62,7 +131,6 @@ def warmup(dtypes=("float64", "float32"), *, everything=False):
     rng = np.random.RandomState(0)
     seconds = {}
     for dtype in dtypes:
-        dtype = np.dtype(dtype)
         X = rng.normal(size=(16, 3)).astype(dtype)
         y = np.arange(16) % 2
         start = time.perf_counter()

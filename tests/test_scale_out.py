@@ -1,6 +1,11 @@
 """Scale-out: warm-up, Dask clusters, streaming over chunks, threads and processes."""
 
+import os
 import pathlib
+import subprocess
+import sys
+import threading
+import time
 
 import joblib
 import numpy as np
@@ -48,6 +53,75 @@ def test_warmup_compiles_the_common_paths_and_on_request_everything():
     assert _compiled(*predictions) == {(d, r) for d in ("float64", "float32") for r in (0, 1)}
     chunked = {str(signature[6].dtype) for signature in _kernels._full_gradient.signatures}
     assert chunked == {"float64", "float32"}
+
+
+def test_warmup_refuses_a_bad_n_jobs():
+    for n_jobs in (0, -2, 1.5, "2"):
+        with pytest.raises(ValueError, match="n_jobs must be a positive integer or -1"):
+            fastbp.warmup(dtypes=["float64"], n_jobs=n_jobs)
+
+
+class _RecordingCache:
+    """A stand-in for numba's cache of one kernel: records when it saves."""
+
+    def __init__(self, cache_path):
+        self.cache_path = str(cache_path)
+        self.saved_at = None
+
+    def save_overload(self, sig, data):
+        self.saved_at = time.monotonic()
+
+
+@pytest.mark.skipif(not _kernel_cache.LOCKS_WORK, reason="no file locks on this platform")
+def test_cache_writers_take_turns(tmp_path):
+    """A kernel's save waits while another writer (here: this test, as a second
+    process would) holds the cache directory's lock, and goes ahead once it is
+    released: two processes compiling at once cannot interleave index updates."""
+    recording = _RecordingCache(tmp_path)
+    cache = _kernel_cache._SelfHealingCache(recording)
+    with _kernel_cache.cache_directory_lock(tmp_path):
+        saver = threading.Thread(target=cache.save_overload, args=("signature", "data"))
+        saver.start()
+        saver.join(timeout=0.5)
+        assert saver.is_alive() and recording.saved_at is None  # waiting for the lock
+        released_at = time.monotonic()
+    saver.join(timeout=10)
+    assert not saver.is_alive() and recording.saved_at >= released_at
+    assert (tmp_path / _kernel_cache.LOCK_FILE).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _kernel_cache.LOCKS_WORK, reason="no file locks on this platform")
+def test_parallel_warmup_leaves_every_dtype_in_the_cache(tmp_path):
+    """Both dtypes compiled at once, in two processes writing one empty cache: a new
+    process then loads every kernel it needs, for both dtypes, and compiles none."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    warm = subprocess.run(
+        [sys.executable, "-c", "import fastbp; print(sorted(fastbp.warmup(n_jobs=2)))"],
+        capture_output=True, text=True, timeout=900, env=env,
+    )  # fmt: skip
+    assert warm.returncode == 0, warm.stderr
+    assert warm.stdout.split("\n")[0] == "['float32', 'float64']"
+    check = """
+import numpy as np
+from fastbp import BackpropClassifier, _common_path, _kernels
+from fastbp._warmup import kernels_are_cached
+X = np.random.RandomState(0).rand(40, 3)
+y = np.arange(40) % 3
+for dtype in (np.float64, np.float32):
+    assert kernels_are_cached(dtype)
+    model = BackpropClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X.astype(dtype), y)
+    model.predict(X.astype(dtype))  # through the cached prediction kernel
+for kernel in (_common_path.common_epochs, _kernels.predict_forward):
+    stats = kernel.stats
+    print(kernel.__name__, sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
+"""
+    loaded = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=900, env=env
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    # one variant of each kernel per dtype, all loaded from the cache, none compiled
+    assert loaded.stdout.split("\n")[:2] == ["common_epochs 2 0", "predict_forward 2 0"]
 
 
 def _cache_location():
