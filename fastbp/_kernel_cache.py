@@ -22,6 +22,7 @@ except ImportError:  # Windows: no advisory locks here; warm one process at a ti
 from numba import njit
 from numba.core.caching import Cache
 from numba.core.registry import CPUDispatcher
+from numba.core.runtime import rtsys
 
 
 def _cache_probe():  # pragma: no cover - only decorated, never called
@@ -159,6 +160,25 @@ def cache_directory_lock(directory):
             os.close(descriptor)  # closing releases the lock
 
 
+def _load_without_refresh(cache, sig, target_context):
+    """numba's ``Cache.load_overload`` without its refresh of the target context.
+
+    The refresh imports and installs every typing and lowering registry of numba:
+    about 0.3 s, most of what a process with a warm cache waits for at its first
+    fit, and needed only to compile (numba's compiler refreshes the context itself
+    before it compiles). Running loaded machine code needs numba's runtime (NRT),
+    initialised here. Where numba's internals differ, its own method is used.
+    """
+    load = getattr(cache, "_load_overload", None)
+    guard = getattr(cache, "_guard_against_spurious_io_errors", None)
+    if load is None or guard is None:
+        return cache.load_overload(sig, target_context)
+    rtsys.initialize(target_context)
+    with guard():
+        return load(sig, target_context)
+    return None  # the guard swallowed a spurious I/O error: compile instead
+
+
 class _SelfHealingCache:
     """Wraps one dispatcher's numba cache (delegating everything else to it)."""
 
@@ -170,7 +190,7 @@ class _SelfHealingCache:
 
     def load_overload(self, sig, target_context):
         try:
-            return self._cache.load_overload(sig, target_context)
+            return _load_without_refresh(self._cache, sig, target_context)
         except Exception as exc:  # unpickling a damaged file raises almost anything
             try:
                 with cache_directory_lock(self._cache.cache_path):
