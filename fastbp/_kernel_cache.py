@@ -11,6 +11,7 @@ garbage collector while a kernel compiles.
 
 import contextlib
 import gc
+import inspect
 import os
 import warnings
 
@@ -233,6 +234,11 @@ def cached_signatures(dispatcher):
     except Exception:  # a damaged index unpickles into almost any error
         return []
     return [key[0] for key in overloads]
+
+
+def argument_position(dispatcher, argument):
+    """Where the argument named ``argument`` sits in ``dispatcher``'s signatures."""
+    return list(inspect.signature(dispatcher.py_func).parameters).index(argument)
 
 
 def prepare_caches(namespace):

@@ -30,6 +30,7 @@ from fastbp._common_path import common_epochs, no_improvement
 from fastbp._kernel_cache import (
     _HELPER,
     _JIT,
+    argument_position,
     cached_signatures,
     pause_gc_while_compiling,
     prepare_caches,
@@ -552,10 +553,13 @@ def predicts_through_common_path(dtype):
                 for signature in signatures
             )
 
-        prediction_ready = has(predict_forward.signatures, 1, 2) or has(
-            cached_signatures(predict_forward), 1, 2
+        rare = argument_position(predict_forward, "rare")
+        params = argument_position(predict_forward, "params")
+        prediction_ready = has(predict_forward.signatures, rare, params) or has(
+            cached_signatures(predict_forward), rare, params
         )
-        common_ready = has(common_epochs.signatures, None, 17)
+        params = argument_position(common_epochs, "params")
+        common_ready = has(common_epochs.signatures, None, params)
         route = "common" if common_ready and not prediction_ready else "forward"
         _prediction_route[name] = route
     return route == "common"

@@ -169,17 +169,11 @@ def kernels_are_cached(dtype):
     """True when numba's cache holds the common-path kernel for ``dtype``
     (so a fit will load, not compile, it). A cheap look at the cache index."""
     from fastbp._common_path import common_epochs
-    from fastbp._kernel_cache import cached_signatures
+    from fastbp._kernel_cache import argument_position, cached_signatures
 
     name = np.dtype(dtype).name
-    position = _position(common_epochs, "params")
+    position = argument_position(common_epochs, "params")
     return any(
         str(getattr(signature[position], "dtype", "")) == name
         for signature in cached_signatures(common_epochs)
     )
-
-
-def _position(dispatcher, argument):
-    import inspect
-
-    return list(inspect.signature(dispatcher.py_func).parameters).index(argument)
