@@ -6,18 +6,16 @@ import threading
 import time
 import warnings
 
-import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
-from sklearn.neural_network import MLPClassifier
-from threadpoolctl import threadpool_info, threadpool_limits
+from fastbp import __version__
+from fastbp._warmup import kernels_are_cached, warmup
 
-from fastbp import BackpropClassifier, __version__, warmup
-from fastbp._warmup import kernels_are_cached
+# The demo's imports (scikit-learn, fastbp's estimators) wait until the demo runs:
+# ``--warmup`` starts its compiling processes without them.
 
 
 def _timed_fit(estimator, X, y):
+    from sklearn.exceptions import ConvergenceWarning
+
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -79,6 +77,14 @@ def main(argv=None):
             print(f"fastbp kernels for {name}: ready in {spent:.2f} s")
         print(f"all ready in {time.perf_counter() - start:.2f} s")
         return 0
+
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from fastbp import BackpropClassifier
 
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(

@@ -367,7 +367,7 @@ def test_an_unwritable_numba_cache_dir_is_named(tmp_path):
         import warnings
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            import fastbp
+            from fastbp import BackpropClassifier  # loads the kernels' modules
         print([str(w.message) for w in caught])
         """,
         env={"NUMBA_CACHE_DIR": str(blocker / "cache")},
