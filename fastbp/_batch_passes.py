@@ -15,6 +15,25 @@ from fastbp._layer_math import _activate, _multiply_by_derivative, _output_activ
 
 
 # ---------------------------------------------------------------------------------
+# Views of the flat buffers through two small helpers rather than slicing (and
+# reshaping) inline: numba writes a slice's bounds handling and a reshape's checks out
+# at every site (the common-path kernel had 20 of them, a fifth of its unoptimised IR;
+# its own compile time fell by about a second, 4.1-4.2 s instead of 5.0-5.5 s). A call
+# is a few lines, and LLVM inlines the helper back: the machine code is the same.
+# ---------------------------------------------------------------------------------
+@njit(**_HELPER)
+def _segment(buffer, start, length):
+    """``buffer[start : start + length]``."""
+    return buffer[start : start + length]
+
+
+@njit(**_HELPER)
+def _matrix(buffer, offset, rows, columns):
+    """The rows x columns matrix stored at ``buffer[offset:]`` (a view)."""
+    return buffer[offset : offset + rows * columns].reshape(rows, columns)
+
+
+# ---------------------------------------------------------------------------------
 # Sparse input and dropout: only in kernels handed ``RarePaths``.
 # ---------------------------------------------------------------------------------
 @njit(**_HELPER)
@@ -78,13 +97,13 @@ def _forward(x, rows, n_rows, params, net, activations, layer_offsets, bits, los
     """
     units = net.units
     n_layers = units.shape[0]
-    z = activations[:0].reshape(0, 1)  # typed before the loop; every layer sets it
+    z = _matrix(activations, 0, 0, 1)  # typed before the loop; every layer sets it
     for layer in range(1, n_layers):
         fan_in, fan_out = units[layer - 1], units[layer]
         start = net.coef_offsets[layer - 1]
-        coef = params[start : start + fan_in * fan_out].reshape(fan_in, fan_out)
+        coef = _matrix(params, start, fan_in, fan_out)
         start = layer_offsets[layer]
-        z = activations[start : start + n_rows * fan_out].reshape(n_rows, fan_out)
+        z = _matrix(activations, start, n_rows, fan_out)
         if layer == 1:
             if rare is None:
                 np.dot(x, coef, z)
@@ -94,13 +113,13 @@ def _forward(x, rows, n_rows, params, net, activations, layer_offsets, bits, los
                 np.dot(x, coef, z)
         else:
             start = layer_offsets[layer - 1]
-            previous = activations[start : start + n_rows * fan_in].reshape(n_rows, fan_in)
+            previous = _matrix(activations, start, n_rows, fan_in)
             if rare is not None:
                 if training and net.dropout_rates[layer - 1] > 0:
-                    previous = rare.dropped[start : start + n_rows * fan_in].reshape(n_rows, fan_in)
+                    previous = _matrix(rare.dropped, start, n_rows, fan_in)
             np.dot(previous, coef, z)
         start = net.intercept_offsets[layer - 1]
-        bias = params[start : start + fan_out]
+        bias = _segment(params, start, fan_out)
         if layer == n_layers - 1:
             _output_activate(z, bias, loss_code, bits)
             continue
@@ -108,17 +127,15 @@ def _forward(x, rows, n_rows, params, net, activations, layer_offsets, bits, los
         if rare is not None:
             if training:
                 start = layer_offsets[layer]
-                pre = rare.pre_activations[start : start + n_rows * fan_out].reshape(
-                    n_rows, fan_out
-                )
+                pre = _matrix(rare.pre_activations, start, n_rows, fan_out)
         _activate(z, bias, net.hidden_codes[layer], bits, rare, pre)
         if rare is not None:
             if training and net.dropout_rates[layer] > 0:
                 start = layer_offsets[layer]
                 _drop_units(
                     z,
-                    rare.masks[start : start + n_rows * fan_out].reshape(n_rows, fan_out),
-                    rare.dropped[start : start + n_rows * fan_out].reshape(n_rows, fan_out),
+                    _matrix(rare.masks, start, n_rows, fan_out),
+                    _matrix(rare.dropped, start, n_rows, fan_out),
                     net.dropout_rates[layer],
                 )
     return z
@@ -138,12 +155,13 @@ def _backward(x, rows, n_rows, params, grads, net, work, rare):
     for layer in range(units.shape[0] - 1, 0, -1):
         fan_in, fan_out = units[layer - 1], units[layer]
         start = offsets[layer]
-        delta = deltas[start : start + n_rows * fan_out].reshape(n_rows, fan_out)
+        delta = _matrix(deltas, start, n_rows, fan_out)
         start = net.coef_offsets[layer - 1]
-        coef_grad = grads[start : start + fan_in * fan_out].reshape(fan_in, fan_out)
+        coef_grad = _matrix(grads, start, fan_in, fan_out)
         start = net.intercept_offsets[layer - 1]
-        intercept_grad = grads[start : start + fan_out]
-        intercept_grad[:] = 0
+        intercept_grad = _segment(grads, start, fan_out)
+        for j in range(fan_out):
+            intercept_grad[j] = 0
         for i in range(n_rows):
             for j in range(fan_out):
                 intercept_grad[j] += delta[i, j]
@@ -157,18 +175,18 @@ def _backward(x, rows, n_rows, params, grads, net, work, rare):
             continue
         below = layer - 1
         start = offsets[below]
-        previous = activations[start : start + n_rows * fan_in].reshape(n_rows, fan_in)
+        previous = _matrix(activations, start, n_rows, fan_in)
         layer_input = previous
         with_dropout = False
         if rare is not None:
             with_dropout = net.dropout_rates[below] > 0
             if with_dropout:
-                layer_input = rare.dropped[start : start + n_rows * fan_in].reshape(n_rows, fan_in)
+                layer_input = _matrix(rare.dropped, start, n_rows, fan_in)
         np.dot(layer_input.T, delta, coef_grad)
         # delta_{l-1} = (delta_l W_l^T) * mask * f'(z_{l-1}); the input layer needs none.
-        previous_delta = deltas[start : start + n_rows * fan_in].reshape(n_rows, fan_in)
+        previous_delta = _matrix(deltas, start, n_rows, fan_in)
         coef_start = net.coef_offsets[below]
-        coef = params[coef_start : coef_start + fan_in * fan_out].reshape(fan_in, fan_out)
+        coef = _matrix(params, coef_start, fan_in, fan_out)
         if fan_out == 1:
             # An outer product (one output unit: binary classification, one target):
             # as a loop it takes a third of the time of a BLAS call (measured).
@@ -180,13 +198,13 @@ def _backward(x, rows, n_rows, params, grads, net, work, rare):
             np.dot(delta, coef.T, previous_delta)
         if rare is not None:
             if with_dropout:
-                mask = rare.masks[start : start + n_rows * fan_in].reshape(n_rows, fan_in)
+                mask = _matrix(rare.masks, start, n_rows, fan_in)
                 for i in range(n_rows):
                     for j in range(fan_in):
                         previous_delta[i, j] *= mask[i, j]
         pre = previous
         if rare is not None:
-            pre = rare.pre_activations[start : start + n_rows * fan_in].reshape(n_rows, fan_in)
+            pre = _matrix(rare.pre_activations, start, n_rows, fan_in)
         _multiply_by_derivative(
             previous_delta, previous, net.hidden_codes[below], work.bits, rare, pre
         )

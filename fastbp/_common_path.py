@@ -24,6 +24,7 @@ import math
 import numpy as np
 from numba import njit
 
+from fastbp._batch_passes import _matrix, _segment
 from fastbp._kernel_cache import _HELPER, _JIT, pause_gc_while_compiling, prepare_caches
 from fastbp._kernel_codes import (
     ADAM,
@@ -93,23 +94,6 @@ def no_improvement(loss, best_loss, tol, count):
         count = 0
     # Conditional expressions rather than min/max: those compile a function per type.
     return count, (loss if loss < best_loss else best_loss)
-
-
-# Views of the flat buffers through two small helpers rather than slicing (and
-# reshaping) inline: numba writes a slice's bounds handling and a reshape's checks out
-# at every site, and this kernel had 20 of them, a fifth of its unoptimised IR (its
-# own compile time fell by about a second: 4.1-4.2 s instead of 5.0-5.5 s). A call
-# is a few lines, and LLVM inlines the helper back: the machine code is the same.
-@njit(**_HELPER)
-def _segment(buffer, start, length):
-    """``buffer[start : start + length]``."""
-    return buffer[start : start + length]
-
-
-@njit(**_HELPER)
-def _matrix(buffer, offset, rows, columns):
-    """The rows x columns matrix stored at ``buffer[offset:]`` (a view)."""
-    return buffer[offset : offset + rows * columns].reshape(rows, columns)
 
 
 @njit(**_JIT)
