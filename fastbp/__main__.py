@@ -29,7 +29,7 @@ def _prepare_kernels():
     if not kernels_are_cached("float64"):
         print(
             "First run in this environment: numba compiles fastbp's kernels once "
-            "(about 10 s on a 2-core machine; later runs load them from its cache in "
+            "(about 8 s on a 2-core machine; later runs load them from its cache in "
             "well under a second)",
             end="",
             flush=True,
