@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 
@@ -97,24 +98,34 @@ def _warmup_in_processes(dtypes, everything, processes):
     while pending or running:
         while pending and len(running) < processes:
             dtype = pending.pop(0)
+            # Output to files, not pipes: a child whose pipe nobody reads yet (while
+            # this process waits for another) would block once the pipe is full.
+            output, errors = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
             child = subprocess.Popen(
                 [sys.executable, "-c", code, dtype.name, "1" if everything else "0"],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stdout=output,
+                stderr=errors,
                 text=True,
             )
-            running.append((dtype, child))
-        dtype, child = running.pop(0)
-        output, errors = child.communicate()
+            running.append((dtype, child, output, errors))
+        dtype, child, output, errors = running.pop(0)
+        child.wait()
+        output.seek(0)
+        errors.seek(0)
+        printed, complaints = output.read(), errors.read()
+        output.close()
+        errors.close()
         if child.returncode != 0:
-            for _, other in running:
+            for _, other, *files in running:
                 other.kill()
                 other.wait()
+                for file in files:
+                    file.close()
             raise RuntimeError(
                 f"fastbp: warming the {dtype.name} kernels in a separate process failed "
-                f"(exit status {child.returncode}):\n{errors.strip()}"
+                f"(exit status {child.returncode}):\n{complaints.strip()}"
             )
-        seconds.update(json.loads(output.strip().splitlines()[-1]))
+        seconds.update(json.loads(printed.strip().splitlines()[-1]))
     return {dtype.name: seconds[dtype.name] for dtype in dtypes}
 
 

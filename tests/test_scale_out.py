@@ -61,6 +61,13 @@ def test_warmup_refuses_a_bad_n_jobs():
             fastbp.warmup(dtypes=["float64"], n_jobs=n_jobs)
 
 
+@pytest.mark.skipif(not _kernel_cache.LOCKS_WORK, reason="no file locks on this platform")
+def test_a_failing_warmup_process_is_reported_with_its_error():
+    with pytest.raises(RuntimeError, match="warming the complex128 kernels") as raised:
+        fastbp.warmup(dtypes=["float64", "complex128"], n_jobs=2)
+    assert "Complex data not supported" in str(raised.value)  # the child's own error
+
+
 class _RecordingCache:
     """A stand-in for numba's cache of one kernel: records when it saves."""
 
