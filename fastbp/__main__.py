@@ -7,7 +7,7 @@ import time
 import warnings
 
 from fastbp import __version__
-from fastbp._warmup import kernels_are_cached, warmup
+from fastbp._warmup import kernels_are_cached, prepare_common_path, warmup
 
 # The demo's imports (scikit-learn, fastbp's estimators) wait until the demo runs:
 # ``--warmup`` starts its compiling processes without them.
@@ -29,7 +29,7 @@ def _prepare_kernels():
     if not kernels_are_cached("float64"):
         print(
             "First run in this environment: numba compiles fastbp's kernels once "
-            "(about 8 s on a 2-core machine; later runs load them from its cache in "
+            "(8-12 s on a 2-core machine; later runs load them from its cache in "
             "well under a second)",
             end="",
             flush=True,
@@ -44,7 +44,7 @@ def _prepare_kernels():
     ticker.start()
     start = time.perf_counter()
     try:
-        warmup(dtypes=["float64"])
+        prepare_common_path("float64")  # what the demo's fit and predictions run
     finally:
         done.set()
         ticker.join()

@@ -129,6 +129,23 @@ def _warmup_in_processes(dtypes, everything, processes):
     return {dtype.name: seconds[dtype.name] for dtype in dtypes}
 
 
+def prepare_common_path(dtype):
+    """Compile (or load) the common-path kernel for ``dtype`` by a tiny fit and
+    prediction: all that a process which trains and then predicts needs (the demo
+    waits for this only). Returns the tiny model and its data."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from fastbp.estimators import BackpropClassifier
+
+    X = np.random.RandomState(0).normal(size=(16, 3)).astype(dtype)
+    y = np.arange(16) % 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = BackpropClassifier(hidden_layer_sizes=(2,), max_iter=1).fit(X, y)
+    model.predict(X)
+    return model, X, y
+
+
 def _warmup_here(dtypes, everything):
     """Each dtype warmed in this process, one after the other."""
     import scipy.sparse as sp
@@ -142,13 +159,10 @@ def _warmup_here(dtypes, everything):
     rng = np.random.RandomState(0)
     seconds = {}
     for dtype in dtypes:
-        X = rng.normal(size=(16, 3)).astype(dtype)
-        y = np.arange(16) % 2
         start = time.perf_counter()
+        model, X, y = prepare_common_path(dtype)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model = BackpropClassifier(hidden_layer_sizes=(2,), max_iter=1).fit(X, y)
-            model.predict(X)
             # A process that fitted predicts through the common-path kernel; later
             # processes use the prediction kernel (quicker to call): prepare it too.
             network = model._fitted_network()
