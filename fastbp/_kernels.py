@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit
 
 from fastbp._batch_passes import _backward, _forward, _gather
-from fastbp._common_path import common_epochs, no_improvement
+from fastbp._common_path import _adam_update, _sgd_update, common_epochs, no_improvement
 from fastbp._kernel_cache import (
     _HELPER,
     _JIT,
@@ -144,48 +144,6 @@ def _squared_coef_norm(params, net):
         coefs = params[start : start + units[layer] * units[layer + 1]]
         total += float(np.dot(coefs, coefs))
     return total
-
-
-@njit(**_HELPER)
-def _sgd_update(params, grads, velocity, start, stop, alpha, weight_sum, learning_rate,
-                momentum, nesterov):  # fmt: skip
-    # One division per step, then multiplications: division is the slowest vector
-    # operation here, and the result differs from scikit-learn's by at most an ulp.
-    inverse_weight_sum = params.dtype.type(1) / weight_sum
-    # Slices indexed from 0: with range(start, stop) numba cannot tell the index is
-    # never negative, and the wrap-around check it keeps stops LLVM vectorising the
-    # loop (3.8x slower in float64, 12x in float32, for the Adam step; measured).
-    params, grads = params[start:stop], grads[start:stop]
-    velocity = velocity[start:stop]
-    for k in range(params.shape[0]):
-        w = params[k]
-        g = (grads[k] + alpha * w) * inverse_weight_sum
-        v = momentum * velocity[k] - learning_rate * g
-        velocity[k] = v
-        if nesterov:
-            params[k] = w + (momentum * v - learning_rate * g)
-        else:
-            params[k] = w + v
-
-
-@njit(**_HELPER)
-def _adam_update(params, grads, first_moment, second_moment, start, stop, alpha, weight_sum,
-                 learning_rate, beta_1, beta_2, epsilon, keep):  # fmt: skip
-    """Adam's step; ``keep`` scales the weights first (AdamW's decoupled decay,
-    ``1 - learning_rate * weight_decay``; exactly 1 for Adam, which changes no bit)."""
-    one = params.dtype.type(1)
-    inverse_weight_sum = one / weight_sum  # see _sgd_update
-    # Slices indexed from 0, so that the loop vectorises (see _sgd_update).
-    params, grads = params[start:stop], grads[start:stop]
-    first_moment, second_moment = first_moment[start:stop], second_moment[start:stop]
-    for k in range(params.shape[0]):
-        w = params[k]
-        g = (grads[k] + alpha * w) * inverse_weight_sum
-        m = beta_1 * first_moment[k] + (one - beta_1) * g
-        v = beta_2 * second_moment[k] + (one - beta_2) * (g * g)
-        first_moment[k] = m
-        second_moment[k] = v
-        params[k] = keep * w + (-learning_rate * m) / (math.sqrt(v) + epsilon)
 
 
 @njit(**_HELPER)
