@@ -528,23 +528,10 @@ def predict_common(X, params, net, loss_code, out):
     activations and loss), through the common-path kernel: after a first fit, the
     first prediction then compiles nothing. Same results, same returns."""
     p = _placeholders(params.dtype)
-    # The buffers of the chunks of 1024 rows predict_forward reads (allocated here:
-    # np.empty inside the kernel compiles an overload per call site).
-    chunk_rows = min(X.shape[0], 1024)
-    sizes = chunk_rows * net.units[1:]
-    layer_offsets = np.zeros(net.units.shape[0], dtype=np.intp)
-    layer_offsets[2:] = np.cumsum(sizes[:-1])
-    work = p.work._replace(
-        activations=np.empty(int(sizes.sum()), dtype=params.dtype),
-        layer_offsets=layer_offsets,
-        bits=np.empty(2 * _BLOCK, dtype=np.int64),
-        x_batch=np.empty((chunk_rows, X.shape[1]), dtype=params.dtype),
-    )
     return common_epochs(
         X, p.Y, p.sample_weight, False, net.units, net.coef_offsets, net.intercept_offsets,
-        net.hidden_codes, net.n_coefs, *work, params, p.state, p.state, p.orders,
-        chunk_rows, loss_code, SGD, False, p.hyper, 0, p.loss_sums, p.steps, p.stopping,
-        True, out,
+        net.hidden_codes, net.n_coefs, *p.work, params, p.state, p.state, p.orders,
+        1, loss_code, SGD, False, p.hyper, 0, p.loss_sums, p.steps, p.stopping, True, out,
     )  # fmt: skip
 
 
