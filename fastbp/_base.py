@@ -5,7 +5,6 @@ classes are in :mod:`fastbp.estimators`.
 """
 
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -27,27 +26,10 @@ from fastbp._lbfgs import fit_lbfgs
 from fastbp._losses import LOSSES, loss_parameters, loss_params_vector
 from fastbp._network import NetworkLayout, check_input_shape, kernel_input, rare_paths, read_only
 from fastbp._optimizers import OPTIMIZERS, per_hidden_layer
-from fastbp._persistence import restored_state, saved_state
+from fastbp._persistence import CALLBACK_ATTRIBUTES, restored_state, saved_state
 from fastbp._stochastic import divergence_error, fit_stochastic
 
 _STOCHASTIC_SOLVERS = tuple(OPTIMIZERS)
-
-
-@contextmanager
-def _unchanged_on_failure(estimator):
-    """Restore the estimator's attributes if the block raises.
-
-    Fitting never mutates an array it did not create in the same call (parameters,
-    optimizer state and curves are copied first), so a shallow copy of the attribute
-    dict is enough to undo a failed call.
-    """
-    saved_state = estimator.__dict__.copy()
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(saved_state)
-        raise
 
 
 class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
@@ -154,17 +136,16 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         return rates
 
     def _snapshot(self, layout, params, rates=None):
-        """A fitted-network snapshot over ``params`` with this estimator's options."""
-        activations = self._hidden_activations(layout.n_layers)
-        codes = [_kernel_codes.ACTIVATION_CODES[name] for name in activations]
+        """A fitted-network snapshot over ``params`` with this estimator's current
+        options (what a fit trains)."""
         if rates is None:
             rates = self._dropout_rates(layout.n_layers)
         return fitted.build(
             layout,
             params,
-            codes,
+            self.activation,
             rates,
-            _kernel_codes.LOSS_CODES[self._loss_name()],
+            self._loss_name(),
             self._decoding(int(layout.layer_units[-1])),
         )
 
@@ -175,8 +156,13 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             check_is_fitted(self)  # raises NotFittedError
         return fitted.current(self, self._network_from_arrays)
 
-    def _network_from_arrays(self, coefs, intercepts):
-        """A checked snapshot of user-supplied weights (ValueError if they do not fit)."""
+    def _network_from_arrays(self, coefs, intercepts, options=None):
+        """A checked snapshot of user-supplied weights (ValueError if they do not fit).
+
+        It keeps the options the model was fitted with (``options``, or those of the
+        network published now); only a model that has none (imported from
+        scikit-learn) takes the current parameters'.
+        """
         n_features = self.__dict__.get("n_features_in_")
         if n_features is None:
             n_features = np.shape(coefs[0])[0] if len(coefs) else 0
@@ -184,8 +170,18 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         dtype = np.result_type(*coefs, *intercepts)
         layout = NetworkLayout(units)
         params = layout.pack(coefs, intercepts, dtype)
+        previous = self.__dict__.get("_model")
+        if options is None and previous is not None:
+            options = previous.options()
+        if options is None:
+            activation, loss = self.activation, self._loss_name()
+        else:
+            activation, loss = options["activation"], options["loss"]
         # Prediction never drops units: dropout rates do not matter here.
-        return self._snapshot(layout, params, rates=np.zeros(layout.n_layers))
+        return fitted.build(
+            layout, params, activation, np.zeros(layout.n_layers), loss,
+            self._decoding(int(layout.layer_units[-1])),
+        )  # fmt: skip
 
     def _loss_parameters(self, dtype):
         """The ``loss_params`` vector of the kernels (``P_*`` layout)."""
@@ -202,21 +198,43 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         fitted.publish(self, self._network_from_arrays(list(coefs), list(intercepts)))
 
     def __getstate__(self):
-        # plain values and arrays only: see fastbp._persistence
-        return saved_state(super().__getstate__())
+        # plain values and arrays only: see fastbp._persistence. One consistent state:
+        # assigned weights adopted first, and the dict taken once (a fit in another
+        # thread commits a whole new dict, never edits this one).
+        with fitted.publish_lock():
+            if "coefs_" in self.__dict__:
+                self._fitted_network()
+            state = super().__getstate__()
+        return saved_state(state)
 
     def __setstate__(self, state):
-        state = restored_state(state)
+        # Everything a file holds is checked before the model is usable: a damaged or
+        # crafted file raises a ValueError here, never corrupts a later fit.
+        state, options = restored_state(state)
         super().__setstate__(state)
         # coefs_/intercepts_ come back as separate arrays: pack them into one flat
         # buffer again (checking their shapes), so the loaded model predicts at once.
-        if "coefs_" in state and "intercepts_" in state:
-            self._fitted_network()
+        if "coefs_" in state or "intercepts_" in state:
+            try:
+                model = self._network_from_arrays(
+                    self.__dict__.get("coefs_"), self.__dict__.get("intercepts_"), options
+                )
+                fitted.publish(self, model)
+                fitted.check_state(self.__dict__)
+            except (AttributeError, IndexError, KeyError, OverflowError, TypeError) as exc:
+                raise ValueError(
+                    f"The saved {type(self).__name__} is damaged: {type(exc).__name__}: {exc}"
+                ) from None
 
     # ----------------------------------------------------------------- fitting
-    def _fit(self, X, y, sample_weight=None, incremental=False):
-        with _unchanged_on_failure(self):
-            return self._fit_unguarded(X, y, sample_weight, incremental)
+    def _fit(self, X, y, sample_weight=None, incremental=False, first_call=None):
+        """Train a copy of this estimator and commit it (see fastbp._fitted.training):
+        ``first_call(trainee, y)``, if given, prepares a partial_fit's first call."""
+        with fitted.training(self) as trainee:
+            if first_call is not None:
+                first_call(trainee, y)
+            trainee._fit_unguarded(X, y, sample_weight, incremental)
+        return self
 
     def _fit_unguarded(self, X, y, sample_weight, incremental):
         hidden_layer_sizes = self.hidden_layer_sizes
@@ -266,7 +284,7 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         if y.dtype.kind != "f" and not is_classifier(self):
             y = y.astype(np.float64)  # a non-numeric target fails here, clearly
         if sample_weight is not None:
-            sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
+            sample_weight = _weights_in_dtype(sample_weight, dtype)
 
         layer_units = [X.shape[1]] + hidden_layer_sizes + [y.shape[1]]
         self._random_state = check_random_state(self.random_state)
@@ -336,12 +354,22 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
 
     def _snapshot_attributes(self, model):
         """Fitted attributes at this epoch, for callbacks that evaluate the model
-        (scikit-learn's reconstruction_attributes)."""
-        return {
-            "coefs_": [c.copy() for c in model.coefs],
-            "intercepts_": [b.copy() for b in model.intercepts],
-            "_model": None,  # the copy builds its own network from the arrays above
+        (scikit-learn's reconstruction_attributes): everything the fit has set so
+        far (this is the copy being trained: the estimator itself has none of it
+        until the fit commits), with the weights of ``model`` copied."""
+        params = self.get_params(deep=False)
+        attributes = {
+            name: value
+            for name, value in self.__dict__.items()
+            if name not in params and name not in CALLBACK_ATTRIBUTES
         }
+        attributes.update(
+            coefs_=[c.copy() for c in model.coefs],
+            intercepts_=[b.copy() for b in model.intercepts],
+            _model=None,  # the copy builds its own network from the arrays above
+        )
+        attributes.pop("_optimizer", None)  # mid-epoch bookkeeping; not for evaluation
+        return attributes
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -476,3 +504,22 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         tags.input_tags.sparse = True  # CSR/CSC, multiplied in place by the first layer
         tags.target_tags.multi_output = True
         return tags
+
+
+def _weights_in_dtype(sample_weight, dtype):
+    """The sample weights in the training dtype, checked there: float32 rounds weights
+    below about 1e-45 to 0 and above 3e38 to infinity, which the check in float64
+    cannot see (a fit would take no step, or diverge)."""
+    weights = np.ascontiguousarray(sample_weight, dtype=dtype)
+    if not np.isfinite(weights).all():
+        raise ValueError(
+            f"Sample weights overflow in {np.dtype(dtype).name}, the data's dtype: "
+            "scale them down (only their ratios matter)."
+        )
+    if not weights.sum(dtype=np.float64) > 0:
+        raise ValueError(
+            f"Sample weights must sum to a positive value in {np.dtype(dtype).name}, the "
+            "data's dtype: these round to zero there. Scale them up (only their ratios "
+            "matter)."
+        )
+    return weights

@@ -7,6 +7,7 @@ when a meta-estimator (a search, a pipeline) opened a callback context in which 
 callback is registered.
 """
 
+import weakref
 from contextlib import contextmanager
 
 try:  # ProgressBar, ScoringMonitor, ... (scikit-learn >= 1.9)
@@ -61,9 +62,13 @@ def fit_callbacks(estimator):
     """The adapter for the fit ``estimator`` is running (see :func:`fit_task`)."""
     context = estimator.__dict__.get("_callback_fit_ctx")
     data = estimator.__dict__.get("_callback_data")
+    owner = estimator.__dict__.get("_callback_owner")
     if context is None or data is None or not getattr(context, "_callbacks", True):
         return NoCallbacks()
-    return FitCallbacks(estimator, context, data)
+    # The fit trains a copy of the estimator (fastbp._fitted.training); callbacks
+    # hear of the estimator the user fits (a monitor keys its logs by it).
+    owner = owner() if owner is not None else None
+    return FitCallbacks(estimator if owner is None else owner, context, data)
 
 
 @contextmanager
@@ -81,9 +86,11 @@ def fit_task(estimator, X, y, sample_weight, max_subtasks):
     metadata = None if sample_weight is None else {"sample_weight": sample_weight}
     data = {"X": X, "y": y, "metadata": metadata}
     estimator._callback_data = data
+    estimator._callback_owner = weakref.ref(estimator)
     try:
         context.call_on_fit_task_begin(estimator=estimator, **data)
         yield
         context.call_on_fit_task_end(estimator=estimator, reconstruction_attributes={}, **data)
     finally:
         estimator.__dict__.pop("_callback_data", None)
+        estimator.__dict__.pop("_callback_owner", None)

@@ -5,6 +5,7 @@ from sklearn.base import is_classifier
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils.validation import check_is_fitted
 
+from fastbp._fitted import publish_lock
 from fastbp._losses import LOSSES
 
 # Fitted attributes that mean the same in both libraries.
@@ -30,8 +31,14 @@ _SKLEARN_ACTIVATIONS = {"identity", "logistic", "tanh", "relu"}
 def to_sklearn(estimator):
     """A fitted MLPClassifier/MLPRegressor with ``estimator``'s weights."""
     check_is_fitted(estimator)
+    # One consistent state: the fitted network (with the options it was fitted with,
+    # whatever set_params said since) and the attributes committed with it.
+    with publish_lock():
+        network = estimator._fitted_network()
+        state = dict(estimator.__dict__)
     target = MLPClassifier if is_classifier(estimator) else MLPRegressor
-    activation = estimator.activation
+    activations = set(network.activations) or {estimator.activation}
+    activation = activations.pop() if len(activations) == 1 else list(network.activations)
     if not isinstance(activation, str) or activation not in _SKLEARN_ACTIVATIONS:
         raise ValueError(
             f"scikit-learn's MLP has no activation {activation!r}: to_sklearn needs one "
@@ -39,19 +46,29 @@ def to_sklearn(estimator):
         )
     names = set(target().get_params())
     params = {key: value for key, value in estimator.get_params().items() if key in names}
+    params["activation"] = activation
     if params.get("solver") == "adamw":
         params["solver"] = "adam"  # a training-only difference, like the losses below
     if "loss" in params:
         # fastbp's own losses map to scikit-learn's loss with the same output
         # activation (a training-only difference), so predictions match.
-        params["loss"] = LOSSES[params["loss"]].sklearn
+        params["loss"] = LOSSES[network.loss].sklearn
     model = target(**params)
-    model.coefs_ = [np.array(coef) for coef in estimator.coefs_]
-    model.intercepts_ = [np.array(intercept) for intercept in estimator.intercepts_]
+    model.coefs_ = [np.array(coef) for coef in network.coefs]
+    model.intercepts_ = [np.array(intercept) for intercept in network.intercepts]
     for name in _SHARED_ATTRIBUTES:
-        if hasattr(estimator, name):
-            value = getattr(estimator, name)
+        if name in state:
+            value = state[name]
             setattr(model, name, list(value) if isinstance(value, list) else value)
+    model.out_activation_ = network.out_activation
+    # What scikit-learn's partial_fit and warm start read besides (they continue with
+    # fresh optimizer state, as from_sklearn does the other way).
+    model._no_improvement_count = state.get("_no_improvement_count", 0)
+    if state.get("best_loss_") is None and not getattr(model, "early_stopping", False):
+        model.best_loss_ = np.inf
+    if getattr(model, "loss_curve_", None) is None and model.solver != "lbfgs":
+        model.loss_curve_ = []
+    model.t_ = state.get("t_", 0)
     return model
 
 

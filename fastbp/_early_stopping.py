@@ -8,6 +8,8 @@ exceeds ``n_iter_no_change``. The state lives in the estimator's fitted attribut
 scikit-learn, so a warm start continues it.
 """
 
+from numbers import Real
+
 import numpy as np
 from sklearn.base import is_classifier
 from sklearn.metrics import check_scoring
@@ -89,13 +91,29 @@ class ValidationSet:
         if estimator.scoring == "loss":
             score = -loss
         elif self.scorer is not None:
-            score = self.scorer(estimator._trainee(model), self.X, self.y, **weights)
+            score = _checked_score(
+                self.scorer(estimator._trainee(model), self.X, self.y, **weights),
+                estimator.scoring,
+            )
         elif not np.isfinite(outputs).all():
             score = np.nan
         else:
             y_pred = estimator._decode(outputs, model)
             score = estimator._score_function(self.y, y_pred, sample_weight=self.sample_weight)
         return loss, score
+
+
+def _checked_score(score, scoring):
+    """The score as a float, or a TypeError naming ``scoring``: the convergence rule
+    compares scores, so one must be a single real number."""
+    if isinstance(score, np.ndarray) and score.ndim == 0:
+        score = score[()]
+    if isinstance(score, (bool, np.bool_)) or not isinstance(score, Real):
+        raise TypeError(
+            f"scoring={scoring!r} must return a single real number (higher is better); it "
+            f"returned {type(score).__name__} {score!r:.80}."
+        )
+    return float(score)
 
 
 def update_no_improvement_count(estimator, model, validation):

@@ -434,6 +434,8 @@ def run_epochs(data, net, work, rare, params, state, orders, batch_size, setting
         False when the last epoch run met a non-finite batch loss or parameter (it
         stopped there).
     """
+    _check_epoch_arguments(data, net, work, params, state, orders, batch_size, settings,
+                           dropout_seeds, loss_sums, steps, stopping)  # fmt: skip
     if rare is None:  # the common path: its own flat kernel (fastbp._common_path)
         X, Y, sample_weight, use_weights = data
         return common_epochs(
@@ -446,6 +448,54 @@ def run_epochs(data, net, work, rare, params, state, orders, batch_size, setting
     return epoch_kernel(*data, *net, *work, rare, params, *state, orders, batch_size,
                         *settings, adam_step, dropout_seeds, loss_sums, steps,
                         stopping)  # fmt: skip
+
+
+def _check_epoch_arguments(data, net, work, params, state, orders, batch_size, settings,
+                           dropout_seeds, loss_sums, steps, stopping):  # fmt: skip
+    """Every length the epoch kernels index with, against the network's layout: the
+    last check before compiled code, which does not check bounds. A failure is a bug
+    in fastbp (or a state changed behind its back), reported instead of corrupting
+    memory."""
+    units = net.units
+    n_params = int(net.n_coefs + units[1:].sum())
+    n_samples, n_features = data.Y.shape[0], int(units[0])
+    problems = []
+    if params.shape != (n_params,) or work.grads.shape != (n_params,):
+        problems.append(f"parameters {params.shape} / gradients {work.grads.shape}")
+    if state[0].shape != (n_params,) or state[0].dtype != params.dtype:
+        problems.append(f"optimizer state {state[0].shape} {state[0].dtype}")
+    if settings.solver_code != SGD and (
+        state[1].shape != (n_params,) or state[1].dtype != params.dtype
+    ):
+        problems.append(f"second optimizer state {state[1].shape} {state[1].dtype}")
+    if data.X.shape[1] != n_features or (data.X.shape[0] not in (0, n_samples)):
+        problems.append(f"X {data.X.shape}")
+    if data.Y.shape[1] != units[-1] or (
+        data.use_weights and data.sample_weight.shape != (n_samples,)
+    ):
+        problems.append(f"Y {data.Y.shape} / sample_weight {data.sample_weight.shape}")
+    n_epochs = orders.shape[0]
+    if orders.shape[1] != n_samples or (
+        n_samples and (orders.min() < 0 or orders.max() >= n_samples)
+    ):
+        problems.append(f"row orders {orders.shape}")
+    if (
+        not 1 <= batch_size <= work.x_batch.shape[0]
+        or work.x_batch.shape[1] != n_features
+        or min(work.activations.shape[0], work.deltas.shape[0]) < batch_size * units[1:].sum()
+        or work.y_batch.shape[0] < batch_size
+        or work.y_batch.shape[1] != units[-1]
+    ):
+        problems.append(f"batch size {batch_size} for a workspace of {work.x_batch.shape}")
+    if min(dropout_seeds.shape[0], loss_sums.shape[0], steps.shape[0]) < n_epochs:
+        problems.append("per-epoch outputs shorter than the epochs")
+    if stopping.shape[0] < N_STOPPING:
+        problems.append("stopping vector")
+    if problems:
+        raise RuntimeError(
+            "fastbp: the epoch kernel's arguments do not fit the network "
+            f"{units.tolist()}: " + "; ".join(problems) + ". Please report this bug."
+        )
 
 
 class _Placeholders(NamedTuple):

@@ -174,28 +174,24 @@ def _input_as_float(graph, variable):
     return graph.node("Cast", [variable.full_name], to=graph.proto_type)
 
 
-def _hidden_activations(model):
-    """One activation name per hidden layer (the estimator's setting, checked)."""
-    n_layers = len(model.coefs_) + 1
-    activations = model._hidden_activations(n_layers)
-    return activations[1:-1]
-
-
 def _network_output(graph, model, input_name):
     """Add the forward pass; return the name of the output layer's activations.
 
-    Dropout only acts in training, so inference is the plain network."""
-    hidden = _hidden_activations(model)
-    activation_names = [*hidden, model.out_activation_]
+    The fitted network is read once, with the options it was fitted with (what
+    ``predict`` uses). Dropout only acts in training, so inference is the plain
+    network."""
+    network = model._fitted_network()
+    hidden = list(network.activations)
+    activation_names = [*hidden, network.out_activation]
     tables = [HIDDEN_ACTIVATIONS] * len(hidden) + [OUTPUT_ACTIVATIONS]
     layer = input_name
     for coef, intercept, name, table in zip(
-        model.coefs_, model.intercepts_, activation_names, tables
+        network.coefs, network.intercepts, activation_names, tables
     ):
         product = graph.node("MatMul", [layer, graph.constant("coefficient", coef)])
         layer = graph.node("Add", [product, graph.constant("intercept", intercept)])
         layer = table[name](graph, layer)
-    return layer
+    return layer, network
 
 
 # ------------------------------------------------------------------- classifier
@@ -246,13 +242,13 @@ def convert_classifier(scope, operator, container):
     """
     model = operator.raw_operator
     graph = _Graph(scope, container, _float_type(operator.inputs[0]))
-    output = _network_output(graph, model, _input_as_float(graph, operator.inputs[0]))
+    output, network = _network_output(graph, model, _input_as_float(graph, operator.inputs[0]))
     label_name, probability_name = (variable.full_name for variable in operator.outputs)
 
-    if model.out_activation_ == "logistic":
-        info = np.finfo(graph.dtype)
-        output = graph.node("Max", [output, graph.constant("smallest", info.tiny)])
-        output = graph.node("Min", [output, graph.constant("largest", 1 - info.epsneg)])
+    if network.out_activation == "logistic":
+        epsneg = np.finfo(graph.dtype).epsneg
+        output = graph.node("Max", [output, graph.constant("smallest", epsneg)])
+        output = graph.node("Min", [output, graph.constant("largest", 1 - epsneg)])
 
     if _is_multilabel(model):
         graph.node("Identity", [output], probability_name)
@@ -261,7 +257,7 @@ def convert_classifier(scope, operator, container):
         graph.node("Cast", [positive], label_name, to=TensorProto.INT64)
         return
 
-    if model.out_activation_ == "logistic":  # binary: p is the positive class's
+    if network.out_activation == "logistic":  # binary: p is the positive class's
         negative = graph.node("Sub", [graph.constant("one", 1.0), output])
         graph.node("Concat", [negative, output], probability_name, axis=1)
     else:
@@ -297,7 +293,7 @@ def convert_regressor(scope, operator, container):
     tensor (identity output, or exp for the Poisson loss)."""
     model = operator.raw_operator
     graph = _Graph(scope, container, _float_type(operator.inputs[0]))
-    output = _network_output(graph, model, _input_as_float(graph, operator.inputs[0]))
+    output, _ = _network_output(graph, model, _input_as_float(graph, operator.inputs[0]))
     graph.node("Identity", [output], operator.outputs[0].full_name)
 
 

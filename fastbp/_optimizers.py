@@ -8,6 +8,7 @@ scikit-learn's ``_stochastic_optimizers``: the learning-rate schedule
 
 import copy
 import math
+from numbers import Integral, Real
 
 import numpy as np
 
@@ -26,21 +27,91 @@ from fastbp._network import (
 
 class _PlainState:
     """Export and rebuild an optimizer as a dict of arrays and plain values, so a
-    fitted estimator persists with no fastbp type inside (safe for ``skops.io``)."""
+    fitted estimator persists with no fastbp type inside (safe for ``skops.io``).
+
+    Each optimizer declares its state: ``_STATE_ARRAYS`` (flat arrays of one entry
+    per parameter, in the parameters' dtype), ``_COUNTERS`` (non-negative integers)
+    and ``_SETTINGS`` (numbers); :meth:`problem` checks them against a network, and
+    :meth:`from_state` refuses a saved state that lacks one or has anything else.
+    """
+
+    _STATE_ARRAYS = ()
+    _COUNTERS = ("epochs_done", "max_iter", "step_epochs")
+    _SETTINGS = ("learning_rate_init", "base_learning_rate", "learning_rate", "step_factor")
+    _OPTIONS = ("lr_schedule",)
 
     def to_state(self):
         return {"kind": self.kind, **vars(self)}
 
     @staticmethod
     def from_state(state):
+        """The optimizer a saved state describes (ValueError if it is not one)."""
         state = dict(state)
-        optimizer_class = OPTIMIZERS[state.pop("kind")]
+        state.pop("_unused", None)  # SGD's placeholder, saved by earlier versions
+        kind = state.pop("kind", None)
+        if not isinstance(kind, str) or kind not in OPTIMIZERS:
+            raise ValueError(
+                f"The saved optimizer state names an unknown optimizer {kind!r}; expected "
+                f"one of {sorted(OPTIMIZERS)}."
+            )
+        optimizer_class = OPTIMIZERS[kind]
+        expected = set(optimizer_class._fields())
+        if set(state) != expected:
+            raise ValueError(
+                f"The saved {kind} optimizer state has the fields {sorted(state)}; expected "
+                f"{sorted(expected)}."
+            )
         optimizer = optimizer_class.__new__(optimizer_class)
         optimizer.__dict__.update(state)
+        problem = optimizer._value_problem()
+        if problem:
+            raise ValueError(f"The saved {kind} optimizer state is damaged: {problem}.")
         return optimizer
+
+    @classmethod
+    def _fields(cls):
+        return (*cls._STATE_ARRAYS, *cls._COUNTERS, *cls._SETTINGS, *cls._OPTIONS)
+
+    def _value_problem(self):
+        """What is wrong with the counters, settings and options, or None."""
+        for name in self._COUNTERS:
+            value = getattr(self, name, None)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral):
+                return f"{name} must be an integer, got {value!r}"
+            if value < 0:
+                return f"{name} must be non-negative, got {value!r}"
+        for name in self._SETTINGS:
+            value = getattr(self, name, None)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+                return f"{name} must be a number, got {value!r}"
+            if not math.isfinite(value):
+                return f"{name} must be finite, got {value!r}"
+        if getattr(self, "lr_schedule", None) not in _SCHEDULES:
+            return f"lr_schedule must be one of {sorted(_SCHEDULES)}"
+        return None
+
+    def problem(self, n_params, dtype):
+        """What keeps this state from training a network of ``n_params`` parameters
+        of ``dtype`` (as a phrase), or None when it fits."""
+        problem = self._value_problem()
+        if problem:
+            return problem
+        for name in self._STATE_ARRAYS:
+            array = getattr(self, name, None)
+            if not isinstance(array, np.ndarray):
+                return f"has no array {name}"
+            if array.shape != (n_params,) or array.dtype != dtype or not array.flags.c_contiguous:
+                return (
+                    f"holds {name} of shape {array.shape} and dtype {array.dtype}; the network "
+                    f"needs ({n_params},) and {np.dtype(dtype)}"
+                )
+        return None
 
     def copy(self):
         return copy.deepcopy(self)
+
+
+_SCHEDULES = ("constant", "invscaling", "adaptive", "cosine", "step")
 
 
 class _Schedule(_PlainState):
@@ -101,6 +172,9 @@ class SGDOptimizer(_Schedule):
     solver_code = _kernel_codes.SGD
     kind = "sgd"
     _EPOCH_SCHEDULES = ("invscaling", "cosine", "step")
+    _STATE_ARRAYS = ("velocity",)
+    _SETTINGS = (*_Schedule._SETTINGS, "momentum", "power_t")
+    _OPTIONS = (*_Schedule._OPTIONS, "nesterov")
 
     def __init__(self, n_params, dtype, learning_rate_init, lr_schedule="constant",
                  momentum=0.9, nesterov=True, power_t=0.5, max_iter=200, step_epochs=10,
@@ -111,14 +185,19 @@ class SGDOptimizer(_Schedule):
         self.nesterov = bool(nesterov)
         self.power_t = power_t
         self.velocity = np.zeros(n_params, dtype=dtype)
-        self._unused = np.zeros(0, dtype=dtype)
 
     @property
     def step(self):
         return 0
 
     def state_arrays(self):
-        return self.velocity, self._unused
+        # The kernels take two state arrays; SGD's second is an empty one of its dtype.
+        return self.velocity, self.velocity[:0]
+
+    def _value_problem(self):
+        if not isinstance(getattr(self, "nesterov", None), bool):
+            return f"nesterov must be True or False, got {getattr(self, 'nesterov', None)!r}"
+        return super()._value_problem()
 
     @classmethod
     def for_estimator(cls, estimator, n_params, dtype):
@@ -182,6 +261,9 @@ class AdamOptimizer(_Schedule):
     solver_code = _kernel_codes.ADAM
     kind = "adam"
     _EPOCH_SCHEDULES = ("cosine", "step")  # the others do not apply to Adam
+    _STATE_ARRAYS = ("first_moment", "second_moment")
+    _COUNTERS = (*_Schedule._COUNTERS, "t")
+    _SETTINGS = (*_Schedule._SETTINGS, "beta_1", "beta_2", "epsilon")
 
     def __init__(self, n_params, dtype, learning_rate_init, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8, lr_schedule="constant", max_iter=200, step_epochs=10,
@@ -221,6 +303,9 @@ class AdamOptimizer(_Schedule):
 
     def epoch_ends(self, step):
         self.t = step
+        if step == 0:  # no step taken yet (every batch weighed 0): nothing to correct
+            self.learning_rate = self.base_learning_rate
+            return
         # the bias-corrected step size of the last update, as scikit-learn reports it
         self.learning_rate = (
             self.base_learning_rate * np.sqrt(1 - self.beta_2**self.t) / (1 - self.beta_1**self.t)
@@ -252,6 +337,7 @@ class AdamWOptimizer(AdamOptimizer):
 
     solver_code = _kernel_codes.ADAMW
     kind = "adamw"
+    _SETTINGS = (*AdamOptimizer._SETTINGS, "weight_decay")
 
     def __init__(self, n_params, dtype, learning_rate_init, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8, weight_decay=0.01, **schedule):  # fmt: skip

@@ -65,12 +65,17 @@ def fit_stochastic(estimator, model, X, y, sample_weight, incremental):
     """Train ``model`` (a network snapshot of ``estimator``) in place for
     ``max_iter`` epochs, or one with ``incremental`` (``partial_fit``), or until the
     convergence rule stops it; the estimator's fitted attributes follow."""
-    if not incremental or not hasattr(estimator, "_optimizer"):
+    optimizer = estimator.__dict__.get("_optimizer")
+    n_params, dtype = model.layout.n_params, model.params.dtype
+    if not incremental or optimizer is None or optimizer.problem(n_params, dtype):
+        # Fresh state also where the weights were replaced by others of another
+        # layout (the state described the old weights; persistence refuses a state
+        # that does not fit, so only an assignment gets here).
         estimator._optimizer = OPTIMIZERS[estimator.solver].for_estimator(
-            estimator, model.layout.n_params, model.params.dtype
+            estimator, n_params, dtype
         )
     else:
-        estimator._optimizer = estimator._optimizer.copy()
+        estimator._optimizer = optimizer.copy()
     # Lists the loop appends to are copied too (warm start / partial_fit), so that a
     # failed call leaves the previous ones as they were.
     estimator.loss_curve_ = list(getattr(estimator, "loss_curve_", None) or [])

@@ -66,11 +66,31 @@ def warmup(dtypes=("float64", "float32"), *, everything=False, n_jobs=1):
     >>> sorted(seconds)
     ['float64']
     """
-    dtypes = [np.dtype(dtype) for dtype in dtypes]
+    dtypes = _checked_dtypes(dtypes)
     processes = _processes(n_jobs, len(dtypes))
     if processes > 1:
         return _warmup_in_processes(dtypes, everything, processes)
     return _warmup_here(dtypes, everything)
+
+
+def _checked_dtypes(dtypes):
+    """The dtypes as numpy dtypes, each float32 or float64 (ValueError otherwise:
+    fastbp trains in those two only)."""
+    if isinstance(dtypes, (str, np.dtype, type)):
+        dtypes = [dtypes]
+    checked = []
+    for dtype in dtypes:
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"warmup: {dtype!r} is not a dtype.") from None
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(
+                f"warmup: fastbp's kernels run in float32 or float64, not {dtype.name} "
+                "(other input is converted to float64 before training)."
+            )
+        checked.append(dtype)
+    return checked
 
 
 def _processes(n_jobs, n_dtypes):

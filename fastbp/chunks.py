@@ -1,6 +1,10 @@
 """Training on data bigger than memory: ``fit_chunks`` streams row chunks through
 ``partial_fit``, one chunk in memory at a time."""
 
+from collections.abc import Mapping
+from contextlib import nullcontext
+from numbers import Integral
+
 import numpy as np
 from sklearn.utils import check_random_state
 
@@ -17,6 +21,12 @@ class DaskChunks:
     """
 
     def __init__(self, X, y):
+        for name, array in (("X", X), ("y", y)):
+            if not all(hasattr(array, attribute) for attribute in ("rechunk", "blocks", "ndim")):
+                raise TypeError(
+                    f"DaskChunks takes dask arrays; {name} is a {type(array).__name__}. For a "
+                    "dask DataFrame, pass its .to_dask_array(lengths=True)."
+                )
         if X.ndim != 2:
             raise ValueError(f"X must be a 2-D dask array, got {X.ndim} dimension(s).")
         X = X.rechunk({1: -1})  # whole rows in each block
@@ -67,7 +77,8 @@ def fit_chunks(estimator, chunks, *, epochs=1, classes=None, shuffle=True, rando
     Returns
     -------
     estimator : BackpropClassifier or BackpropRegressor
-        The estimator passed in, trained.
+        The estimator passed in, trained. If a chunk fails (bad data, say), the
+        estimator is left as it was before the call.
 
     Examples
     --------
@@ -81,19 +92,46 @@ def fit_chunks(estimator, chunks, *, epochs=1, classes=None, shuffle=True, rando
     >>> clf.score(X, y) > 0.9
     True
     """
+    if isinstance(epochs, (bool, np.bool_)) or not isinstance(epochs, Integral):
+        raise TypeError(f"epochs must be an integer, got {epochs!r}.")
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
-    first = True
-    for chunk_iterable in _epochs_of_chunks(chunks, epochs, shuffle, random_state):
-        for X_chunk, y_chunk in chunk_iterable:
-            if first and classes is not None:
-                estimator.partial_fit(X_chunk, y_chunk, classes=classes)
-            else:
-                estimator.partial_fit(X_chunk, y_chunk)
-            first = False
-        if first:
-            raise ValueError("chunks is empty: there is nothing to train on.")
+    if isinstance(chunks, Mapping):
+        raise TypeError(
+            "chunks is a mapping: pass a sequence of (X, y) pairs, e.g. list(chunks.values())."
+        )
+    from fastbp._base import _BaseBackprop
+    from fastbp._fitted import training
+
+    # A fastbp estimator trains a copy, committed when every chunk went through: a
+    # failure part-way leaves the estimator as it was (and other threads predict
+    # with the old model meanwhile).
+    whole_call = training(estimator) if isinstance(estimator, _BaseBackprop) else nullcontext()
+    with whole_call as trainee:
+        trainee = estimator if trainee is None else trainee
+        first = True
+        for chunk_iterable in _epochs_of_chunks(chunks, epochs, shuffle, random_state):
+            for chunk in chunk_iterable:
+                X_chunk, y_chunk = _pair(chunk)
+                if first and classes is not None:
+                    trainee.partial_fit(X_chunk, y_chunk, classes=classes)
+                else:
+                    trainee.partial_fit(X_chunk, y_chunk)
+                first = False
+            if first:
+                raise ValueError("chunks is empty: there is nothing to train on.")
     return estimator
+
+
+def _pair(chunk):
+    """A chunk as ``(X, y)``, or a TypeError that says what a chunk must be."""
+    if not isinstance(chunk, (tuple, list)) or len(chunk) != 2:
+        raise TypeError(
+            f"Each chunk must be an (X, y) pair; got a {type(chunk).__name__}"
+            + (f" of length {len(chunk)}" if hasattr(chunk, "__len__") else "")
+            + "."
+        )
+    return chunk
 
 
 def _epochs_of_chunks(chunks, epochs, shuffle, random_state):

@@ -9,6 +9,7 @@ one compiled call per epoch.
 from numbers import Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import (
     ClassifierMixin,
     RegressorMixin,
@@ -27,7 +28,7 @@ from sklearn.utils.multiclass import (
 )
 from sklearn.utils.validation import validate_data
 
-from fastbp._base import _BaseBackprop, _unchanged_on_failure
+from fastbp._base import _BaseBackprop
 from fastbp._kernel_codes import BINARY_LOG_LOSS
 from fastbp._losses import REGRESSION_LOSSES
 
@@ -280,6 +281,8 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         target-type checks (they cost more than a small epoch); y holds known labels."""
         y_type = self._label_binarizer.y_type_
         if y_type == "multilabel-indicator":
+            if sp.issparse(y):  # scikit-learn accepts a sparse indicator matrix
+                y = y.toarray()
             return np.asarray(y) != 0
         codes = np.searchsorted(self.classes_, y)
         if y_type == "binary":
@@ -311,6 +314,13 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         label binarizer and the classes (checked against the output count)."""
         binarizer = self._label_binarizer
         y_type = binarizer.y_type_
+        if y_type not in ("binary", "multiclass", "multilabel-indicator") or not np.array_equal(
+            binarizer.classes_, self.classes_
+        ):
+            raise ValueError(
+                f"The label binarizer ({y_type!r}, classes {binarizer.classes_!r}) does not "
+                f"match classes_ {self.classes_!r}."
+            )
         expected = 1 if y_type == "binary" else len(self.classes_)
         if n_outputs != expected:
             raise ValueError(
@@ -354,22 +364,26 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         self : object
             The updated estimator.
         """
-        with _unchanged_on_failure(self):
-            if (
-                classes is None
-                and not hasattr(self, "classes_")
-                and type_of_target(y).startswith("multilabel")
-            ):
-                # A multilabel indicator matrix names its labels by its columns:
-                # classes= adds nothing (scikit-learn's MLP still demands it).
-                classes = np.arange(np.shape(y)[1])
-            if _check_partial_fit_first_call(self, classes):
-                self._label_binarizer = LabelBinarizer()
+        if (
+            classes is None
+            and "classes_" not in self.__dict__
+            and type_of_target(y).startswith("multilabel")
+        ):
+            # A multilabel indicator matrix names its labels by its columns:
+            # classes= adds nothing (scikit-learn's MLP still demands it).
+            classes = np.arange(np.shape(y)[1])
+
+        def first_call(trainee, y):
+            # On the copy being trained: the estimator itself changes only when the
+            # whole call succeeds.
+            if _check_partial_fit_first_call(trainee, classes):
+                trainee._label_binarizer = LabelBinarizer()
                 if type_of_target(y).startswith("multilabel"):
-                    self._label_binarizer.fit(y)
+                    trainee._label_binarizer.fit(y)
                 else:
-                    self._label_binarizer.fit(classes)
-            return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+                    trainee._label_binarizer.fit(classes)
+
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True, first_call=first_call)
 
     def predict_proba(self, X):
         """Probability estimates.
@@ -389,9 +403,10 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         if model.loss_code == BINARY_LOG_LOSS:  # a logistic output
             # A saturated sigmoid rounds to exactly 0 or 1; keep probabilities strictly
             # inside (0, 1), one rounding step from the bounds, so that log-probabilities
-            # stay finite and the complement 1 - p is never 0.
-            info = np.finfo(y_pred.dtype)
-            np.clip(y_pred, info.tiny, 1 - info.epsneg, out=y_pred)
+            # stay finite. The lower bound is epsneg, not the smallest float: 1 - p must
+            # stay below 1 too (1 - 1e-300 rounds to exactly 1).
+            epsneg = np.finfo(y_pred.dtype).epsneg
+            np.clip(y_pred, epsneg, 1 - epsneg, out=y_pred)
         if y_pred.shape[1] == 1:
             y_pred = y_pred.ravel()
             return np.vstack([1 - y_pred, y_pred]).T
