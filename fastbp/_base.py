@@ -219,8 +219,13 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 model = self._network_from_arrays(
                     self.__dict__.get("coefs_"), self.__dict__.get("intercepts_"), options
                 )
+                # Checked as saved (publish would drop optimizer state that does not
+                # fit, which is right after an assignment, not for a file).
+                fitted.check_state(
+                    {**self.__dict__, "_model": model, "coefs_": list(model.coefs),
+                     "intercepts_": list(model.intercepts)}
+                )  # fmt: skip
                 fitted.publish(self, model)
-                fitted.check_state(self.__dict__)
             except (AttributeError, IndexError, KeyError, OverflowError, TypeError) as exc:
                 raise ValueError(
                     f"The saved {type(self).__name__} is damaged: {type(exc).__name__}: {exc}"
