@@ -491,6 +491,8 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             inputs_finite, outputs_finite = _kernels.predict_forward(
                 X_kernel, rare, *model.predict_arguments, out
             )
+        if inputs_finite == _kernels.REFUSED:
+            _kernels.refused("prediction", model.layout.layer_units)
         if not inputs_finite:
             # Only the fast path gets here; full validation raises scikit-learn's error.
             validate_data(self, X, reset=False)

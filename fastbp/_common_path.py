@@ -25,6 +25,14 @@ import math
 import numpy as np
 from numba import njit
 
+from fastbp._argument_checks import (
+    REFUSED,
+    epochs_fit,
+    network_fits,
+    orders_fit,
+    prediction_fits,
+    workspace_fits,
+)
 from fastbp._batch_passes import _matrix, _segment
 from fastbp._kernel_cache import _HELPER, _JIT, pause_gc_while_compiling, prepare_caches
 from fastbp._kernel_codes import (
@@ -156,6 +164,21 @@ def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, interce
     compiles nothing more. It returns ``(inputs_finite, outputs_finite)`` then, as
     predict_forward does (as an int and a bool).
     """
+    if not network_fits(units, coef_offsets, intercept_offsets, hidden_codes, n_coefs, params):
+        return REFUSED, False
+    if predicting:
+        if not prediction_fits(X, X.shape[0], units, out):
+            return REFUSED, False
+    elif not (
+        workspace_fits(
+            X, Y, sample_weight, use_weights, False, units, activations, deltas,
+            layer_offsets, bits, x_batch, y_batch, sw_batch, grads, params, batch_size,
+        )
+        and epochs_fit(params, state_1, state_2, solver_code, orders.shape[0], hyper,
+                       loss_sums, steps, stopping)
+        and orders_fit(orders, Y.shape[0])
+    ):  # fmt: skip
+        return REFUSED, False
     n_layers = units.shape[0]
     last = n_layers - 1
     n_outputs = units[last]

@@ -99,6 +99,7 @@ KERNEL_SOURCES = (
     "_batch_passes.py",
     "_kernels.py",
     "_common_path.py",
+    "_argument_checks.py",
 )
 
 

@@ -25,6 +25,15 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from fastbp._argument_checks import (
+    REFUSED,
+    epochs_fit,
+    network_fits,
+    orders_fit,
+    prediction_fits,
+    rare_paths_fit,
+    workspace_fits,
+)
 from fastbp._batch_passes import _backward, _forward, _gather
 from fastbp._common_path import _adam_update, _sgd_update, common_epochs, no_improvement
 from fastbp._kernel_cache import (
@@ -45,6 +54,8 @@ from fastbp._kernel_codes import (
     H_LEARNING_RATE,
     H_MOMENTUM,
     H_WEIGHT_DECAY,
+    N_HYPER,
+    N_LOSS_PARAMS,
     N_STOPPING,
     S_BEST_LOSS,
     S_CHECK,
@@ -275,6 +286,28 @@ def _full_gradient(data, net, work, rare, order, chunk_rows, params, chunk_grads
     and for the gradient tests), computed in row chunks so memory stays bounded by
     ``chunk_rows``; ``work.grads`` receives the final gradient. A ``dropout_seed``
     >= 0 fixes the dropout masks (for gradient checks)."""
+    units = net.units
+    with_dropout = False
+    for rate in net.dropout_rates:
+        with_dropout = with_dropout or rate > 0
+    is_sparse = False if rare is None else rare.is_sparse
+    if not (
+        network_fits(units, net.coef_offsets, net.intercept_offsets, net.hidden_codes,
+                     net.n_coefs, params)
+        and net.dropout_rates.shape[0] >= units.shape[0]
+        and chunk_grads.shape[0] == params.shape[0]
+        and workspace_fits(
+            data.X, data.Y, data.sample_weight, data.use_weights, is_sparse, units,
+            work.activations, work.deltas, work.layer_offsets, work.bits, work.x_batch,
+            work.y_batch, work.sw_batch, work.grads, params, chunk_rows,
+        )
+        and orders_fit(order.reshape(1, -1), data.Y.shape[0])
+        and settings.hyper.shape[0] >= N_HYPER
+        and (rare is None or rare_paths_fit(rare, data.Y.shape[0], units, chunk_rows,
+                                            with_dropout))
+        and settings.loss_params.shape[0] >= N_LOSS_PARAMS
+    ):  # fmt: skip
+        return float(REFUSED)
     n_samples = order.shape[0]
     n_coefs = net.n_coefs
     grads = work.grads
@@ -329,7 +362,7 @@ def _predict_rows(X, rare, n_samples, params, net, loss_code, out):
         for i in range(n_samples):
             for j in range(X.shape[1]):
                 if not math.isfinite(X[i, j]):
-                    return False, False
+                    return 0, False
     units = net.units
     n_layers = units.shape[0]
     chunk_rows = min(n_samples, 1024)
@@ -359,7 +392,7 @@ def _predict_rows(X, rare, n_samples, params, net, loss_code, out):
                 out[start + i, j] = value
                 if not math.isfinite(value):
                     outputs_finite = False
-    return True, outputs_finite
+    return 1, outputs_finite
 
 
 # ---------------------------------------------------------------------------------
@@ -382,6 +415,26 @@ def epoch_kernel(X, Y, sample_weight, use_weights, units, coef_offsets, intercep
                      grads)  # fmt: skip
     settings = Settings(loss_code, solver_code, nesterov, max_grad_norm, hyper, loss_params)
     state = (state_1, state_2)
+    # The last line of defence (fastbp._argument_checks): nothing is indexed unless
+    # every length fits the layout.
+    with_dropout = False
+    for rate in dropout_rates:
+        with_dropout = with_dropout or rate > 0
+    if not (
+        network_fits(units, coef_offsets, intercept_offsets, hidden_codes, n_coefs, params)
+        and dropout_rates.shape[0] >= units.shape[0]
+        and workspace_fits(
+            X, Y, sample_weight, use_weights, rare.is_sparse, units, activations, deltas,
+            layer_offsets, bits, x_batch, y_batch, sw_batch, grads, params, batch_size,
+        )
+        and epochs_fit(params, state_1, state_2, solver_code, orders.shape[0], hyper,
+                       loss_sums, steps, stopping)
+        and orders_fit(orders, Y.shape[0])
+        and rare_paths_fit(rare, Y.shape[0], units, batch_size, with_dropout)
+        and dropout_seeds.shape[0] >= orders.shape[0]
+        and loss_params.shape[0] >= N_LOSS_PARAMS
+    ):  # fmt: skip
+        return REFUSED, False
     step = adam_step
     check_stopping = stopping[S_CHECK] > 0
     best_loss, tol = stopping[S_BEST_LOSS], stopping[S_TOL]
@@ -434,26 +487,28 @@ def run_epochs(data, net, work, rare, params, state, orders, batch_size, setting
         False when the last epoch run met a non-finite batch loss or parameter (it
         stopped there).
     """
-    _check_epoch_arguments(data, net, work, params, state, orders, batch_size, settings,
-                           dropout_seeds, loss_sums, steps, stopping)  # fmt: skip
     if rare is None:  # the common path: its own flat kernel (fastbp._common_path)
         X, Y, sample_weight, use_weights = data
-        return common_epochs(
+        result = common_epochs(
             X, Y, sample_weight, use_weights, net.units, net.coef_offsets,
             net.intercept_offsets, net.hidden_codes, net.n_coefs, *work, params, *state,
             orders, batch_size, settings.loss_code, settings.solver_code, settings.nesterov,
             settings.hyper, adam_step, loss_sums, steps, stopping, False,
             _placeholders(params.dtype).out,
         )  # fmt: skip
-    return epoch_kernel(*data, *net, *work, rare, params, *state, orders, batch_size,
-                        *settings, adam_step, dropout_seeds, loss_sums, steps,
-                        stopping)  # fmt: skip
+    else:
+        result = epoch_kernel(*data, *net, *work, rare, params, *state, orders, batch_size,
+                              *settings, adam_step, dropout_seeds, loss_sums, steps,
+                              stopping)  # fmt: skip
+    if result[0] == REFUSED:
+        refused("epoch", net.units)
+    return result
 
 
-def _check_epoch_arguments(data, net, work, params, state, orders, batch_size, settings,
-                           dropout_seeds, loss_sums, steps, stopping):  # fmt: skip
-    """Every length the epoch kernels index with, against the network's layout: the
-    last check before compiled code, which does not check bounds. A failure is a bug
+def check_training_arguments(data, net, work, params, state, batch_size, settings):
+    """Every length the epoch kernels index with that is fixed for a whole fit, against
+    the network's layout: checked once per fit (see :func:`run_epochs` for what each
+    compiled call checks). Compiled code does not check bounds: a failure here is a bug
     in fastbp (or a state changed behind its back), reported instead of corrupting
     memory."""
     units = net.units
@@ -474,11 +529,6 @@ def _check_epoch_arguments(data, net, work, params, state, orders, batch_size, s
         data.use_weights and data.sample_weight.shape != (n_samples,)
     ):
         problems.append(f"Y {data.Y.shape} / sample_weight {data.sample_weight.shape}")
-    n_epochs = orders.shape[0]
-    if orders.shape[1] != n_samples or (
-        n_samples and (orders.min() < 0 or orders.max() >= n_samples)
-    ):
-        problems.append(f"row orders {orders.shape}")
     if (
         not 1 <= batch_size <= work.x_batch.shape[0]
         or work.x_batch.shape[1] != n_features
@@ -487,15 +537,24 @@ def _check_epoch_arguments(data, net, work, params, state, orders, batch_size, s
         or work.y_batch.shape[1] != units[-1]
     ):
         problems.append(f"batch size {batch_size} for a workspace of {work.x_batch.shape}")
-    if min(dropout_seeds.shape[0], loss_sums.shape[0], steps.shape[0]) < n_epochs:
-        problems.append("per-epoch outputs shorter than the epochs")
-    if stopping.shape[0] < N_STOPPING:
-        problems.append("stopping vector")
+    _refuse(problems, units)
+
+
+def _refuse(problems, units):
     if problems:
         raise RuntimeError(
             "fastbp: the epoch kernel's arguments do not fit the network "
             f"{units.tolist()}: " + "; ".join(problems) + ". Please report this bug."
         )
+
+
+def refused(kernel, units):
+    """The error for a kernel that refused its arguments (see
+    fastbp._argument_checks): a bug in fastbp, or a state changed behind its back."""
+    raise RuntimeError(
+        f"fastbp: the {kernel} kernel refused arguments that do not fit the network "
+        f"{np.asarray(units).tolist()} (and computed nothing). Please report this bug."
+    )
 
 
 class _Placeholders(NamedTuple):
@@ -591,8 +650,11 @@ def full_loss_and_gradient(data, net, work, rare, order, chunk_rows, params, chu
     and for the gradient tests), in row chunks of ``chunk_rows``; ``work.grads``
     receives the gradient, ``chunk_grads`` is scratch of the same size. A
     ``dropout_seed`` >= 0 fixes the dropout masks (for gradient checks)."""
-    return _full_gradient(data, net, work, rare, order, chunk_rows, params, chunk_grads,
+    loss = _full_gradient(data, net, work, rare, order, chunk_rows, params, chunk_grads,
                           settings, dropout_seed)  # fmt: skip
+    if loss == REFUSED:  # a loss is never negative
+        refused("full-gradient", net.units)
+    return loss
 
 
 @njit(**_JIT)
@@ -605,14 +667,22 @@ def predict_forward(X, rare, params, units, coef_offsets, intercept_offsets, hid
 
     Returns
     -------
-    inputs_finite : bool
-        False if dense X holds a NaN or an infinity (nothing is computed then), so a
-        caller that skipped validation can fall back to it for the error message.
+    inputs_finite : int
+        1; 0 if dense X holds a NaN or an infinity (nothing is computed then), so a
+        caller that skipped validation can fall back to it for the error message;
+        ``REFUSED`` (-1) if the arguments do not fit the layout (nothing computed).
     outputs_finite : bool
         False if some output overflowed.
     """
     net = Network(units, coef_offsets, intercept_offsets, hidden_codes, dropout_rates, n_coefs)
-    return _predict_rows(X, rare, out.shape[0], params, net, loss_code, out)
+    n_rows = out.shape[0]
+    if not (
+        network_fits(units, coef_offsets, intercept_offsets, hidden_codes, n_coefs, params)
+        and prediction_fits(X, n_rows, units, out)
+        and (rare is None or rare_paths_fit(rare, n_rows, units, min(n_rows, 1024), False))
+    ):
+        return REFUSED, False
+    return _predict_rows(X, rare, n_rows, params, net, loss_code, out)
 
 
 prepare_caches(globals())

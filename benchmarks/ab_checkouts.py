@@ -1,0 +1,123 @@
+"""Two checkouts of fastbp, side by side: training and prediction speed, A/B.
+
+For a change's before/after table: each measurement runs in a fresh process that
+imports fastbp from one checkout (``PYTHONPATH``), the two checkouts alternating
+round by round, on the same data, at one BLAS thread; the table gives each
+checkout's median and the median of the per-round ratios B/A (above 1: B slower).
+Warm caches: each checkout's kernels are compiled by a first, uncounted round.
+
+Run by hand, never in CI; for a fair BLAS, unset OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE together in that one command::
+
+    git worktree add /tmp/before HEAD~3
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \\
+        python benchmarks/ab_checkouts.py /tmp/before . --rounds 5
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import textwrap
+
+# Each case prints one JSON number: seconds (or microseconds) per operation, the
+# minimum over a few repeats inside the process (the least disturbed).
+SETUP = """
+import json, time, warnings
+import numpy as np
+from threadpoolctl import threadpool_limits
+warnings.simplefilter("ignore")
+from sklearn.datasets import load_digits
+from fastbp import BackpropClassifier, BackpropRegressor
+X, y = load_digits(return_X_y=True)
+X = X / 16.0
+rng = np.random.RandomState(0)
+Xr = rng.uniform(-1, 1, (2000, 20))
+yr = np.sin(Xr[:, 0] * 2) + Xr[:, 1] * Xr[:, 2]
+Xt = rng.uniform(-1, 1, (60, 4))
+yt = (Xt[:, 0] > 0).astype(int)
+
+def best(function, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+"""
+
+CASES = {
+    "digits adam fit, 50 epochs (s)": """
+clf = BackpropClassifier(max_iter=50, tol=0, random_state=0)
+value = best(lambda: clf.fit(X, y), 3)
+""",
+    "regression sgd fit, 50 epochs (s)": """
+reg = BackpropRegressor(solver="sgd", max_iter=50, tol=0, random_state=0)
+value = best(lambda: reg.fit(Xr, yr), 3)
+""",
+    "tiny, early stopping, 100 epochs (s)": """
+clf = BackpropClassifier(hidden_layer_sizes=(8,), early_stopping=True, max_iter=100,
+                         n_iter_no_change=1000, random_state=0)
+value = best(lambda: clf.fit(Xt, yt), 3)
+""",
+    "digits lbfgs fit, 50 iterations (s)": """
+clf = BackpropClassifier(solver="lbfgs", max_iter=50, tol=0, random_state=0)
+value = best(lambda: clf.fit(X, y), 3)
+""",
+    "partial_fit, 200-row chunk (us)": """
+clf = BackpropClassifier(random_state=0).partial_fit(X[:200], y[:200], classes=np.arange(10))
+value = 1e6 * best(lambda: [clf.partial_fit(X[:200], y[:200]) for _ in range(50)], 5) / 50
+""",
+    "one-row predict_proba (us)": """
+clf = BackpropClassifier(max_iter=5, random_state=0).fit(X, y)
+row = X[:1].copy()
+value = 1e6 * best(lambda: [clf.predict_proba(row) for _ in range(2000)], 7) / 2000
+""",
+}
+
+
+def measure(source, case):
+    code = SETUP + "\nwith threadpool_limits(1):\n" + textwrap.indent(CASES[case], "    ")
+    code += "\nprint(json.dumps(value))\n"
+    env = {**os.environ, "PYTHONPATH": os.path.abspath(source)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("before", help="checkout A (the baseline)")
+    parser.add_argument("after", help="checkout B")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cases", nargs="*", default=list(CASES))
+    args = parser.parse_args()
+    from threadpoolctl import threadpool_info
+
+    blas = [(i.get("internal_api"), i.get("version"), i.get("architecture")) for i in
+            threadpool_info() if i.get("user_api") == "blas"]  # fmt: skip
+    print(f"BLAS: {blas}; {args.rounds} rounds; A = {args.before}, B = {args.after}\n")
+    for case in args.cases:  # warm both caches (uncounted)
+        measure(args.before, case)
+        measure(args.after, case)
+    print("| case | A median | B median | B/A (median of rounds) | B/A min-max |")
+    print("|---|---|---|---|---|")
+    for case in args.cases:
+        before, after, ratios = [], [], []
+        for _ in range(args.rounds):
+            a, b = measure(args.before, case), measure(args.after, case)
+            before.append(a)
+            after.append(b)
+            ratios.append(b / a)
+        print(
+            f"| {case} | {statistics.median(before):.4g} | {statistics.median(after):.4g} | "
+            f"{statistics.median(ratios):.3f} | {min(ratios):.3f}-{max(ratios):.3f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
