@@ -63,9 +63,19 @@ def test_warmup_refuses_a_bad_n_jobs():
 
 @pytest.mark.skipif(not _kernel_cache.LOCKS_WORK, reason="no file locks on this platform")
 def test_a_failing_warmup_process_is_reported_with_its_error():
+    # warmup refuses a dtype it cannot compile before it starts a process; past that
+    # check, a child that fails is reported with its own error.
+    from fastbp._warmup import _warmup_in_processes
+
     with pytest.raises(RuntimeError, match="warming the complex128 kernels") as raised:
-        fastbp.warmup(dtypes=["float64", "complex128"], n_jobs=2)
-    assert "Complex data not supported" in str(raised.value)  # the child's own error
+        _warmup_in_processes([np.dtype("float64"), np.dtype("complex128")], False, 2)
+    assert "not complex128" in str(raised.value)  # the child's own error
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int32", object, "complex128"])
+def test_warmup_refuses_dtypes_other_than_float32_and_float64(dtype):
+    with pytest.raises(ValueError, match="float32 or float64"):
+        fastbp.warmup(dtypes=[dtype], n_jobs=2)
 
 
 class _RecordingCache:
