@@ -95,6 +95,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cases", nargs="*", default=list(CASES))
     args = parser.parse_args()
+    import numpy  # noqa: F401  (loads the BLAS library that threadpool_info reports)
     from threadpoolctl import threadpool_info
 
     blas = [(i.get("internal_api"), i.get("version"), i.get("architecture")) for i in

@@ -21,7 +21,7 @@ from fastbp._layer_math import _BLOCK
 REFUSED = -1
 
 
-@njit(**_HELPER)
+@njit(**_HELPER, inline="always")
 def network_fits(units, coef_offsets, intercept_offsets, hidden_codes, n_coefs, params):
     """True when the offsets chain as :class:`fastbp._network.NetworkLayout` builds
     them (every coefficient matrix, then every intercept vector) and ``params`` holds
@@ -47,20 +47,41 @@ def network_fits(units, coef_offsets, intercept_offsets, hidden_codes, n_coefs, 
     return coef_end == n_coefs and intercept_end == params.shape[0]
 
 
-@njit(**_HELPER)
-def prediction_fits(X, n_rows, units, out):
-    """True when ``X`` (dense, or the ``(0, n_features)`` placeholder of sparse input
-    with ``n_rows`` rows elsewhere) and ``out`` fit the layout's ends."""
-    last = units.shape[0] - 1
+@njit(**_HELPER, inline="always")
+def layout_lengths_fit(n_layers, n_coef_offsets, n_intercept_offsets, n_codes):
+    """True when the layout's arrays have an entry for every layer they describe
+    (lengths only: scalars, so that the check costs nothing per prediction)."""
     return (
-        X.shape[1] == units[0]
-        and (X.shape[0] == n_rows or X.shape[0] == 0)
-        and out.shape[0] == n_rows
-        and out.shape[1] == units[last]
+        n_layers >= 2
+        and n_coef_offsets >= n_layers - 1
+        and n_intercept_offsets >= n_layers - 1
+        and n_codes >= n_layers
     )
 
 
-@njit(**_HELPER)
+@njit(**_HELPER, inline="always")
+def prediction_fits(x_rows, x_columns, n_rows, out_rows, out_columns, n_inputs, n_outputs,
+                    n_params, layout_params):  # fmt: skip
+    """True when the input (``x_rows`` 0: the placeholder of sparse input), the output
+    buffer and the parameter vector have the lengths the layout gives: ``n_inputs``
+    and ``n_outputs`` its end layers' units, ``layout_params`` the end of its last
+    intercept vector.
+
+    Scalars only: a helper that takes arrays costs about 60-90 ns a call in
+    reference counting (measured), a prediction's whole budget for its checks. The
+    offsets' values come from the fitted network that Python built and checked; the
+    training kernels check them too (:func:`network_fits`).
+    """
+    return (
+        x_columns == n_inputs
+        and (x_rows == n_rows or x_rows == 0)
+        and out_rows == n_rows
+        and out_columns == n_outputs
+        and n_params == layout_params
+    )
+
+
+@njit(**_HELPER, inline="always")
 def workspace_fits(X, Y, sample_weight, use_weights, is_sparse, units, activations, deltas,
                    layer_offsets, bits, x_batch, y_batch, sw_batch, grads, params,
                    batch_size):  # fmt: skip
@@ -90,7 +111,7 @@ def workspace_fits(X, Y, sample_weight, use_weights, is_sparse, units, activatio
     return True
 
 
-@njit(**_HELPER)
+@njit(**_HELPER, inline="always")
 def orders_fit(orders, n_data_rows):
     """True when every entry of the row orders (one row per epoch) indexes a row."""
     for epoch in range(orders.shape[0]):
@@ -101,7 +122,7 @@ def orders_fit(orders, n_data_rows):
     return True
 
 
-@njit(**_HELPER)
+@njit(**_HELPER, inline="always")
 def epochs_fit(params, state_1, state_2, solver_code, n_epochs, hyper, loss_sums, steps,
                stopping):  # fmt: skip
     """True when the optimizer state and the per-epoch outputs fit: SGD reads one
@@ -114,7 +135,7 @@ def epochs_fit(params, state_1, state_2, solver_code, n_epochs, hyper, loss_sums
     return hyper.shape[0] >= N_HYPER and stopping.shape[0] >= N_STOPPING
 
 
-@njit(**_HELPER)
+@njit(**_HELPER, inline="always")
 def rare_paths_fit(rare, n_rows, units, batch_rows, with_dropout):
     """True when the full kernel's extra buffers fit: a well-formed CSR matrix of
     ``n_rows`` rows and ``units[0]`` columns (sparse input), the dropout and

@@ -28,6 +28,7 @@ from numba import njit
 from fastbp._argument_checks import (
     REFUSED,
     epochs_fit,
+    layout_lengths_fit,
     network_fits,
     orders_fit,
     prediction_fits,
@@ -164,13 +165,20 @@ def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, interce
     compiles nothing more. It returns ``(inputs_finite, outputs_finite)`` then, as
     predict_forward does (as an int and a bool).
     """
-    if not network_fits(units, coef_offsets, intercept_offsets, hidden_codes, n_coefs, params):
+    if not layout_lengths_fit(
+        units.shape[0], coef_offsets.shape[0], intercept_offsets.shape[0], hidden_codes.shape[0]
+    ):
         return REFUSED, False
     if predicting:
-        if not prediction_fits(X, X.shape[0], units, out):
+        last = units.shape[0] - 1
+        if not prediction_fits(
+            X.shape[0], X.shape[1], X.shape[0], out.shape[0], out.shape[1], units[0],
+            units[last], params.shape[0], intercept_offsets[last - 1] + units[last],
+        ):  # fmt: skip
             return REFUSED, False
     elif not (
-        workspace_fits(
+        network_fits(units, coef_offsets, intercept_offsets, hidden_codes, n_coefs, params)
+        and workspace_fits(
             X, Y, sample_weight, use_weights, False, units, activations, deltas,
             layer_offsets, bits, x_batch, y_batch, sw_batch, grads, params, batch_size,
         )

@@ -28,6 +28,7 @@ from numba import njit
 from fastbp._argument_checks import (
     REFUSED,
     epochs_fit,
+    layout_lengths_fit,
     network_fits,
     orders_fit,
     prediction_fits,
@@ -676,11 +677,18 @@ def predict_forward(X, rare, params, units, coef_offsets, intercept_offsets, hid
     """
     net = Network(units, coef_offsets, intercept_offsets, hidden_codes, dropout_rates, n_coefs)
     n_rows = out.shape[0]
-    if not (
-        network_fits(units, coef_offsets, intercept_offsets, hidden_codes, n_coefs, params)
-        and prediction_fits(X, n_rows, units, out)
-        and (rare is None or rare_paths_fit(rare, n_rows, units, min(n_rows, 1024), False))
+    n_layers = units.shape[0]
+    if not layout_lengths_fit(
+        n_layers, coef_offsets.shape[0], intercept_offsets.shape[0], hidden_codes.shape[0]
     ):
+        return REFUSED, False
+    last = n_layers - 1
+    if not prediction_fits(
+        X.shape[0], X.shape[1], n_rows, out.shape[0], out.shape[1], units[0], units[last],
+        params.shape[0], intercept_offsets[last - 1] + units[last],
+    ):  # fmt: skip
+        return REFUSED, False
+    if rare is not None and not rare_paths_fit(rare, n_rows, units, min(n_rows, 1024), False):
         return REFUSED, False
     return _predict_rows(X, rare, n_rows, params, net, loss_code, out)
 

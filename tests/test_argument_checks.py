@@ -147,7 +147,8 @@ def test_prediction_kernels_refuse_arguments_that_do_not_fit():
                 "out rows": predict(out=np.empty((len(X) - 1, model.n_outputs))),
                 "out columns": predict(out=np.empty((len(X), model.n_outputs + 1))),
                 "X width": predict(X=read_only(np.ascontiguousarray(X[:, :-1]))),
-                "offsets": predict(net=net._replace(coef_offsets=net.coef_offsets[::-1])),
+                "offsets": predict(net=net._replace(coef_offsets=net.coef_offsets[:1])),
+                "units": predict(net=net._replace(units=net.units[:1])),
                 "codes": predict(net=net._replace(hidden_codes=net.hidden_codes[:1])),
             }
             not_refused = [name for name, status in cases.items() if status != -1]
