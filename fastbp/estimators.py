@@ -574,3 +574,48 @@ default='squared_error'
             The updated estimator.
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+
+# scikit-learn derives names from the class: make_pipeline's step names, param-grid
+# keys ("mlpclassifier__alpha"), named_steps and the repr. Subclasses under
+# scikit-learn's names make the import the only line a scikit-learn script changes.
+class MLPClassifier(BackpropClassifier):
+    __doc__ = BackpropClassifier.__doc__.replace(
+        "Multi-layer perceptron classifier trained by compiled backpropagation.",
+        "Multi-layer perceptron classifier trained by compiled backpropagation, under\n"
+        "    scikit-learn's name: the drop-in spelling of :class:`BackpropClassifier`.\n\n"
+        "    Identical to :class:`BackpropClassifier` in every parameter and result; only\n"
+        "    the name differs, so that ``make_pipeline`` names the step ``mlpclassifier``\n"
+        "    and a parameter grid written for scikit-learn (``mlpclassifier__alpha``)\n"
+        "    works unchanged.",
+        1,
+    ).replace(
+        "    >>> from fastbp import BackpropClassifier\n"
+        "    >>> X, y = load_digits(return_X_y=True)\n"
+        "    >>> clf = BackpropClassifier(",
+        "    >>> from fastbp import MLPClassifier\n"
+        "    >>> X, y = load_digits(return_X_y=True)\n"
+        "    >>> clf = MLPClassifier(",
+        1,
+    )
+
+
+class MLPRegressor(BackpropRegressor):
+    __doc__ = BackpropRegressor.__doc__.replace(
+        "Multi-layer perceptron regressor trained by compiled backpropagation.",
+        "Multi-layer perceptron regressor trained by compiled backpropagation, under\n"
+        "    scikit-learn's name: the drop-in spelling of :class:`BackpropRegressor`.\n\n"
+        "    Identical to :class:`BackpropRegressor` in every parameter and result; only\n"
+        "    the name differs, so that ``make_pipeline`` names the step ``mlpregressor``\n"
+        "    and a parameter grid written for scikit-learn (``mlpregressor__alpha``)\n"
+        "    works unchanged.",
+        1,
+    ).replace(
+        "    >>> from fastbp import BackpropRegressor\n",
+        "    >>> from fastbp import MLPRegressor\n",
+        1,
+    ).replace(
+        "    >>> reg = BackpropRegressor(",
+        "    >>> reg = MLPRegressor(",
+        1,
+    )
