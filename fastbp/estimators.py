@@ -601,21 +601,25 @@ class MLPClassifier(BackpropClassifier):
 
 
 class MLPRegressor(BackpropRegressor):
-    __doc__ = BackpropRegressor.__doc__.replace(
-        "Multi-layer perceptron regressor trained by compiled backpropagation.",
-        "Multi-layer perceptron regressor trained by compiled backpropagation, under\n"
-        "    scikit-learn's name: the drop-in spelling of :class:`BackpropRegressor`.\n\n"
-        "    Identical to :class:`BackpropRegressor` in every parameter and result; only\n"
-        "    the name differs, so that ``make_pipeline`` names the step ``mlpregressor``\n"
-        "    and a parameter grid written for scikit-learn (``mlpregressor__alpha``)\n"
-        "    works unchanged.",
-        1,
-    ).replace(
-        "    >>> from fastbp import BackpropRegressor\n",
-        "    >>> from fastbp import MLPRegressor\n",
-        1,
-    ).replace(
-        "    >>> reg = BackpropRegressor(",
-        "    >>> reg = MLPRegressor(",
-        1,
+    __doc__ = (
+        BackpropRegressor.__doc__.replace(
+            "Multi-layer perceptron regressor trained by compiled backpropagation.",
+            "Multi-layer perceptron regressor trained by compiled backpropagation, under\n"
+            "    scikit-learn's name: the drop-in spelling of :class:`BackpropRegressor`.\n\n"
+            "    Identical to :class:`BackpropRegressor` in every parameter and result; only\n"
+            "    the name differs, so that ``make_pipeline`` names the step ``mlpregressor``\n"
+            "    and a parameter grid written for scikit-learn (``mlpregressor__alpha``)\n"
+            "    works unchanged.",
+            1,
+        )
+        .replace(
+            "    >>> from fastbp import BackpropRegressor\n",
+            "    >>> from fastbp import MLPRegressor\n",
+            1,
+        )
+        .replace(
+            "    >>> reg = BackpropRegressor(",
+            "    >>> reg = MLPRegressor(",
+            1,
+        )
     )
