@@ -71,9 +71,11 @@ default='constant'
     tol : float, default=1e-4
         Tolerance of the convergence and early-stopping tests.
     verbose : bool or int, default=False
-        Print scikit-learn's progress lines (one per epoch, and the validation
-        score with early stopping); 2 or more adds each epoch's time, the
-        validation loss, and one line per L-BFGS iteration.
+        Print scikit-learn's progress lines (one per epoch, the validation score
+        with early stopping, the convergence message), the same for any true value.
+        fastbp's own detail (each epoch's time, the validation loss, one line per
+        L-BFGS iteration) goes to the standard ``logging`` logger ``"fastbp"`` at
+        DEBUG level, whatever ``verbose`` is.
     warm_start : bool, default=False
         Reuse the previous solution as initialisation.
     momentum : float, default=0.9
