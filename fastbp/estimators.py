@@ -455,7 +455,9 @@ default='squared_error'
         is the conditional ``q``-quantile of ``y`` (a prediction interval from two
         models). With several outputs the reported loss is summed over outputs,
         which is the loss the gradient descends (scikit-learn reports its mean, which
-        disagrees with its own gradient).
+        disagrees with its own gradient); for 'squared_error' the ``tol``-based
+        stopping and L-BFGS's iterates then differ from scikit-learn's (see the
+        user guide's differences page).
     huber_delta : float, default=1.0
         Where the Huber loss turns from squared to absolute.
     quantile : float, default=0.5
