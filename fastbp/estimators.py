@@ -6,6 +6,7 @@ machinery is in :mod:`fastbp._base`, the numerical work in :mod:`fastbp._kernels
 one compiled call per epoch.
 """
 
+import os
 from numbers import Real
 
 import numpy as np
@@ -28,9 +29,36 @@ from sklearn.utils.multiclass import (
 )
 from sklearn.utils.validation import validate_data
 
+from fastbp import __version__
 from fastbp._base import _BaseBackprop
 from fastbp._kernel_codes import BINARY_LOG_LOSS
 from fastbp._losses import REGRESSION_LOSSES
+
+#: Where the HTML repr (Jupyter) links an estimator to its API page: the site built from
+#: ``docs/`` (``python -m sphinx -b html docs docs/_build/html``), whose autosummary
+#: pages are ``gen_modules/fastbp.<name>.html``. The environment variable
+#: ``FASTBP_DOCS_URL`` replaces it, for instance with ``file:///.../docs/_build/html/``
+#: for a local build.
+DOCS_URL = f"https://fastbp.readthedocs.io/en/{__version__}/"
+
+
+class _DocumentationLink:
+    """Points scikit-learn's HTML repr at fastbp's API pages instead of
+    scikit-learn's (which it links only for classes of the ``sklearn`` package).
+    ``_doc_link_template`` and ``_doc_link_url_param_generator`` are the hooks of
+    scikit-learn's ``_HTMLDocumentationLinkMixin``."""
+
+    _doc_link_module = "fastbp"
+    _doc_link_template = "{docs_url}gen_modules/fastbp.{estimator_name}.html"
+
+    def _doc_link_url_param_generator(self):
+        # The page of the public name (fastbp.MLPClassifier), not of the module the
+        # class is defined in (fastbp.estimators.MLPClassifier).
+        docs_url = os.environ.get("FASTBP_DOCS_URL") or DOCS_URL
+        if not docs_url.endswith("/"):
+            docs_url += "/"
+        return {"docs_url": docs_url, "estimator_name": type(self).__name__}
+
 
 _PARAMETERS_DOC = """
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
@@ -155,7 +183,7 @@ _ATTRIBUTES_DOC = """
         Name of the output activation."""
 
 
-class BackpropClassifier(ClassifierMixin, _BaseBackprop):
+class BackpropClassifier(_DocumentationLink, ClassifierMixin, _BaseBackprop):
     __doc__ = f"""Multi-layer perceptron classifier trained by compiled backpropagation.
 
     A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier`: the same
@@ -436,7 +464,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         return tags
 
 
-class BackpropRegressor(RegressorMixin, _BaseBackprop):
+class BackpropRegressor(_DocumentationLink, RegressorMixin, _BaseBackprop):
     __doc__ = f"""Multi-layer perceptron regressor trained by compiled backpropagation.
 
     A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`: the same
