@@ -61,3 +61,17 @@ def test_bench_says_its_cases_are_synthetic():
                    use_torch=False, progress=messages.append)  # fmt: skip
     assert "synthetic data" in messages[0]
     assert "not its images" in bench.__doc__
+
+
+def test_quickstart_times_the_fit_apart_from_the_kernels():
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parent.parent / "examples" / "quickstart.py"
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         check=True, timeout=600, env={**__import__("os").environ,
+                                                       "MPLBACKEND": "Agg"}).stdout  # fmt: skip
+    assert re.search(r"^kernels ready in \d+\.\d\d s", out, re.M)
+    assert re.search(r"^trained \d+ epochs in \d+\.\d\d s$", out, re.M)
+    assert "includes compilation" not in out
