@@ -1,7 +1,9 @@
 """fastbp: multi-layer perceptrons trained by compiled backpropagation.
 
 Drop-in replacements for scikit-learn's ``MLPClassifier`` and ``MLPRegressor``
-whose training loops are compiled with numba.
+whose training loops are compiled with numba, under the same names
+(``from fastbp import MLPClassifier``) or as ``BackpropClassifier`` and
+``BackpropRegressor``.
 """
 
 import importlib
@@ -23,6 +25,8 @@ _PUBLIC = {
     "BackpropRegressor": "fastbp.estimators",
     "DaskChunks": "fastbp.chunks",
     "LossCurveDisplay": "fastbp.plotting",
+    "MLPClassifier": "fastbp.estimators",
+    "MLPRegressor": "fastbp.estimators",
     "SKOPS_TRUSTED_TYPES": "fastbp._persistence",
     "fit_chunks": "fastbp.chunks",
     "warmup": "fastbp._warmup",

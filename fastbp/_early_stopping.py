@@ -15,6 +15,7 @@ from sklearn.base import is_classifier
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import train_test_split
 
+from fastbp._logging import LOGGER
 from fastbp._losses import loss_parameters, output_loss
 
 
@@ -133,10 +134,11 @@ def update_no_improvement_count(estimator, model, validation):
     val_loss, score = validation.evaluate(estimator, model)
     estimator.validation_loss_curve_.append(val_loss)
     estimator.validation_scores_.append(score)
-    if estimator.verbose >= 2:
-        print("Validation score: %f (validation loss %.8f)" % (score, val_loss))
-    elif estimator.verbose:
+    if estimator.verbose:  # scikit-learn's line, for any truthy verbose
         print("Validation score: %f" % score)
+    LOGGER.debug(
+        "epoch %d: validation score %f, validation loss %.8f", estimator.n_iter_, score, val_loss
+    )
     if score < estimator.best_validation_score_ + estimator.tol:
         estimator._no_improvement_count += 1
     else:

@@ -20,6 +20,7 @@ import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 
 from fastbp._callbacks import fit_callbacks
+from fastbp._logging import LOGGER, detail_wanted
 from fastbp._losses import loss_parameters
 from fastbp._optimizers import FullBatchObjective
 from fastbp._stochastic import divergence_error
@@ -92,15 +93,19 @@ def fit_lbfgs(estimator, model, X, y, sample_weight):
 
     callback = None
     callbacks = fit_callbacks(estimator)
-    # scikit-learn prints nothing per L-BFGS iteration (scipy >= 1.15 dropped iprint):
-    # so does verbose=1; verbose >= 2 prints each iteration's loss.
-    if estimator.verbose >= 2 or callbacks.listening:
+    # scikit-learn prints nothing during L-BFGS at any verbose (scipy >= 1.15 dropped
+    # iprint), and neither does fastbp; each iteration's loss goes to the "fastbp"
+    # logger at DEBUG level instead.
+    log_iterations = detail_wanted()
+    if log_iterations or callbacks.listening:
         iteration = [0]
 
         def callback(intermediate_result):
             iteration[0] += 1
-            if estimator.verbose >= 2:
-                print("Iteration %d, loss = %.8f" % (iteration[0], intermediate_result.fun))
+            if log_iterations:
+                LOGGER.debug(
+                    "L-BFGS iteration %d: loss %.8f", iteration[0], intermediate_result.fun
+                )
             if callbacks.listening:
                 params[:] = intermediate_result.x  # the next evaluation resets it
                 callbacks.task_begins("lbfgs-iter")

@@ -25,10 +25,23 @@ from skl2onnx.common.utils_classifier import get_label_classes
 from sklearn.utils.validation import check_is_fitted
 
 from fastbp._kernel_codes import LEAKY_RELU_SLOPE
-from fastbp.estimators import BackpropClassifier, BackpropRegressor
+from fastbp.estimators import (
+    BackpropClassifier,
+    BackpropRegressor,
+    MLPClassifier,
+    MLPRegressor,
+)
 
-CLASSIFIER_ALIAS = "FastbpBackpropClassifier"
-REGRESSOR_ALIAS = "FastbpBackpropRegressor"
+# skl2onnx looks converters up by the model's exact class, so each class is
+# registered under its own alias, all with the same converter.
+CLASSIFIER_ALIASES = {
+    BackpropClassifier: "FastbpBackpropClassifier",
+    MLPClassifier: "FastbpMLPClassifier",
+}
+REGRESSOR_ALIASES = {
+    BackpropRegressor: "FastbpBackpropRegressor",
+    MLPRegressor: "FastbpMLPRegressor",
+}
 
 # The options skl2onnx's own MLPClassifier converter takes; its classifier parser
 # reads zipmap and output_class_labels, get_label_classes reads nocl.
@@ -299,16 +312,16 @@ def convert_regressor(scope, operator, container):
 
 def register():
     """Register fastbp's estimators with skl2onnx (see fastbp.onnx)."""
-    update_registered_converter(
-        BackpropClassifier,
-        CLASSIFIER_ALIAS,
-        classifier_shapes,
-        convert_classifier,
-        options=CLASSIFIER_OPTIONS,
-    )
-    update_registered_converter(
-        BackpropRegressor, REGRESSOR_ALIAS, regressor_shapes, convert_regressor
-    )
+    for estimator_class, alias in CLASSIFIER_ALIASES.items():
+        update_registered_converter(
+            estimator_class,
+            alias,
+            classifier_shapes,
+            convert_classifier,
+            options=CLASSIFIER_OPTIONS,
+        )
+    for estimator_class, alias in REGRESSOR_ALIASES.items():
+        update_registered_converter(estimator_class, alias, regressor_shapes, convert_regressor)
 
 
 # Registered on import, as skl2onnx's own converter modules are (see _load_converters

@@ -4,7 +4,7 @@ The saved state holds plain values and numpy arrays only, and scikit-learn's own
 LabelBinarizer: the fitted-network snapshot is saved as its fitted options (plain
 names; the network itself is rebuilt, and every shape checked, from ``coefs_`` and
 ``intercepts_``), and the optimizer travels as a dict. So ``skops.io.load`` needs to
-trust the two estimator classes and nothing else. Callbacks are left out: they
+trust the estimator classes and nothing else. Callbacks are left out: they
 are run-time attachments (a progress bar, a monitor), not part of the model, and
 would need trusting too.
 
@@ -20,6 +20,8 @@ from fastbp._optimizers import _PlainState
 SKOPS_TRUSTED_TYPES = [
     "fastbp.estimators.BackpropClassifier",
     "fastbp.estimators.BackpropRegressor",
+    "fastbp.estimators.MLPClassifier",
+    "fastbp.estimators.MLPRegressor",
 ]
 
 # scikit-learn's callback attributes: set by set_callbacks or during a fit.

@@ -22,6 +22,7 @@ from fastbp._early_stopping import (
     no_improvement_message,
     update_no_improvement_count,
 )
+from fastbp._logging import LOGGER, detail_wanted
 from fastbp._network import (
     check_training_data,
     kernel_data,
@@ -141,11 +142,14 @@ class EpochLoop:
             self.rare = rare_paths(layout, self.batch_size, dtype, csr, self.with_dropout)
         # Short epochs run several to a compiled call (returning about every
         # SECONDS_PER_CALL) when nothing needs Python between them: no callback,
-        # verbose line or validation pass, and a step size that changes only when the
-        # convergence rule fires (the kernel returns to Python when it may).
+        # verbose line, logged epoch time or validation pass, and a step size that
+        # changes only when the convergence rule fires (the kernel returns to Python
+        # when it may).
+        self.log_epochs = detail_wanted()
         self.several_per_call = (
             not self.callbacks.listening
             and not estimator.verbose
+            and not self.log_epochs
             and validation is None
             and not incremental
             and not optimizer.rate_changes_every_epoch()
@@ -274,13 +278,15 @@ class EpochLoop:
                     return True
                 raise divergence_error(f"in epoch {epoch}")
             self._record_epoch(finished)
-            if estimator.verbose >= 2:  # scikit-learn's line, and the epoch's time
-                print(
-                    "Iteration %d, loss = %.8f (%.3f s)"
-                    % (estimator.n_iter_, estimator.loss_, time.perf_counter() - call_start)
-                )
-            elif estimator.verbose:
+            if estimator.verbose:  # scikit-learn's line, for any truthy verbose
                 print("Iteration %d, loss = %.8f" % (estimator.n_iter_, estimator.loss_))
+            if self.log_epochs:  # one epoch per call then: the call's time is the epoch's
+                LOGGER.debug(
+                    "epoch %d: loss %.8f, %.3f s",
+                    estimator.n_iter_,
+                    estimator.loss_,
+                    time.perf_counter() - call_start,
+                )
             if self._end_of_epoch():
                 if not last:
                     raise AssertionError(

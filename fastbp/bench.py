@@ -5,6 +5,8 @@ Run ``python -m fastbp.bench --help``; for example::
     python -m fastbp.bench --samples 60000 --features 784 --hidden 256 --batch 128
     python -m fastbp.bench --search breast_cancer digits --jobs 1 2
 
+Every case is synthetic data of the given shape (a random teacher network plus
+noise; the "digits" case has the shape of scikit-learn's digits, not its images).
 Every contender trains the same architecture (ReLU, Adam, the given batch size) for
 the same number of epochs on the same data, in the same process, one after the
 other; the table reports medians over the repeats, the ratios, the final training
@@ -29,7 +31,9 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from fastbp import BackpropClassifier, BackpropRegressor, __version__
 from fastbp._search_timing import SEARCHES, format_search_table, run_search
 
-#: name -> (n_samples, n_features, n_classes (0: regression), hidden, batch, epochs)
+#: name -> (n_samples, n_features, n_classes (0: regression), hidden, batch, epochs).
+#: Every case trains on synthetic data of that shape (see make_data): "digits" has the
+#: shape of scikit-learn's digits (1797 x 64, 10 classes), not its images.
 CASES = {
     "tiny": (2000, 20, 3, (32,), 32, 20),
     "digits": (1797, 64, 10, (100,), 200, 30),
@@ -242,10 +246,12 @@ def run_case(name, shape, dtype, threads=1, repeats=3, use_torch=True, progress=
     ours_class, theirs_class = (
         (BackpropClassifier, MLPClassifier) if n_classes else (BackpropRegressor, MLPRegressor)
     )
-    progress(f"{name} {dtype.name}, {threads} thread(s): {n_samples}x{n_features}, "
-             f"hidden {tuple(hidden)}, batch {batch}, {epochs} epoch(s)")  # fmt: skip
-    # Compile (or load the cache) outside the timings.
-    _fit_quietly(ours_class(**{**params, "max_iter": 1}), X_train[:64], y_train[:64])
+    progress(f"{name} {dtype.name}, {threads} thread(s): {n_samples}x{n_features} synthetic "
+             f"data, hidden {tuple(hidden)}, batch {batch}, {epochs} epoch(s)")  # fmt: skip
+    # Compile (or load the cache) outside the timings, on 64 rows: a batch that fits
+    # them, or scikit-learn's "batch_size larger than sample size" warning would show.
+    warm_params = {**params, "max_iter": 1, "batch_size": min(batch, 64)}
+    _fit_quietly(ours_class(**warm_params), X_train[:64], y_train[:64])
     ours_times, ours = time_estimator(ours_class, params, X_train, y_train, repeats, threads,
                                       progress)  # fmt: skip
     theirs_times, theirs = time_estimator(theirs_class, params, X_train, y_train, repeats,

@@ -6,6 +6,7 @@ machinery is in :mod:`fastbp._base`, the numerical work in :mod:`fastbp._kernels
 one compiled call per epoch.
 """
 
+import os
 from numbers import Real
 
 import numpy as np
@@ -28,9 +29,36 @@ from sklearn.utils.multiclass import (
 )
 from sklearn.utils.validation import validate_data
 
+from fastbp import __version__
 from fastbp._base import _BaseBackprop
 from fastbp._kernel_codes import BINARY_LOG_LOSS
 from fastbp._losses import REGRESSION_LOSSES
+
+#: Where the HTML repr (Jupyter) links an estimator to its API page: the site built from
+#: ``docs/`` (``python -m sphinx -b html docs docs/_build/html``), whose autosummary
+#: pages are ``gen_modules/fastbp.<name>.html``. The environment variable
+#: ``FASTBP_DOCS_URL`` replaces it, for instance with ``file:///.../docs/_build/html/``
+#: for a local build.
+DOCS_URL = f"https://fastbp.readthedocs.io/en/{__version__}/"
+
+
+class _DocumentationLink:
+    """Points scikit-learn's HTML repr at fastbp's API pages instead of
+    scikit-learn's (which it links only for classes of the ``sklearn`` package).
+    ``_doc_link_template`` and ``_doc_link_url_param_generator`` are the hooks of
+    scikit-learn's ``_HTMLDocumentationLinkMixin``."""
+
+    _doc_link_module = "fastbp"
+    _doc_link_template = "{docs_url}gen_modules/fastbp.{estimator_name}.html"
+
+    def _doc_link_url_param_generator(self):
+        # The page of the public name (fastbp.MLPClassifier), not of the module the
+        # class is defined in (fastbp.estimators.MLPClassifier).
+        docs_url = os.environ.get("FASTBP_DOCS_URL") or DOCS_URL
+        if not docs_url.endswith("/"):
+            docs_url += "/"
+        return {"docs_url": docs_url, "estimator_name": type(self).__name__}
+
 
 _PARAMETERS_DOC = """
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
@@ -71,9 +99,11 @@ default='constant'
     tol : float, default=1e-4
         Tolerance of the convergence and early-stopping tests.
     verbose : bool or int, default=False
-        Print scikit-learn's progress lines (one per epoch, and the validation
-        score with early stopping); 2 or more adds each epoch's time, the
-        validation loss, and one line per L-BFGS iteration.
+        Print scikit-learn's progress lines (one per epoch, the validation score
+        with early stopping, the convergence message), the same for any true value.
+        fastbp's own detail (each epoch's time, the validation loss, one line per
+        L-BFGS iteration) goes to the standard ``logging`` logger ``"fastbp"`` at
+        DEBUG level, whatever ``verbose`` is.
     warm_start : bool, default=False
         Reuse the previous solution as initialisation.
     momentum : float, default=0.9
@@ -153,7 +183,7 @@ _ATTRIBUTES_DOC = """
         Name of the output activation."""
 
 
-class BackpropClassifier(ClassifierMixin, _BaseBackprop):
+class BackpropClassifier(_DocumentationLink, ClassifierMixin, _BaseBackprop):
     __doc__ = f"""Multi-layer perceptron classifier trained by compiled backpropagation.
 
     A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier`: the same
@@ -434,7 +464,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         return tags
 
 
-class BackpropRegressor(RegressorMixin, _BaseBackprop):
+class BackpropRegressor(_DocumentationLink, RegressorMixin, _BaseBackprop):
     __doc__ = f"""Multi-layer perceptron regressor trained by compiled backpropagation.
 
     A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`: the same
@@ -453,7 +483,9 @@ default='squared_error'
         is the conditional ``q``-quantile of ``y`` (a prediction interval from two
         models). With several outputs the reported loss is summed over outputs,
         which is the loss the gradient descends (scikit-learn reports its mean, which
-        disagrees with its own gradient).
+        disagrees with its own gradient); for 'squared_error' the ``tol``-based
+        stopping and L-BFGS's iterates then differ from scikit-learn's (see the
+        user guide's differences page).
     huber_delta : float, default=1.0
         Where the Huber loss turns from squared to absolute.
     quantile : float, default=0.5
@@ -574,3 +606,52 @@ default='squared_error'
             The updated estimator.
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+
+# scikit-learn derives names from the class: make_pipeline's step names, param-grid
+# keys ("mlpclassifier__alpha"), named_steps and the repr. Subclasses under
+# scikit-learn's names make the import the only line a scikit-learn script changes.
+class MLPClassifier(BackpropClassifier):
+    __doc__ = BackpropClassifier.__doc__.replace(
+        "Multi-layer perceptron classifier trained by compiled backpropagation.",
+        "Multi-layer perceptron classifier trained by compiled backpropagation, under\n"
+        "    scikit-learn's name: the drop-in spelling of :class:`BackpropClassifier`.\n\n"
+        "    Identical to :class:`BackpropClassifier` in every parameter and result; only\n"
+        "    the name differs, so that ``make_pipeline`` names the step ``mlpclassifier``\n"
+        "    and a parameter grid written for scikit-learn (``mlpclassifier__alpha``)\n"
+        "    works unchanged.",
+        1,
+    ).replace(
+        "    >>> from fastbp import BackpropClassifier\n"
+        "    >>> X, y = load_digits(return_X_y=True)\n"
+        "    >>> clf = BackpropClassifier(",
+        "    >>> from fastbp import MLPClassifier\n"
+        "    >>> X, y = load_digits(return_X_y=True)\n"
+        "    >>> clf = MLPClassifier(",
+        1,
+    )
+
+
+class MLPRegressor(BackpropRegressor):
+    __doc__ = (
+        BackpropRegressor.__doc__.replace(
+            "Multi-layer perceptron regressor trained by compiled backpropagation.",
+            "Multi-layer perceptron regressor trained by compiled backpropagation, under\n"
+            "    scikit-learn's name: the drop-in spelling of :class:`BackpropRegressor`.\n\n"
+            "    Identical to :class:`BackpropRegressor` in every parameter and result; only\n"
+            "    the name differs, so that ``make_pipeline`` names the step ``mlpregressor``\n"
+            "    and a parameter grid written for scikit-learn (``mlpregressor__alpha``)\n"
+            "    works unchanged.",
+            1,
+        )
+        .replace(
+            "    >>> from fastbp import BackpropRegressor\n",
+            "    >>> from fastbp import MLPRegressor\n",
+            1,
+        )
+        .replace(
+            "    >>> reg = BackpropRegressor(",
+            "    >>> reg = MLPRegressor(",
+            1,
+        )
+    )

@@ -22,7 +22,16 @@ def test_readme_has_python_blocks():
 @pytest.mark.slow
 def test_every_readme_python_block_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # blocks that write files write them here
-    namespace = {}
+    namespace = {"__name__": "__main__"}  # as a script: blocks behind a main guard run too
     for index, block in enumerate(python_blocks()):
         code = compile(block, f"README.md block {index + 1}", "exec")
         exec(code, namespace)
+
+
+def test_blocks_that_start_processes_have_a_main_guard():
+    # A script that starts worker processes (Dask's LocalCluster, multiprocessing)
+    # without the guard fails as a plain script: the workers re-import it.
+    starters = ("LocalCluster(", "multiprocessing", "ProcessPoolExecutor(")
+    for block in python_blocks():
+        if any(starter in block for starter in starters):
+            assert 'if __name__ == "__main__":' in block, block

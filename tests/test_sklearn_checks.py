@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fastbp import BackpropClassifier, BackpropRegressor
+from fastbp import BackpropClassifier, BackpropRegressor, MLPClassifier, MLPRegressor
 from fastbp._optimizers import OPTIMIZERS
 
 CONFIGURATIONS = [
@@ -18,6 +18,9 @@ CONFIGURATIONS = [
     BackpropRegressor(
         loss="huber", activation="softplus", learning_rate="cosine", random_state=0
     ),  # fmt: skip
+    # scikit-learn's names: the same classes renamed, so one default configuration each
+    MLPClassifier(random_state=0),
+    MLPRegressor(random_state=0),
 ]
 
 
