@@ -16,6 +16,10 @@ code must follow (the issue's "one owner for the fitted state"):
 * a failed call leaves the estimator as it was; a wrong input gets an error that
   names it.
 
+Four cases take over 10 s on two cores and are marked ``slow`` (``-m 'not slow'``
+skips them): the two interleaving sweeps (items 3 and 8) and the two that export to
+ONNX (item 4). The rest take 5-10 s each, most of it the child's imports.
+
 The thread cases are deterministic: ``hostile_cases/stepping.py`` pauses a ``fit``
 after every call made from fastbp's code and runs the concurrent reader (or writer)
 at each pause, instead of hoping a free-running loop lands in the window.
@@ -306,6 +310,7 @@ def test_2_optimizer_state_of_another_dtype_is_refused_at_load(child):
 
 
 # ----------------------------------------------------- 3 and 8. fit against partial_fit
+@pytest.mark.slow  # over 10 s on two cores
 def test_3_refit_with_another_architecture_during_partial_fit_never_crashes(child):
     """Item 3: fit (with another architecture, via set_params and another target
     width) and partial_fit of one regressor in two threads, the second one at each
@@ -357,6 +362,7 @@ def test_3_refit_with_another_architecture_during_partial_fit_never_crashes(chil
     )
 
 
+@pytest.mark.slow  # over 10 s on two cores
 def test_8_fit_and_partial_fit_with_one_architecture_run_concurrently_without_error(child):
     """Item 8: fit and partial_fit of one regressor in two threads, with an unchanged
     architecture, the second one at each point of the first: no exception at all (no
@@ -434,6 +440,7 @@ def check_readers_agree(model, expected):
 """
 
 
+@pytest.mark.slow  # over 10 s on two cores
 def test_4_activation_set_after_fit_changes_no_reader_of_the_fitted_model(child):
     """Item 4: after set_params(activation='tanh') on a model fitted with relu, predict,
     pickle, deepcopy, skops, to_sklearn and ONNX all give the predictions of the
@@ -459,6 +466,7 @@ def test_4_activation_set_after_fit_changes_no_reader_of_the_fitted_model(child)
     )
 
 
+@pytest.mark.slow  # over 10 s on two cores
 def test_4_loss_set_after_fit_changes_no_reader_of_the_fitted_model(child):
     """Item 4: after set_params(loss='poisson') on a regressor fitted with an identity
     output (squared error), every reader predicts as the fitted model does."""
