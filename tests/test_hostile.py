@@ -605,7 +605,8 @@ def test_7_failed_refit_never_hides_the_fitted_model_from_predictions(child):
     """Item 7: refits that fail late (a scoring callable raising at the first epoch
     with early stopping; a diverging fit) while another thread predicts at every
     point of them: every prediction succeeds and equals the fitted model's, and so do
-    the predictions after the failure."""
+    the predictions after the failure; the failed call leaves every attribute as it
+    was."""
     child(
         """
         from stepping import step_through
@@ -636,9 +637,14 @@ def test_7_failed_refit_never_hides_the_fitted_model_from_predictions(child):
                     raise AssertionError("another model's predictions during the refit")
 
             prepare()
+            import pickle
+
+            saved = pickle.dumps(model)  # every attribute, fitted or not
             for _ in range(2):
                 outcome = step_through(refit, observe)
                 check(outcome.error is not None, f"{name}: the refit did not fail")
+                if pickle.dumps(model) != saved:
+                    problems.append(f"{name}: the failed refit changed the estimator's state")
                 errors = {describe(error)[:100] for error in outcome.observer_errors}
                 if errors:
                     problems.append(f"{name}: predictions during the failed refit: {errors}")
