@@ -33,7 +33,6 @@ cannot smuggle in an inconsistent state.
 import threading
 import weakref
 from contextlib import contextmanager
-from numbers import Integral, Real
 from typing import NamedTuple
 
 import numpy as np
@@ -46,7 +45,7 @@ from fastbp._network import (
     needs_rare_paths,
     network,
 )
-from fastbp._optimizers import per_hidden_layer
+from fastbp._optimizers import INTEGERS, REALS, per_hidden_layer
 
 # Taken only to publish a snapshot (with the public coefs_/intercepts_ lists beside
 # it) and to rebuild one from user-assigned arrays; never on the prediction fast path.
@@ -254,7 +253,9 @@ def commit(estimator, state):
     """Check ``state`` (a complete attribute dict) and make it the estimator's, in
     one reference swap."""
     state = dict(state)
-    check_state(state)
+    # The curves were appended to by this fit's own code: checking every entry again
+    # at each partial_fit would cost time in proportion to the whole history.
+    check_state(state, curves=False)
     with _PUBLISH_LOCK:
         estimator.__dict__ = state
 
@@ -275,7 +276,7 @@ def _check_count(state, name, expected=None):
     value = state.get(name)
     if value is None:
         return
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or value < 0:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, INTEGERS) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer; got {value!r}.")
     if expected is not None and value != expected:
         raise ValueError(f"{name} is {value!r}, but the fitted network has {expected}.")
@@ -283,7 +284,7 @@ def _check_count(state, name, expected=None):
 
 def _check_number(state, name):
     value = state.get(name)
-    if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, Real)):
+    if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, REALS)):
         raise ValueError(f"{name} must be a number or None; got {value!r}.")
 
 
@@ -294,14 +295,15 @@ def _check_numbers(state, name):
     if not isinstance(values, list):
         raise ValueError(f"{name} must be a list of numbers; got {type(values).__name__}.")
     for value in values:
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, REALS):
             raise ValueError(f"{name} must hold numbers only; it holds {value!r}.")
 
 
-def check_state(state):
+def check_state(state, curves=True):
     """Raise a ValueError naming the first fitted attribute of ``state`` (an
     estimator's attribute dict) that contradicts the fitted network or is not of its
-    type. An unfitted state (no ``coefs_``) passes."""
+    type. An unfitted state (no ``coefs_``) passes. ``curves=False`` skips the
+    entries of the loss and score curves (a loaded state has them all checked)."""
     model = state.get("_model")
     if model is None:
         if "coefs_" in state or "intercepts_" in state:
@@ -326,7 +328,8 @@ def check_state(state):
     for name in ("loss_", "best_loss_", "best_validation_score_"):
         _check_number(state, name)
     for name in ("loss_curve_", "validation_scores_", "validation_loss_curve_"):
-        _check_numbers(state, name)
+        if curves:
+            _check_numbers(state, name)
     names = state.get("feature_names_in_")
     if names is not None and (
         not isinstance(names, np.ndarray) or names.shape != (model.n_features,)

@@ -506,49 +506,6 @@ def run_epochs(data, net, work, rare, params, state, orders, batch_size, setting
     return result
 
 
-def check_training_arguments(data, net, work, params, state, batch_size, settings):
-    """Every length the epoch kernels index with that is fixed for a whole fit, against
-    the network's layout: checked once per fit (see :func:`run_epochs` for what each
-    compiled call checks). Compiled code does not check bounds: a failure here is a bug
-    in fastbp (or a state changed behind its back), reported instead of corrupting
-    memory."""
-    units = net.units
-    n_params = int(net.n_coefs + units[1:].sum())
-    n_samples, n_features = data.Y.shape[0], int(units[0])
-    problems = []
-    if params.shape != (n_params,) or work.grads.shape != (n_params,):
-        problems.append(f"parameters {params.shape} / gradients {work.grads.shape}")
-    if state[0].shape != (n_params,) or state[0].dtype != params.dtype:
-        problems.append(f"optimizer state {state[0].shape} {state[0].dtype}")
-    if settings.solver_code != SGD and (
-        state[1].shape != (n_params,) or state[1].dtype != params.dtype
-    ):
-        problems.append(f"second optimizer state {state[1].shape} {state[1].dtype}")
-    if data.X.shape[1] != n_features or (data.X.shape[0] not in (0, n_samples)):
-        problems.append(f"X {data.X.shape}")
-    if data.Y.shape[1] != units[-1] or (
-        data.use_weights and data.sample_weight.shape != (n_samples,)
-    ):
-        problems.append(f"Y {data.Y.shape} / sample_weight {data.sample_weight.shape}")
-    if (
-        not 1 <= batch_size <= work.x_batch.shape[0]
-        or work.x_batch.shape[1] != n_features
-        or min(work.activations.shape[0], work.deltas.shape[0]) < batch_size * units[1:].sum()
-        or work.y_batch.shape[0] < batch_size
-        or work.y_batch.shape[1] != units[-1]
-    ):
-        problems.append(f"batch size {batch_size} for a workspace of {work.x_batch.shape}")
-    _refuse(problems, units)
-
-
-def _refuse(problems, units):
-    if problems:
-        raise RuntimeError(
-            "fastbp: the epoch kernel's arguments do not fit the network "
-            f"{units.tolist()}: " + "; ".join(problems) + ". Please report this bug."
-        )
-
-
 def refused(kernel, units):
     """The error for a kernel that refused its arguments (see
     fastbp._argument_checks): a bug in fastbp, or a state changed behind its back."""

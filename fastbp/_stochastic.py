@@ -154,10 +154,6 @@ class EpochLoop:
             and not incremental
             and not optimizer.rate_changes_every_epoch()
         )
-        _kernels.check_training_arguments(
-            self.data, net, self.work, model.params, optimizer.state_arrays(),
-            self.batch_size, self.settings,
-        )  # fmt: skip
         self.stopping = np.zeros(_kernel_codes.N_STOPPING, dtype=np.float64)
         self.loss_type = estimator._loss_type(dtype)
         # Where this call's bookkeeping starts: an interrupted call is recorded from
