@@ -45,9 +45,10 @@ from fastbp import __version__
 # namespace package). So fastbp gives its kernels a cache of its own, outside the
 # package: ``NUMBA_CACHE_DIR/fastbp`` when that is set, else the per-user cache
 # directory. Inside it, one folder per fastbp, numba and Python version (each writes
-# and reads only its own: versions never overwrite each other's index) and per
-# installed copy (two copies of one version have different file stamps, and would
-# otherwise invalidate each other's entries in turn).
+# and reads only its own: versions never overwrite each other's index), and in that
+# one per content of the kernel sources: copies of the same sources (the checkout and
+# an installed wheel of it) share their compiled kernels, and an edited copy gets a
+# folder of its own instead of invalidating the other's entries in turn.
 # ---------------------------------------------------------------------------------
 
 
@@ -85,10 +86,44 @@ def version_key():
     return f"fastbp-{__version__}-numba-{numba.__version__}-{sys.implementation.cache_tag}"
 
 
-def _installed_copy_key():
-    """The folder name for this installed copy of fastbp: a hash of its directory."""
-    package_dir = os.path.dirname(os.path.abspath(__file__))
-    return "src-" + hashlib.sha1(package_dir.encode()).hexdigest()[:16]
+def _sources_folder(digest):
+    """The folder name for one content of the kernel sources."""
+    return "src-" + digest[:16]
+
+
+# ---------------------------------------------------------------------------------
+# One stamp for all kernel sources. numba marks a cache stale when the file that
+# defines the cached function changes; an edit to a helper in another file would go
+# unnoticed and the old machine code would keep running. So every cache is stamped
+# with all the files below, and an edit to any of them recompiles every kernel.
+# (Reading them takes under a millisecond.)
+# ---------------------------------------------------------------------------------
+KERNEL_SOURCES = (
+    "_kernel_codes.py",
+    "_kernel_cache.py",
+    "_layer_math.py",
+    "_batch_passes.py",
+    "_kernels.py",
+    "_common_path.py",
+)
+
+
+def sources_digest():
+    """SHA-256 (hex) of the contents of every kernel source file, or None when they
+    are not files on disk. Contents, not modification times: a reinstall or a copy
+    of the same sources keeps its cache valid."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    digest = hashlib.sha256()
+    try:
+        for name in KERNEL_SOURCES:
+            with open(os.path.join(here, name), "rb") as file:
+                digest.update(name.encode() + b"\0" + file.read())
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+SOURCES_DIGEST = sources_digest()
 
 
 def _candidate_roots():
@@ -125,9 +160,19 @@ def _choose_location():
     writable, or is read-only but already holds kernels (a cache warmed into a
     container image, mounted read-only: loaded as it is); location is None where
     none is usable."""
+    if SOURCES_DIGEST is None:
+        return (
+            None,
+            None,
+            False,
+            (
+                "fastbp: its kernel sources are not files on disk (a zipped install?), so "
+                "numba cannot cache the compiled kernels: they compile in every process."
+            ),
+        )
     failed = []
     for description, root in _candidate_roots():
-        location = os.path.join(root, version_key(), _installed_copy_key())
+        location = os.path.join(root, version_key(), _sources_folder(SOURCES_DIGEST))
         writable = _is_writable(location)
         if writable or _holds_kernels(location):
             warning = None
@@ -160,32 +205,6 @@ _JIT = dict(cache=False, nogil=True, error_model="numpy")
 # Internal helpers have no Python or C entry points: they are only called from other
 # kernels, and the wrappers cost compile time (start-up time) for nothing.
 _HELPER = dict(_JIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)
-
-
-# ---------------------------------------------------------------------------------
-# One stamp for all kernel sources. numba marks a cache stale when the file that
-# defines the cached function changes; an edit to a helper in another file would go
-# unnoticed and the old machine code would keep running. So every cache is stamped
-# with all the files below, and an edit to any of them recompiles every kernel.
-# ---------------------------------------------------------------------------------
-KERNEL_SOURCES = (
-    "_kernel_codes.py",
-    "_kernel_cache.py",
-    "_layer_math.py",
-    "_batch_passes.py",
-    "_kernels.py",
-    "_common_path.py",
-)
-
-
-def sources_stamp():
-    """(modification time, size) of each kernel source file."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    stamp = []
-    for name in KERNEL_SOURCES:
-        status = os.stat(os.path.join(here, name))
-        stamp.append((status.st_mtime, status.st_size))
-    return tuple(stamp)
 
 
 # ---------------------------------------------------------------------------------
@@ -341,10 +360,7 @@ class _FastbpCacheLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
         return CACHE_LOCATION
 
     def get_source_stamp(self):
-        try:
-            return sources_stamp()
-        except OSError:  # sources not on disk (a zipped install): numba's own stamp
-            return super().get_source_stamp()
+        return SOURCES_DIGEST
 
     @classmethod
     def from_function(cls, py_func, py_file):

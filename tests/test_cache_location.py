@@ -78,6 +78,30 @@ def test_the_cache_is_outside_the_package_directory():
     assert location.parent.name == _kernel_cache.version_key()
 
 
+def _location_of_copy(package, env):
+    code = "from fastbp import _kernel_cache; print(_kernel_cache.CACHE_LOCATION)"
+    # run from the copy's folder: python -c puts the working directory first on the path
+    result = _run(code, {**env, "PYTHONPATH": str(package.parent)}, cwd=package.parent)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_copies_of_the_same_sources_share_a_folder_and_an_edited_copy_does_not(tmp_path):
+    """The checkout and a wheel installed from it load each other's kernels; a copy
+    whose kernel sources differ caches apart (and leaves the other's entries be)."""
+    env = _clean_env(XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    copies = []
+    for name in ("one", "two", "edited"):
+        package = tmp_path / name / "fastbp"
+        shutil.copytree(PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+        copies.append(package)
+    with open(copies[2] / "_layer_math.py", "a") as file:
+        file.write("\n# an edit\n")
+    one, two, edited = (_location_of_copy(package, env) for package in copies)
+    assert one == two == _location_of_copy(PACKAGE_DIR, env)
+    assert edited != one and pathlib.Path(edited).parent == pathlib.Path(one).parent
+
+
 def test_numba_cache_dir_wins_over_the_user_cache(monkeypatch, tmp_path):
     monkeypatch.setattr(_kernel_cache.numba_config, "CACHE_DIR", str(tmp_path))
     root, location, writable, warning = _kernel_cache._choose_location()
@@ -98,7 +122,8 @@ def test_a_read_only_location_is_used_only_when_it_holds_kernels(monkeypatch, tm
     assert location is None and "found no writable cache location" in warning
     assert f"NUMBA_CACHE_DIR ({tmp_path})" in warning
     # warm (an image built with --warmup, mounted read-only): loaded as it is
-    warm = tmp_path / "fastbp" / _kernel_cache.version_key() / _kernel_cache._installed_copy_key()
+    folder = _kernel_cache._sources_folder(_kernel_cache.SOURCES_DIGEST)
+    warm = tmp_path / "fastbp" / _kernel_cache.version_key() / folder
     warm.mkdir(parents=True)
     (warm / "_kernels.predict_forward-1.py311.nbi").write_bytes(b"index")
     root, location, writable, warning = _kernel_cache._choose_location()
