@@ -272,3 +272,15 @@ def test_a_warm_read_only_cache_is_loaded_and_nothing_lands_in_the_package(tmp_p
     after = {path: path.stat().st_mtime_ns for path in root.rglob("*") if path.is_file()}
     assert after == files
     assert not [path for path in package.parent.rglob("*") if path.suffix in (".nbi", ".nbc")]
+
+
+def test_warmup_compiles_in_this_process_when_the_cache_is_read_only(monkeypatch):
+    # Children compiling into a read-only cache could not hand the kernels over.
+    from fastbp import _warmup
+
+    monkeypatch.setattr(_kernel_cache, "CACHE_ENABLED", True)
+    monkeypatch.setattr(_kernel_cache, "LOCKS_WORK", True)
+    monkeypatch.setattr(_kernel_cache, "CACHE_WRITABLE", True)
+    assert _warmup._processes(-1, 2) == min(2, os.cpu_count())
+    monkeypatch.setattr(_kernel_cache, "CACHE_WRITABLE", False)
+    assert _warmup._processes(-1, 2) == 1
