@@ -117,6 +117,7 @@ def _unwritable(directory):
 def test_a_read_only_location_is_used_only_when_it_holds_kernels(monkeypatch, tmp_path):
     monkeypatch.setattr(_kernel_cache.numba_config, "CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(_kernel_cache, "_is_writable", _unwritable)
+    monkeypatch.setattr(_kernel_cache, "user_cache_root", lambda: str(tmp_path / "user"))
     # empty: of no use, and nothing else is writable either
     root, location, writable, warning = _kernel_cache._choose_location()
     assert location is None and "found no writable cache location" in warning
