@@ -2,6 +2,7 @@
 scikit-learn's MLPClassifier under identical hyperparameters."""
 
 import argparse
+import sys
 import threading
 import time
 import warnings
@@ -55,6 +56,45 @@ def _prepare_kernels():
     return seconds
 
 
+def _megabytes(size):
+    return f"{size / 1e6:.1f} MB"
+
+
+def _print_cache_info():
+    from fastbp._kernel_cache import cache_info
+
+    info = cache_info()
+    if info["location"] is None:
+        print("fastbp kernel cache: none (no writable location: kernels compile in every process)")
+        return 0
+    print(f"fastbp kernel cache: {info['location']}")
+    print(f"writable: {'yes' if info['writable'] else 'no (read-only: loaded as it is)'}")
+    print(
+        f"entries: {info['kernels']} kernels, {info['variants']} compiled variants, "
+        f"{_megabytes(info['bytes'])}"
+    )
+    print(
+        f"all versions under {info['root']}: {info['root_variants']} compiled variants, "
+        f"{_megabytes(info['root_bytes'])}"
+    )
+    return 0
+
+
+def _clear_cache():
+    from fastbp._kernel_cache import clear_cache
+
+    try:
+        root, variants, size = clear_cache()
+    except OSError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if root is None:
+        print("fastbp kernel cache: none in use, nothing to clear")
+    else:
+        print(f"cleared {root}: {variants} compiled variants, {_megabytes(size)}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fastbp", description=__doc__)
     parser.add_argument("--max-iter", type=int, default=200)
@@ -71,7 +111,21 @@ def main(argv=None):
         action="store_true",
         help="with --warmup: also the full kernels (sparse input, dropout, other options)",
     )
+    parser.add_argument(
+        "--cache-info",
+        action="store_true",
+        help="print where the compiled kernels are cached, how much, and exit",
+    )
+    parser.add_argument(
+        "--clear-cache",
+        action="store_true",
+        help="delete the cached kernels of every fastbp version and exit",
+    )
     args = parser.parse_args(argv)
+    if args.cache_info:
+        return _print_cache_info()
+    if args.clear_cache:
+        return _clear_cache()
     if args.warmup:
         start = time.perf_counter()
         # one process per dtype, at the same time (their cache writes take turns)

@@ -21,6 +21,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from fastbp import _fitted as fitted
 from fastbp import _kernel_codes, _kernels
 from fastbp._callbacks import CallbackSupportMixin, fit_task
+from fastbp._compat import SCALAR_ARITHMETIC_KEEPS_FLOAT32
 from fastbp._conversion import from_sklearn, to_sklearn
 from fastbp._lbfgs import fit_lbfgs
 from fastbp._losses import LOSSES, loss_parameters, loss_params_vector
@@ -189,9 +190,11 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
 
     def _loss_type(self, dtype):
         """The numpy scalar type of ``loss_`` and ``loss_curve_``: scikit-learn's
-        (float64 for classifiers; the training dtype for regressors, whose loss
-        arithmetic stays in it)."""
-        return np.float64 if is_classifier(self) else np.dtype(dtype).type
+        (float64 for classifiers; for regressors the training dtype, in which their
+        loss arithmetic stays under numpy 2, and float64 under numpy 1.x)."""
+        if is_classifier(self) or not SCALAR_ARITHMETIC_KEEPS_FLOAT32:
+            return np.float64
+        return np.dtype(dtype).type
 
     def _set_weights(self, coefs, intercepts):
         """Adopt the given weights (checked) as the fitted network."""

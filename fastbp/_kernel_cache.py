@@ -1,18 +1,22 @@
 """Where and how the compiled kernels are cached on disk.
 
-numba compiles a kernel the first time it runs and, with ``cache=True``, saves the
-machine code so that later processes load it. This module finds a writable cache
-location (or warns that there is none), gives the kernels their compile options,
-makes each cache survive damaged files, lets processes that write one cache take
-turns, stamps each cache with every kernel source file (numba checks only the file
-that defines a kernel, and the kernels call helpers in several), and pauses the
-garbage collector while a kernel compiles.
+numba compiles a kernel the first time it runs and, with a cache, saves the machine
+code so that later processes load it. This module chooses the cache directory (a
+per-user one by the platform's convention, or ``NUMBA_CACHE_DIR``; never the package
+directory), gives the kernels their compile options, makes each cache survive damaged
+files, lets processes that write one cache take turns, stamps each cache with every
+kernel source file (numba checks only the file that defines a kernel, and the kernels
+call helpers in several), and pauses the garbage collector while a kernel compiles.
 """
 
 import contextlib
 import gc
+import hashlib
 import inspect
 import os
+import shutil
+import sys
+import tempfile
 import warnings
 
 try:
@@ -20,70 +24,72 @@ try:
 except ImportError:  # Windows: no advisory locks here; warm one process at a time
     fcntl = None
 
-from numba import njit
-from numba.core.caching import Cache
+import numba
+from numba.core import config as numba_config
+from numba.core.caching import (
+    CompileResultCacheImpl,
+    FunctionCache,
+    NullCache,
+    _CacheLocator,
+    _SourceFileBackedLocatorMixin,
+)
 from numba.core.registry import CPUDispatcher
 from numba.core.runtime import rtsys
 
+from fastbp import __version__
 
-def _cache_probe():  # pragma: no cover - only decorated, never called
-    return 0
+# ---------------------------------------------------------------------------------
+# Where the cache lives. numba's own default is the ``__pycache__`` next to the
+# source: inside site-packages, where an uninstall leaves the files behind and the
+# orphaned folder then shadows a later editable install (``import fastbp`` finds a
+# namespace package). So fastbp gives its kernels a cache of its own, outside the
+# package: ``NUMBA_CACHE_DIR/fastbp`` when that is set, else the per-user cache
+# directory. Inside it, one folder per fastbp, numba and Python version (each writes
+# and reads only its own: versions never overwrite each other's index), and in that
+# one per content of the kernel sources: copies of the same sources (the checkout and
+# an installed wheel of it) share their compiled kernels, and an edited copy gets a
+# folder of its own instead of invalidating the other's entries in turn.
+# ---------------------------------------------------------------------------------
 
 
-def _numba_cache_location():
-    """Where numba caches this file's kernels, or None when no location is writable.
+def user_cache_root():
+    """The per-user directory that holds fastbp's kernel cache, by the platform's
+    convention (it need not exist yet).
 
-    With ``cache=True`` numba raises at decoration time when no location is writable
-    (a read-only install and home directory), which would make ``import fastbp``
-    fail. Probe once with a function of this package, and fall back to compiling
-    without a cache.
+    Returns
+    -------
+    path : str
+        ``%LOCALAPPDATA%\\fastbp\\Cache`` on Windows, ``~/Library/Caches/fastbp`` on
+        macOS, else ``$XDG_CACHE_HOME/fastbp`` (``~/.cache/fastbp`` when
+        ``XDG_CACHE_HOME`` is unset or not an absolute path, as the XDG specification
+        asks).
+
+    Examples
+    --------
+    >>> import os
+    >>> from fastbp._kernel_cache import user_cache_root
+    >>> os.path.basename(user_cache_root()) in ("fastbp", "Cache")
+    True
     """
-    try:
-        return njit(cache=True)(_cache_probe)._cache.cache_path
-    except RuntimeError:
-        return None
+    home = os.path.expanduser("~")
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
+        return os.path.join(base, "fastbp", "Cache")
+    if sys.platform == "darwin":
+        return os.path.join(home, "Library", "Caches", "fastbp")
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return os.path.join(xdg if os.path.isabs(xdg) else os.path.join(home, ".cache"), "fastbp")
 
 
-def _cache_warning(location):
-    """The warning to give about the cache location, or None when all is well.
-
-    numba tries NUMBA_CACHE_DIR first, then the package directory, then a user-wide
-    cache directory, silently skipping those it cannot write to: name the ones
-    that failed, so the right one gets fixed.
-    """
-    user_dir = os.environ.get("NUMBA_CACHE_DIR")
-    package_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
-    if location is not None:
-        if user_dir and not os.path.abspath(location).startswith(os.path.abspath(user_dir)):
-            return (
-                f"fastbp: NUMBA_CACHE_DIR ({user_dir}) is not writable, so numba caches "
-                f"fastbp's compiled kernels in {location} instead."
-            )
-        return None
-    tried = ([f"NUMBA_CACHE_DIR ({user_dir})"] if user_dir else []) + [
-        f"the package directory ({package_dir})",
-        "numba's user cache directory",
-    ]
-    return (
-        "fastbp: numba found no writable cache location for its compiled kernels ("
-        + ", ".join(tried)
-        + " are not writable), so they are compiled anew in every process. Set "
-        "NUMBA_CACHE_DIR to a writable directory to cache them."
-    )
+def version_key():
+    """The folder name that keeps one fastbp, numba and Python version's kernels apart,
+    e.g. ``fastbp-0.1.0-numba-0.60.0-cpython-311``."""
+    return f"fastbp-{__version__}-numba-{numba.__version__}-{sys.implementation.cache_tag}"
 
 
-CACHE_LOCATION = _numba_cache_location()
-CACHE_ENABLED = CACHE_LOCATION is not None
-if _cache_warning(CACHE_LOCATION) is not None:
-    warnings.warn(_cache_warning(CACHE_LOCATION), RuntimeWarning, stacklevel=2)
-
-# error_model="numpy": float division by zero gives inf/NaN as in numpy (which the
-# epoch kernel detects) instead of a per-division check that also stops LLVM from
-# vectorising the loops.
-_JIT = dict(cache=CACHE_ENABLED, nogil=True, error_model="numpy")
-# Internal helpers have no Python or C entry points: they are only called from other
-# kernels, and the wrappers cost compile time (start-up time) for nothing.
-_HELPER = dict(_JIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def _sources_folder(digest):
+    """The folder name for one content of the kernel sources."""
+    return "src-" + digest[:16]
 
 
 # ---------------------------------------------------------------------------------
@@ -91,6 +97,7 @@ _HELPER = dict(_JIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 # defines the cached function changes; an edit to a helper in another file would go
 # unnoticed and the old machine code would keep running. So every cache is stamped
 # with all the files below, and an edit to any of them recompiles every kernel.
+# (Reading them takes under a millisecond.)
 # ---------------------------------------------------------------------------------
 KERNEL_SOURCES = (
     "_kernel_codes.py",
@@ -103,14 +110,103 @@ KERNEL_SOURCES = (
 )
 
 
-def sources_stamp():
-    """(modification time, size) of each kernel source file."""
+def sources_digest():
+    """SHA-256 (hex) of the contents of every kernel source file, or None when they
+    are not files on disk. Contents, not modification times: a reinstall or a copy
+    of the same sources keeps its cache valid."""
     here = os.path.dirname(os.path.abspath(__file__))
-    stamp = []
-    for name in KERNEL_SOURCES:
-        status = os.stat(os.path.join(here, name))
-        stamp.append((status.st_mtime, status.st_size))
-    return tuple(stamp)
+    digest = hashlib.sha256()
+    try:
+        for name in KERNEL_SOURCES:
+            with open(os.path.join(here, name), "rb") as file:
+                digest.update(name.encode() + b"\0" + file.read())
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+SOURCES_DIGEST = sources_digest()
+
+
+def _candidate_roots():
+    """(description, fastbp's cache root) in order of preference."""
+    candidates = []
+    if numba_config.CACHE_DIR:
+        user_dir = numba_config.CACHE_DIR
+        candidates.append((f"NUMBA_CACHE_DIR ({user_dir})", os.path.join(user_dir, "fastbp")))
+    candidates.append((f"the user cache directory ({user_cache_root()})", user_cache_root()))
+    return candidates
+
+
+def _is_writable(directory):
+    """Whether ``directory`` exists (or was just made) and takes a new file: the
+    test numba itself applies, which also holds for root on a read-only mount."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        tempfile.TemporaryFile(dir=directory).close()
+    except OSError:
+        return False
+    return True
+
+
+def _holds_kernels(directory):
+    """Whether ``directory`` holds a kernel cache index that numba could load."""
+    try:
+        return any(name.endswith(".nbi") for name in os.listdir(directory))
+    except OSError:
+        return False
+
+
+def _choose_location():
+    """(root, location, writable, warning): the first candidate whose location is
+    writable, or is read-only but already holds kernels (a cache warmed into a
+    container image, mounted read-only: loaded as it is); location is None where
+    none is usable."""
+    if SOURCES_DIGEST is None:
+        return (
+            None,
+            None,
+            False,
+            (
+                "fastbp: its kernel sources are not files on disk (a zipped install?), so "
+                "numba cannot cache the compiled kernels: they compile in every process."
+            ),
+        )
+    failed = []
+    for description, root in _candidate_roots():
+        location = os.path.join(root, version_key(), _sources_folder(SOURCES_DIGEST))
+        writable = _is_writable(location)
+        if writable or _holds_kernels(location):
+            warning = None
+            if failed:
+                warning = (
+                    f"fastbp: {failed[0]} is not writable, so fastbp caches its compiled "
+                    f"kernels in {location} instead."
+                )
+            return root, location, writable, warning
+        failed.append(description)
+    warning = (
+        "fastbp: found no writable cache location for its compiled kernels ("
+        + ", ".join(failed)
+        + " are not writable), so they are compiled anew in every process. Set "
+        "NUMBA_CACHE_DIR to a writable directory to cache them."
+    )
+    return None, None, False, warning
+
+
+CACHE_ROOT, CACHE_LOCATION, CACHE_WRITABLE, _location_warning = _choose_location()
+CACHE_ENABLED = CACHE_LOCATION is not None
+if _location_warning is not None:
+    warnings.warn(_location_warning, RuntimeWarning, stacklevel=2)
+
+# error_model="numpy": float division by zero gives inf/NaN as in numpy (which the
+# epoch kernel detects) instead of a per-division check that also stops LLVM from
+# vectorising the loops. cache=False: numba's own cache would pick its own location
+# (the package directory first); prepare_caches gives every kernel fastbp's instead.
+_JIT = dict(cache=False, nogil=True, error_model="numpy")
+# Internal helpers have no Python or C entry points: they are only called from other
+# kernels, and the wrappers cost compile time (start-up time) for nothing.
+_HELPER = dict(_JIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 
 # ---------------------------------------------------------------------------------
@@ -211,6 +307,17 @@ class _SelfHealingCache:
             return None
 
     def save_overload(self, sig, data):
+        if not CACHE_WRITABLE:
+            # A read-only cache (warmed into an image) lacked this variant: it runs,
+            # compiled for this process alone. Say once how to make it last.
+            _warn_once(
+                "read-only",
+                f"fastbp: the kernel cache {self._cache.cache_path} is read-only and "
+                "lacks a kernel this process needed: it was compiled for this process "
+                "only. Warm the cache where it is writable (python -m fastbp --warmup "
+                "--all) to include it.",
+            )
+            return
         try:
             with cache_directory_lock(self._cache.cache_path):
                 self._cache.save_overload(sig, data)
@@ -243,17 +350,51 @@ def argument_position(dispatcher, argument):
     return list(inspect.signature(dispatcher.py_func).parameters).index(argument)
 
 
+class _FastbpCacheLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
+    """numba's cache locator for fastbp's kernels: every kernel in
+    ``CACHE_LOCATION``, stamped with all the kernel sources."""
+
+    def __init__(self, py_func, py_file):
+        self._py_file = py_file
+        self._lineno = py_func.__code__.co_firstlineno
+
+    def get_cache_path(self):
+        return CACHE_LOCATION
+
+    def get_source_stamp(self):
+        return SOURCES_DIGEST
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if CACHE_LOCATION is None or not os.path.exists(py_file):
+            return None  # numba then refuses to cache: the kernel keeps no cache
+        return cls(py_func, py_file)
+
+
+class _FastbpCacheImpl(CompileResultCacheImpl):
+    _locator_classes = [_FastbpCacheLocator]
+
+
+class _FastbpFunctionCache(FunctionCache):
+    _impl_class = _FastbpCacheImpl
+
+
 def prepare_caches(namespace):
-    """Stamp and wrap the cache of every kernel defined in a module's ``namespace``."""
-    try:
-        stamp = sources_stamp()
-    except OSError:  # sources not on disk (a zipped install): numba's own stamps
-        stamp = None
+    """Give every kernel defined in a module's ``namespace`` fastbp's disk cache
+    (self-healing, in ``CACHE_LOCATION``); without a location, none."""
+    module = namespace["__name__"]
     for value in list(namespace.values()):
-        if isinstance(value, CPUDispatcher) and isinstance(value._cache, Cache):
-            if stamp is not None:
-                value._cache._cache_file._source_stamp = stamp
-            value._cache = _SelfHealingCache(value._cache)
+        if (
+            CACHE_ENABLED
+            and isinstance(value, CPUDispatcher)
+            and value.py_func.__module__ == module  # not the helpers it imports
+            and isinstance(value._cache, NullCache)
+        ):
+            try:
+                cache = _FastbpFunctionCache(value.py_func)
+            except RuntimeError:  # no locator: the kernel compiles in every process
+                continue
+            value._cache = _SelfHealingCache(cache)
 
 
 # ---------------------------------------------------------------------------------
@@ -274,3 +415,73 @@ def pause_gc_while_compiling(dispatcher):
                 gc.enable()
 
     dispatcher.compile = compile
+
+
+# ---------------------------------------------------------------------------------
+# Seeing and clearing the cache (``python -m fastbp --cache-info``, ``--clear-cache``).
+# ---------------------------------------------------------------------------------
+def _folder_contents(folder):
+    """(index files, data files, bytes) under ``folder``, counted recursively."""
+    indexes = data = size = 0
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            indexes += name.endswith(".nbi")
+            data += name.endswith(".nbc")
+            try:
+                size += os.path.getsize(os.path.join(directory, name))
+            except OSError:  # removed meanwhile
+                pass
+    return indexes, data, size
+
+
+def cache_info():
+    """Describe fastbp's on-disk cache of compiled kernels.
+
+    Returns
+    -------
+    info : dict
+        ``location`` (the folder this fastbp, numba and Python use, or None when
+        nothing is cached), ``root`` (the folder of all fastbp versions' caches),
+        ``writable``, ``kernels`` (index files: one per cached kernel), ``variants``
+        (data files: one per compiled signature), ``bytes`` (of this location), and
+        ``root_bytes`` and ``root_variants`` (of every version under the root).
+
+    Examples
+    --------
+    >>> from fastbp._kernel_cache import cache_info
+    >>> sorted(cache_info())[:3]
+    ['bytes', 'kernels', 'location']
+    """
+    info = dict(location=CACHE_LOCATION, root=CACHE_ROOT, writable=CACHE_WRITABLE)
+    kernels, variants, size = _folder_contents(CACHE_LOCATION) if CACHE_ENABLED else (0, 0, 0)
+    _, root_variants, root_size = _folder_contents(CACHE_ROOT) if CACHE_ENABLED else (0, 0, 0)
+    info.update(kernels=kernels, variants=variants, bytes=size)
+    info.update(root_variants=root_variants, root_bytes=root_size)
+    return info
+
+
+def clear_cache():
+    """Delete fastbp's cache of compiled kernels, for every fastbp, numba and Python
+    version (the root folder; other libraries' caches in ``NUMBA_CACHE_DIR`` stay).
+
+    Returns
+    -------
+    removed : tuple of (str or None, int, int)
+        The folder removed (None when no cache location is in use), and the number
+        of data files and bytes it held.
+
+    Raises
+    ------
+    OSError
+        Where the folder cannot be removed (a read-only mount), naming it.
+    """
+    if not CACHE_ENABLED or not os.path.isdir(CACHE_ROOT):
+        return CACHE_ROOT, 0, 0
+    _, variants, size = _folder_contents(CACHE_ROOT)
+    try:
+        shutil.rmtree(CACHE_ROOT)
+    except OSError as exc:
+        raise OSError(
+            f"fastbp: could not clear the kernel cache {CACHE_ROOT} ({exc.strerror or exc})."
+        ) from exc
+    return CACHE_ROOT, variants, size

@@ -50,7 +50,7 @@ def warmup(dtypes=("float64", "float32"), *, everything=False, n_jobs=1):
         other. With more (-1: one per dtype, up to the number of CPUs), each dtype
         compiles in a fresh Python process, at the same time, into numba's disk cache;
         this process then loads the kernels from there when it first needs them.
-        Without a writable cache (a warning at import says so), or without file
+        Without a writable cache (none, or a read-only one), or without file
         locks (Windows), the dtypes compile here whatever ``n_jobs`` says.
 
     Returns
@@ -96,12 +96,12 @@ def _checked_dtypes(dtypes):
 def _processes(n_jobs, n_dtypes):
     """How many processes warm ``n_dtypes`` dtypes: more than one only where the
     cache is on disk and its writers can take turns."""
-    from fastbp._kernel_cache import CACHE_ENABLED, LOCKS_WORK
+    from fastbp._kernel_cache import CACHE_ENABLED, CACHE_WRITABLE, LOCKS_WORK
 
     if not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
         raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}.")
-    if not (CACHE_ENABLED and LOCKS_WORK):
-        return 1
+    if not (CACHE_ENABLED and CACHE_WRITABLE and LOCKS_WORK):
+        return 1  # children could not hand their kernels over through the cache
     wanted = n_dtypes if n_jobs == -1 else int(n_jobs)
     return max(1, min(wanted, n_dtypes, os.cpu_count() or 1))
 

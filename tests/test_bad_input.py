@@ -144,7 +144,8 @@ BAD_FITS = [
         Y_CLASS,
         {"sample_weight": np.zeros(40)},
         ValueError,
-        "Sample weights must contain at least one non-zero number",
+        # scikit-learn's check (1.8 on), else fastbp's own
+        "Sample weights must (contain at least one non-zero number|sum to a positive value)",
     ),
     (
         "regression-target-for-classifier",

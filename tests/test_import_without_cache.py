@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import textwrap
@@ -6,14 +7,16 @@ import pytest
 
 
 @pytest.mark.slow
-def test_import_and_fit_work_when_no_cache_location_is_writable():
-    # Make numba find no cache locator at all, exactly what a read-only package
-    # directory and a read-only home give (root would bypass file permissions).
+def test_import_and_fit_work_when_no_cache_location_is_writable(tmp_path):
+    # No cache folder can be made under a file, not even by root (who writes through
+    # file permissions): what a read-only home gives.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(blocker / "cache")
     code = textwrap.dedent(
         """
         import warnings
-        import numba.core.caching
-        numba.core.caching.CacheImpl._locator_classes = []
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             import fastbp
@@ -28,6 +31,6 @@ def test_import_and_fit_work_when_no_cache_location_is_writable():
         print("accuracy", clf.score(X, y))
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert "accuracy" in result.stdout
