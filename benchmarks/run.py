@@ -232,22 +232,16 @@ def speedups_from_report(text):
     ]
 
 
-def chart(speedups, path):
+def speedup_figure(speedups):
     """Bar chart of the speed-ups at one thread, ``speedups`` as from
-    :func:`speedups_from_rows`; skipped without matplotlib.
+    :func:`speedups_from_rows`.
 
     The axis is logarithmic, and each bar is labelled with its ratio: the tiny
     network's 20-60x and the large networks' 1.2-3x both stay readable (on a linear
     axis the tiny case flattened every other bar near zero)."""
-    try:
-        import matplotlib
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import NullLocator
-    except ImportError:
-        log("matplotlib is not installed: no chart")
-        return False
     labels = [label for label, _, _ in speedups]
     positions = np.arange(len(speedups))
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(speedups)), 4.5))
@@ -271,6 +265,20 @@ def chart(speedups, path):
     ax.set_title("fastbp training speed, 1 thread, same data and epochs")
     ax.legend(loc="upper right")
     fig.tight_layout()
+    return fig
+
+
+def chart(speedups, path):
+    """:func:`speedup_figure` written to ``path``; skipped without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is not installed: no chart")
+        return False
+    fig = speedup_figure(speedups)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True

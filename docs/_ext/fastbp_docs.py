@@ -27,6 +27,7 @@ import importlib
 import inspect
 import io
 import pathlib
+import re
 import runpy
 
 from docutils import nodes
@@ -299,11 +300,14 @@ def _mathml(translator, node, latex, display):
     fails the build with the formula and where it is, rather than showing raw LaTeX."""
     from latex2mathml.converter import convert
 
+    source = f"{node.source}:{node.line}" if node.source else translator.builder.current_docname
     try:
-        return convert(latex, display="block" if display else "inline")
+        mathml = convert(latex, display="block" if display else "inline")
     except Exception as error:  # noqa: BLE001 - latex2mathml raises many kinds
-        source = f"{node.source}:{node.line}" if node.source else translator.builder.current_docname
         raise ValueError(f"{source}: cannot render {latex!r} as MathML: {error}") from error
+    if "\\" in re.sub(r"<[^>]+>", "", mathml):  # a macro it does not know, left as text
+        raise ValueError(f"{source}: {latex!r} leaves raw LaTeX in its MathML: {mathml}")
+    return mathml
 
 
 def visit_math_mathml(self, node):
