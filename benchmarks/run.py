@@ -259,10 +259,13 @@ def speedup_figure(speedups):
         ax.bar_label(bars, [f"{value:.1f}×" for _, value in shown], fontsize=9, padding=3)
     ax.set_xscale("log")
     highest = max(value for bar in speedups for value in bar[1:] if value)
-    ticks = [tick for tick in (1, 2, 5, 10, 20, 50, 100, 200) if tick <= 1.5 * highest]
-    ax.set_xticks(ticks, [f"{tick}×" for tick in ticks], fontsize=10)
+    lowest = min(value for bar in speedups for value in bar[1:] if value)
+    ticks = [tick for tick in (0.5, 1, 2, 5, 10, 20, 50, 100, 200) if tick <= 1.5 * highest]
+    ticks = [tick for tick in ticks if tick >= 1 or tick >= 0.6 * lowest]
+    ax.set_xticks(ticks, [f"{tick:g}×" for tick in ticks], fontsize=10)
     ax.xaxis.set_minor_locator(NullLocator())  # no unlabelled log ticks between
-    ax.set_xlim(0.9, 2.5 * highest)  # room for the longest bar's label
+    # room for the longest bar's label; a slowdown (below 1x) shows to the left
+    ax.set_xlim(0.9 if lowest >= 1 else 0.6 * lowest, 2.5 * highest)
     ax.axvline(1, color="black", linewidth=0.8)
     ax.grid(axis="x", linewidth=0.4, alpha=0.5)
     ax.set_axisbelow(True)
