@@ -51,7 +51,8 @@ def _parse(path):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    for module in ("sphinx", "numpydoc", "sphinx_gallery", "pydata_sphinx_theme", "matplotlib"):
+    modules = ("sphinx", "numpydoc", "sphinx_gallery", "pydata_sphinx_theme", "latex2mathml")
+    for module in modules + ("matplotlib",):
         pytest.importorskip(module, reason=f'{module} is not installed: pip install ".[docs]"')
     work = tmp_path_factory.mktemp("site")
     for part in SOURCES:
@@ -121,3 +122,30 @@ def test_no_internal_link_is_broken(site):
                 if parts.fragment not in pages[target].ids:
                     broken.append(f"{path.relative_to(site)}: {link} (no such anchor)")
     assert not broken, "\n".join(broken[:50])
+
+
+def _site_pages(site):
+    return [path for path in site.rglob("*.html") if "_static" not in path.relative_to(site).parts]
+
+
+def test_equations_are_mathml_and_no_page_loads_mathjax(site):
+    # An offline reader sees rendered equations: MathML in the page, no script to fetch.
+    page = (site / "user_guide" / "backprop.html").read_text(encoding="utf-8")
+    spans = re.findall(r'<(?:span|div) class="math[^"]*">(.*?)</(?:span|div)>', page, re.S)
+    assert len(spans) > 50
+    assert all(span.lstrip().startswith("<math") for span in spans)
+    assert (site / "_static" / "fonts" / "texgyredejavu-math.otf").is_file()
+    for path in _site_pages(site):
+        scripts = _parse(path).links
+        assert not [link for link in scripts if "mathjax" in link.lower()], path
+
+
+def test_no_page_names_a_private_setting(site):
+    text = re.compile(r"\bfastbp\._\w")
+    named = [
+        str(path.relative_to(site))
+        for path in _site_pages(site)
+        if "_modules" not in path.relative_to(site).parts
+        and text.search(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8")))
+    ]
+    assert not named, named

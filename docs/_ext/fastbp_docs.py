@@ -18,6 +18,8 @@
   scikit-learn (``get_params``, ``score``, ``set_fit_request``...) keep scikit-learn's
   docstrings, whose glossary terms link to scikit-learn's glossary and whose other
   labels (its user guide's) render as plain text.
+* Equations are rendered to MathML when the site is built (``latex2mathml``), so
+  they show with no script and no network.
 """
 
 import contextlib
@@ -25,6 +27,7 @@ import importlib
 import inspect
 import io
 import pathlib
+import re
 import runpy
 
 from docutils import nodes
@@ -92,7 +95,8 @@ def markdown_tables(text):
 class MarkdownTable(SphinxDirective):
     """``.. markdown-table:: relative/path.md`` with ``:heading:`` (the start of the
     Markdown heading the table sits under) and optionally ``:columns:`` (header names,
-    comma-separated, in the order wanted)."""
+    comma-separated, in the order wanted). The table gets the class ``fastbp-report``
+    (``_static/fastbp.css`` sets it in smaller type, so that nine columns fit)."""
 
     required_arguments = 1
     option_spec = {"heading": directives.unchanged_required, "columns": directives.unchanged}
@@ -114,7 +118,7 @@ class MarkdownTable(SphinxDirective):
                 raise self.error(f"no column(s) {missing} in the table: {header}")
             indices = [header.index(name) for name in names]
             rows = [[row[i] for i in indices] for row in rows]
-        lines = [".. list-table::", "   :header-rows: 1", ""]
+        lines = [".. list-table::", "   :header-rows: 1", "   :class: fastbp-report", ""]
         for row in rows:
             for index, cell in enumerate(row):
                 bullet = "   * - " if index == 0 else "     - "
@@ -288,7 +292,51 @@ def link_external(app, env, node, contnode):
     return reference
 
 
+# ---------------------------------------------------------------------------------
+# Equations as MathML, written at build time
+# ---------------------------------------------------------------------------------
+def _mathml(translator, node, latex, display):
+    """The MathML of one LaTeX formula (``latex2mathml``); a formula it cannot convert
+    fails the build with the formula and where it is, rather than showing raw LaTeX."""
+    from latex2mathml.converter import convert
+
+    source = f"{node.source}:{node.line}" if node.source else translator.builder.current_docname
+    try:
+        mathml = convert(latex, display="block" if display else "inline")
+    except Exception as error:  # noqa: BLE001 - latex2mathml raises many kinds
+        raise ValueError(f"{source}: cannot render {latex!r} as MathML: {error}") from error
+    if "\\" in re.sub(r"<[^>]+>", "", mathml):  # a macro it does not know, left as text
+        raise ValueError(f"{source}: {latex!r} leaves raw LaTeX in its MathML: {mathml}")
+    return mathml
+
+
+def visit_math_mathml(self, node):
+    self.body.append(self.starttag(node, "span", "", CLASS="math notranslate"))
+    self.body.append(_mathml(self, node, node.astext(), display=False) + "</span>")
+    raise nodes.SkipNode
+
+
+def visit_displaymath_mathml(self, node):
+    """A ``.. math::`` block: each equation (blank-line separated) a block of its own."""
+    self.body.append(self.starttag(node, "div", CLASS="math notranslate"))
+    if node["number"]:
+        from sphinx.util.math import get_node_equation_number
+
+        self.body.append(f'<span class="eqno">({get_node_equation_number(self, node)})</span>')
+    for part in node.astext().split("\n\n"):
+        if part.strip():
+            self.body.append(_mathml(self, node, part, display=True))
+    self.body.append("</div>\n")
+    raise nodes.SkipNode
+
+
 def setup(app):
+    # Equations become MathML in the HTML (``html_math_renderer = "mathml"``): every
+    # current browser draws it with no script, so they render offline, where MathJax
+    # from a CDN left an offline reader raw LaTeX.
+    app.add_html_math_renderer(
+        "mathml", (visit_math_mathml, None), (visit_displaymath_mathml, None)
+    )
     app.add_directive("markdown-table", MarkdownTable)
     app.add_directive("example-output", ExampleOutput)
     app.connect("doctree-read", label_class_parameters)
