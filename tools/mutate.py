@@ -42,10 +42,11 @@ class Mutation(NamedTuple):
     name: str
     what: str
     edits: tuple
+    tests: tuple = ()  # where only these tests can see it: run these instead
 
 
-def _mutation(name, what, *edits):
-    return Mutation(name, what, tuple(Edit(*edit) for edit in edits))
+def _mutation(name, what, *edits, tests=()):
+    return Mutation(name, what, tuple(Edit(*edit) for edit in edits), tuple(tests))
 
 
 COMMON = "fastbp/_common_path.py"
@@ -170,6 +171,16 @@ MUTATIONS = [
         "the epoch loss sums batch losses without weighting each by its rows",
         (COMMON, "loss_sum += batch_loss * n_rows", "loss_sum += batch_loss"),
     ),
+    _mutation(
+        "kernels-hold-the-gil",
+        "the compiled entry points keep the GIL while they run",
+        (
+            "fastbp/_kernel_cache.py",
+            "_JIT = dict(cache=CACHE_ENABLED, nogil=True,",
+            "_JIT = dict(cache=CACHE_ENABLED, nogil=False,",
+        ),
+        tests=["tests/test_threads.py"],
+    ),
 ]
 
 # The core fast tests, cheapest and most telling first (pytest stops at the first
@@ -276,7 +287,8 @@ def main():
             if problem:
                 rows.append((mutation.name, "NOT APPLIED", 0.0, problem))
             else:
-                passed, seconds, failure = run_tests(tree, args.tests, args.timeout)
+                tests = list(mutation.tests) or args.tests
+                passed, seconds, failure = run_tests(tree, tests, args.timeout)
                 verdict = {True: "SURVIVED", False: "KILLED", None: "TIMED OUT"}[passed]
                 rows.append((mutation.name, verdict, seconds, failure))
             shutil.rmtree(tree)
