@@ -26,8 +26,9 @@ TASKS = {  # estimator, loss, the targets as the network sees them
 ALPHA = 0.3
 
 
-def _one_step(task, activation, **solver):
-    """Fit one step from known weights; returns (weights before, estimator, data)."""
+def _one_step(task, activation, output_scale=1.0, **solver):
+    """Fit one step from known weights (the output layer's scaled by ``output_scale``);
+    returns (weights before, estimator, data)."""
     Estimator, loss, encode = TASKS[task]
     rng = np.random.RandomState(0)
     X = rng.normal(size=(24, 3))
@@ -42,7 +43,7 @@ def _one_step(task, activation, **solver):
         warnings.simplefilter("ignore")
         estimator.fit(X, target)  # builds the network
         n_outputs = estimator.coefs_[-1].shape[1]
-        before = [rng.normal(size=(3, 4)), rng.normal(size=(4, n_outputs))]
+        before = [rng.normal(size=(3, 4)), rng.normal(size=(4, n_outputs)) * output_scale]
         before += [rng.normal(size=4) * 0.3, rng.normal(size=n_outputs) * 0.3]
         estimator.coefs_ = [w.copy() for w in before[:2]]
         estimator.intercepts_ = [b.copy() for b in before[2:]]
@@ -97,3 +98,20 @@ def test_one_adam_step_follows_the_bias_corrected_formula(task, activation):
         g = g.reshape(old.shape)
         m, v = (1 - beta_1) * g, (1 - beta_2) * g**2
         assert_allclose(new - old, -corrected * m / (np.sqrt(v) + eps), rtol=1e-4, atol=1e-4 * lr)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_softmax_of_logits_past_exp_overflow_trains_and_reports_the_reference_loss(activation):
+    """Logits in the thousands (exp overflows past 709): the softmax, computed from
+    the logits less their row maximum, stays finite, and so do the loss and the step."""
+    before, estimator, data = _one_step(
+        "multiclass", activation, output_scale=3000.0, solver="sgd", momentum=0.0,
+        learning_rate_init=1e-3,
+    )  # fmt: skip
+    X, Y, sample_weight, loss = data
+    hidden = ACTIVATIONS[activation](X @ before[0] + before[2])
+    assert np.abs(hidden @ before[1]).max() > 800  # past exp overflow
+    expected = objective(before[:2], before[2:], X, Y, sample_weight,
+                         ACTIVATIONS[activation], loss, ALPHA)  # fmt: skip
+    assert_allclose(estimator.loss_, expected, rtol=1e-10)
+    assert all(np.isfinite(p).all() for p in _after(estimator))
