@@ -25,10 +25,12 @@ OUTPUT = {
 
 
 def forward(coefs, intercepts, X, activation, loss):
+    """``activation``: a name in HIDDEN, or the function itself."""
+    hidden = HIDDEN[activation] if isinstance(activation, str) else activation
     a = X
     for i, (W, b) in enumerate(zip(coefs, intercepts)):
         z = a @ W + b
-        a = OUTPUT[loss](z) if i == len(coefs) - 1 else HIDDEN[activation](z)
+        a = OUTPUT[loss](z) if i == len(coefs) - 1 else hidden(z)
     return a
 
 

@@ -156,6 +156,7 @@ def _kernels_input(X):
     return read_only(np.ascontiguousarray(X))
 
 
+@pytest.mark.slow  # three processes compiling kernels into empty caches: ~20 s on two cores
 def test_after_a_fit_the_first_prediction_compiles_nothing(tmp_path):
     """A process that fitted predicts through the kernel it trained with; one that
     only predicts (a loaded model) compiles the prediction kernel, quicker to call."""

@@ -12,8 +12,8 @@ from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import StackingClassifier, VotingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import (
-    GridSearchCV,
     RandomizedSearchCV,
+    StratifiedKFold,
     cross_val_score,
     cross_validate,
 )
@@ -178,17 +178,8 @@ def test_pipeline_and_cross_val_score(digits):
     assert scores.mean() > 0.85
 
 
-@pytest.mark.parametrize("n_jobs", [1, 2])
-def test_grid_search_gives_the_same_result_with_one_or_two_jobs(n_jobs, small_classification):
-    X, y = small_classification
-    grid = dict(hidden_layer_sizes=[(5,), (10,)], alpha=[1e-4, 1e-2])
-    search = GridSearchCV(
-        BackpropClassifier(max_iter=20, random_state=0), grid, cv=3, n_jobs=n_jobs
-    )
-    search.fit(X, y)
-    reference = GridSearchCV(BackpropClassifier(max_iter=20, random_state=0), grid, cv=3).fit(X, y)
-    assert search.best_params_ == reference.best_params_
-    assert_allclose(search.cv_results_["mean_test_score"], reference.cv_results_["mean_test_score"])
+# Searches with n_jobs=2 (processes and threads) against one job:
+# tests/test_scale_out.py::test_grid_search_with_two_jobs_matches_one_job.
 
 
 def test_randomized_search(small_regression):
@@ -214,11 +205,30 @@ def test_cross_validate_returns_a_clone_fitted_on_each_training_fold(small_class
         assert_array_equal(fitted.predict_proba(X), alone.predict_proba(X))
 
 
-def test_calibrated_classifier(small_classification):
+def test_calibrated_classifier_calibrates_each_folds_fastbp_model(small_classification):
+    """Each fold's member is fastbp's model fitted on the fold's training rows, and
+    the calibrated probabilities are its sigmoid-calibrated predict_proba (one map
+    per class, normalised), averaged over the folds: recomputed here."""
     X, y = small_classification
-    calibrated = CalibratedClassifierCV(BackpropClassifier(max_iter=30, random_state=0), cv=3)
-    calibrated.fit(X, y)
-    assert_allclose(calibrated.predict_proba(X).sum(axis=1), 1)
+    labels = np.array(["c", "a", "b"])[y]  # classes_ sorts them: a, b, c
+    model = BackpropClassifier(hidden_layer_sizes=(6,), max_iter=30, random_state=0)
+    calibrated = CalibratedClassifierCV(model, cv=3, method="sigmoid").fit(X, labels)
+    assert list(calibrated.classes_) == ["a", "b", "c"]
+    expected = np.zeros((len(X), 3))
+    folds = StratifiedKFold(3).split(X, labels)
+    for member, (train, _) in zip(calibrated.calibrated_classifiers_, folds):
+        alone = clone(model).fit(X[train], labels[train])
+        assert_array_equal(member.estimator.predict_proba(X), alone.predict_proba(X))
+        scores = alone.predict_proba(X)
+        per_class = np.column_stack(
+            [calibrator.predict(scores[:, k]) for k, calibrator in enumerate(member.calibrators)]
+        )
+        expected += per_class / per_class.sum(axis=1, keepdims=True) / 3
+        # each class's calibrated probability rises with fastbp's score for that class
+        # (a column of predict_proba that is not its class's would not)
+        assert all(calibrator.a_ < 0 for calibrator in member.calibrators)
+    assert_allclose(calibrated.predict_proba(X), expected, rtol=1e-12)
+    assert not np.allclose(expected, model.fit(X, labels).predict_proba(X), atol=1e-3)
 
 
 def test_voting_and_stacking(small_classification):

@@ -25,6 +25,18 @@ def test_readme_shows_the_one_line_swap():
     assert not any("sklearn.neural_network" in line for line in code)
 
 
+def test_every_python_fence_is_a_block_that_compiles():
+    """The slow test runs what python_blocks() finds: it must find every fence a reader
+    sees as Python (```py, ```python3, indented under a list item), and each must be
+    valid Python on its own."""
+    fences = re.findall(r"^[ \t]*```[ \t]*(\S*)", README.read_text(), re.M)
+    pythonish = [info for info in fences if info.lower().startswith("py")]
+    blocks = python_blocks()
+    assert pythonish == ["python"] * len(blocks) and blocks
+    for index, block in enumerate(blocks):
+        compile(block, f"README.md block {index + 1}", "exec")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(python_blocks())))
 def test_every_readme_python_block_runs_as_a_plain_script(index, tmp_path):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import joblib
 import numpy as np
@@ -207,15 +208,44 @@ def test_grid_search_with_two_jobs_matches_one_job(backend, problem):
     assert_allclose(search.cv_results_["mean_test_score"], reference.cv_results_["mean_test_score"])
 
 
-def test_loky_workers_limit_blas_threads():
-    # joblib caps each loky worker's BLAS pool at cores // n_jobs
-    import os
+def _fit_recording_blas_threads(seed):
+    """Fit a network large enough that fastbp leaves BLAS's threads as set; returns
+    the BLAS threads seen while it trained, those after, and the weights."""
+    from fastbp import _blas_threads
 
+    controller = _blas_threads._blas_controller().select(user_api="blas")
+    seen, real = [], _kernels.run_epochs
+
+    def recording(*args):
+        seen.extend(library.num_threads for library in controller.lib_controllers)
+        return real(*args)
+
+    rng = np.random.RandomState(seed)
+    X, y = rng.normal(size=(200, 100)), np.arange(200) % 2
+    _kernels.run_epochs = recording
+    try:
+        model = BackpropClassifier(hidden_layer_sizes=(256,), max_iter=2, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X, y)
+    finally:
+        _kernels.run_epochs = real
+    after = [library.num_threads for library in controller.lib_controllers]
+    return seen, after, model.coefs_
+
+
+def test_fits_in_loky_workers_keep_the_workers_blas_limit_and_give_the_same_model():
+    """joblib caps each loky worker's BLAS at cores // n_jobs: fastbp trains within
+    the cap (no oversubscription) and leaves it as it was, and the models are the
+    in-process ones."""
     results = joblib.Parallel(n_jobs=2, backend="loky")(
-        joblib.delayed(_blas_threads)() for _ in range(2)
+        joblib.delayed(_fit_recording_blas_threads)(seed) for seed in range(2)
     )
     limit = max(1, (os.cpu_count() or 1) // 2)
-    assert all(max(threads) <= limit for threads in results)
+    for seed, (seen, after, coefs) in enumerate(results):
+        assert seen and max(seen) <= limit and max(after) <= limit
+        for ours, here in zip(coefs, _fit_recording_blas_threads(seed)[2]):
+            assert_allclose(ours, here, rtol=1e-10, atol=1e-12)
 
 
 def test_streaming_dask_chunks_reaches_in_memory_accuracy():

@@ -1,27 +1,40 @@
 """scikit-learn's own estimator checks, over each solver and both estimators."""
 
-from sklearn.utils.estimator_checks import parametrize_with_checks
+import pytest
+from sklearn.utils.estimator_checks import estimator_checks_generator, parametrize_with_checks
 
 from fastbp import BackpropClassifier, BackpropRegressor, MLPClassifier, MLPRegressor
-from fastbp._optimizers import OPTIMIZERS
 
 CONFIGURATIONS = [
     *(
         Estimator(solver=solver, random_state=0)
         for Estimator in (BackpropClassifier, BackpropRegressor)
-        for solver in [*OPTIMIZERS, "lbfgs"]
+        for solver in ["sgd", "adam", "lbfgs"]
     ),
     BackpropClassifier(activation="logistic", random_state=0),
     BackpropRegressor(loss="poisson", activation="tanh", random_state=0),
-    # the features beyond scikit-learn keep the estimators conformant too
-    BackpropClassifier(dropout=0.2, activation="elu", max_grad_norm=1.0, random_state=0),
+    # the features beyond scikit-learn keep the estimators conformant too; adamw (adam
+    # with decoupled weight decay: the same Python path, another step) runs here
+    BackpropClassifier(
+        solver="adamw", dropout=0.2, activation="elu", max_grad_norm=1.0, random_state=0
+    ),
     BackpropRegressor(
-        loss="huber", activation="softplus", learning_rate="cosine", random_state=0
+        solver="adamw",
+        loss="huber",
+        activation="softplus",
+        learning_rate="cosine",
+        random_state=0,
     ),  # fmt: skip
-    # scikit-learn's names: the same classes renamed, so one default configuration each
-    MLPClassifier(random_state=0),
-    MLPRegressor(random_state=0),
 ]
+
+# scikit-learn's names are the same classes renamed (tests/test_sklearn_names.py checks
+# that they fit the same weights): what they add is the class itself, so the checks of
+# the class (construction, parameters, cloning, pickling, repr, tags) run on them.
+CLASS_CHECKS = (
+    "estimator_repr", "cloneable", "pickle", "get_params", "set_params", "default_constructible",
+    "no_attributes_set_in_init", "init_or_set_params", "tags", "mixin_order",
+    "overwrite", "fit_returns_self", "unfitted", "pipeline_consistency",
+)  # fmt: skip
 
 
 def expected_failed_checks(estimator):
@@ -46,4 +59,17 @@ def expected_failed_checks(estimator):
 
 @parametrize_with_checks(CONFIGURATIONS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def _class_checks():
+    for alias in (MLPClassifier(random_state=0), MLPRegressor(random_state=0)):
+        for estimator, check in estimator_checks_generator(alias):
+            name = getattr(check, "func", check).__name__
+            if any(word in name for word in CLASS_CHECKS):
+                yield pytest.param(estimator, check, id=f"{type(alias).__name__}-{name}")
+
+
+@pytest.mark.parametrize("estimator, check", list(_class_checks()))
+def test_sklearn_class_checks_on_the_sklearn_names(estimator, check):
     check(estimator)

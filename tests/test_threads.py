@@ -1,11 +1,76 @@
-"""Kernels release the GIL; concurrent fits and predictions give the sequential results."""
+"""The compiled kernels release the GIL, and concurrent fits and predictions give the
+sequential results."""
 
+import importlib
+import pkgutil
+import threading
+import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from numba.core.registry import CPUDispatcher
 from numpy.testing import assert_array_equal
+from threadpoolctl import threadpool_limits
 
+import fastbp
 from fastbp import BackpropClassifier, BackpropRegressor
+
+
+def _compiled_entry_points():
+    """fastbp's compiled functions that Python calls (helpers have no Python entry)."""
+    found = {}
+    for module_info in pkgutil.iter_modules(fastbp.__path__):
+        module = importlib.import_module(f"fastbp.{module_info.name}")
+        for name, value in vars(module).items():
+            if isinstance(value, CPUDispatcher) and value.__module__ == module.__name__:
+                if not value.targetoptions.get("no_cpython_wrapper"):
+                    found[f"{module.__name__}.{name}"] = value
+    return found
+
+
+def test_every_compiled_entry_point_used_by_fit_and_predict_releases_the_gil(
+    small_classification,
+):
+    X, y = small_classification
+    for params in (dict(), dict(activation="tanh"), dict(solver="lbfgs")):  # both kernels
+        BackpropClassifier(hidden_layer_sizes=(5,), max_iter=2, **params).fit(X, y).predict(X)
+    entry_points = _compiled_entry_points()
+    used = {name for name, kernel in entry_points.items() if kernel.signatures}
+    assert len(used) >= 2  # at least a training and a prediction kernel ran
+    assert {name for name in used if not entry_points[name].targetoptions.get("nogil")} == set()
+
+
+def test_a_python_thread_runs_while_a_prediction_kernel_runs():
+    """While one thread predicts with a large network (one compiled call of about a
+    second here), another keeps running Python: it records a tick every 2 ms. A kernel
+    that held the GIL would let it tick only before and after the call."""
+    rng = np.random.RandomState(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = BackpropRegressor(hidden_layer_sizes=(1024, 1024), max_iter=1, random_state=0)
+        model.fit(rng.normal(size=(20, 8)), rng.normal(size=20))
+    X = rng.normal(size=(2000, 8))
+    model.predict(X[:5])  # compiled or loaded before the measured call
+    ticks, done = [], threading.Event()
+
+    def tick():
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.002)
+
+    ticker = threading.Thread(target=tick)
+    with threadpool_limits(1, user_api="blas"):  # leave the other core to the ticker
+        ticker.start()
+        try:
+            start = time.perf_counter()
+            model.predict(X)
+            end = time.perf_counter()
+        finally:
+            done.set()
+            ticker.join()
+    during = [t for t in ticks if start < t < end]
+    assert len(during) >= 10, (len(during), end - start)
 
 
 def _fit(task):
