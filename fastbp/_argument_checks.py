@@ -136,16 +136,17 @@ def epochs_fit(params, state_1, state_2, solver_code, n_epochs, hyper, loss_sums
 
 
 @njit(**_HELPER, inline="always")
-def rare_paths_fit(rare, n_rows, units, batch_rows, with_dropout):
+def rare_paths_fit(rare, n_rows, units, batch_rows, training, with_dropout):
     """True when the full kernel's extra buffers fit: a well-formed CSR matrix of
-    ``n_rows`` rows and ``units[0]`` columns (sparse input), the dropout and
-    pre-activation buffers of ``batch_rows`` rows, and the scratch of one layer."""
+    ``n_rows`` rows and ``units[0]`` columns (sparse input), the scratch of one layer
+    of ``batch_rows`` rows and, in training, the pre-activation (and dropout)
+    buffers of that many rows (prediction does not use them)."""
     hidden_size = 0
     widest = 1
     for layer in range(1, units.shape[0]):
         hidden_size += batch_rows * units[layer]
         widest = units[layer] if units[layer] > widest else widest
-    if rare.pre_activations.shape[0] < hidden_size:
+    if training and rare.pre_activations.shape[0] < hidden_size:
         return False
     if rare.temp.shape[0] < _BLOCK or rare.temp.shape[0] < batch_rows * widest:
         return False

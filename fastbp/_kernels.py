@@ -304,7 +304,7 @@ def _full_gradient(data, net, work, rare, order, chunk_rows, params, chunk_grads
         )
         and orders_fit(order.reshape(1, -1), data.Y.shape[0])
         and settings.hyper.shape[0] >= N_HYPER
-        and (rare is None or rare_paths_fit(rare, data.Y.shape[0], units, chunk_rows,
+        and (rare is None or rare_paths_fit(rare, data.Y.shape[0], units, chunk_rows, True,
                                             with_dropout))
         and settings.loss_params.shape[0] >= N_LOSS_PARAMS
     ):  # fmt: skip
@@ -431,7 +431,7 @@ def epoch_kernel(X, Y, sample_weight, use_weights, units, coef_offsets, intercep
         and epochs_fit(params, state_1, state_2, solver_code, orders.shape[0], hyper,
                        loss_sums, steps, stopping)
         and orders_fit(orders, Y.shape[0])
-        and rare_paths_fit(rare, Y.shape[0], units, batch_size, with_dropout)
+        and rare_paths_fit(rare, Y.shape[0], units, batch_size, True, with_dropout)
         and dropout_seeds.shape[0] >= orders.shape[0]
         and loss_params.shape[0] >= N_LOSS_PARAMS
     ):  # fmt: skip
@@ -645,7 +645,8 @@ def predict_forward(X, rare, params, units, coef_offsets, intercept_offsets, hid
         params.shape[0], intercept_offsets[last - 1] + units[last],
     ):  # fmt: skip
         return REFUSED, False
-    if rare is not None and not rare_paths_fit(rare, n_rows, units, min(n_rows, 1024), False):
+    chunk_rows = min(n_rows, 1024)  # _predict_rows's chunks
+    if rare is not None and not rare_paths_fit(rare, n_rows, units, chunk_rows, False, False):
         return REFUSED, False
     return _predict_rows(X, rare, n_rows, params, net, loss_code, out)
 
