@@ -44,7 +44,8 @@ def test_every_compiled_entry_point_used_by_fit_and_predict_releases_the_gil(
 def test_a_python_thread_runs_while_a_prediction_kernel_runs():
     """While one thread predicts with a large network (one compiled call of about a
     second here), another keeps running Python: it records a tick every 2 ms. A kernel
-    that held the GIL would let it tick only before and after the call."""
+    that held the GIL would let it tick only in the Python parts at either end (3 ticks
+    there, none in the middle, when the kernels were compiled with nogil=False)."""
     rng = np.random.RandomState(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -69,8 +70,10 @@ def test_a_python_thread_runs_while_a_prediction_kernel_runs():
         finally:
             done.set()
             ticker.join()
-    during = [t for t in ticks if start < t < end]
-    assert len(during) >= 10, (len(during), end - start)
+    # the middle of the call, away from the Python parts of predict at either end
+    middle = (start + 0.2 * (end - start), end - 0.2 * (end - start))
+    during = [t for t in ticks if middle[0] < t < middle[1]]
+    assert len(during) >= 5, (len(during), end - start)
 
 
 def _fit(task):
