@@ -9,13 +9,15 @@ whose training loops are compiled with numba, under the same names
 import importlib
 import importlib.util
 
-from fastbp.onnx import _install_import_hook
+# Set before the import hook below: with skl2onnx already imported, the hook loads
+# the estimators at once, and they read the version (their documentation links).
+__version__ = "0.1.0"
+
+from fastbp.onnx import _install_import_hook  # noqa: E402
 
 # skl2onnx.to_onnx takes fastbp models once skl2onnx is imported, before or after
 # fastbp, without importing skl2onnx here (see fastbp.onnx).
 _install_import_hook()
-
-__version__ = "0.1.0"
 
 # The public names load on first use (PEP 562): ``import fastbp`` itself takes
 # milliseconds, not the two seconds of scikit-learn, scipy and numba, so that
