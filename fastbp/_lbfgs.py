@@ -13,7 +13,6 @@ allocates), the compiled kernel computes the same objective in row chunks, in
 bounded memory; its results then agree with scikit-learn's only closely.
 """
 
-
 import numpy as np
 import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
