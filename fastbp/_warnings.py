@@ -30,5 +30,8 @@ def warn_as_sklearn_mlp(message, category, stacklevel):
         frame.f_lineno,
         module=SKLEARN_MLP_MODULE,
         registry=registry,
-        module_globals=frame.f_globals,
+        # No module_globals: linecache would ask the frame's loader for the source
+        # under the frame's __name__, and a module run with -m is loaded under its
+        # own name but runs as __main__ (ImportError). warnings.warn passes none
+        # either; the line is read from the file.
     )
