@@ -190,6 +190,15 @@ for name, code in cases:
 """
 
 
+def _without_module_list(stderr):
+    """faulthandler's report less its closing list of extension modules (a few
+    thousand characters that would push the traceback out of the tail)."""
+    return "".join(
+        line for line in stderr.splitlines(keepends=True)
+        if not line.startswith("Extension modules:")
+    )
+
+
 def shared(body, setup=""):
     """Register the decorated test's case to run in the shared interpreter."""
 
@@ -254,7 +263,7 @@ def shared_outcomes(request, tmp_path_factory):
     if problem and running:
         outcomes[running] = {
             "crashed": f"the shared interpreter {problem} running this case\n"
-            + _tails("".join(seen), "".join(stderr))
+            + _tails("".join(seen), _without_module_list("".join(stderr)))
         }
     return outcomes
 
