@@ -1,8 +1,13 @@
-"""The hostile user's cases of issue 23, one process each.
+"""The hostile user's cases of issue 23, each in an interpreter of its own or shared.
 
-Every test runs its case in a fresh interpreter, so that a crash (heap corruption,
+Every test runs its case in a separate interpreter, so that a crash (heap corruption,
 abort, segfault) or a hang fails that test with the child's exit status and the
-tail of its output, instead of killing pytest. The child asserts the rule itself and
+tail of its output, instead of killing pytest. The cases that could corrupt memory
+when their rule is broken, that start threads, or that need interpreter options run
+in a fresh interpreter each; the others run one after another in one shared
+interpreter, each in its own namespace, and a crash there fails the case that was
+running and sends the cases not yet reached to interpreters of their own (see
+``shared``). The child asserts the rule itself and
 ends by printing ``HOSTILE-OK``; the test passes only on exit status 0 with that
 marker. Each test names the item of the issue it covers, and says the rule that the
 code must follow (the issue's "one owner for the fitted state"):
@@ -18,7 +23,8 @@ code must follow (the issue's "one owner for the fitted state"):
 
 Four cases take over 10 s on two cores and are marked ``slow`` (``-m 'not slow'``
 skips them): the two interleaving sweeps (items 3 and 8) and the two that export to
-ONNX (item 4). The rest take 5-10 s each, most of it the child's imports.
+ONNX (item 4). A case in its own interpreter takes 5-10 s, most of it the child's
+imports; a shared case, its own work (well under a second to a few seconds).
 
 The thread cases are deterministic: ``hostile_cases/stepping.py`` pauses a ``fit``
 after every call made from fastbp's code and runs the concurrent reader (or writer)
