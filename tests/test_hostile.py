@@ -166,6 +166,10 @@ def child(tmp_path):
 # and each case it did not reach runs in its own process as before.
 SHARED_CASES = {}  # test name -> (body, setup)
 
+# pytest-xdist sends every test of this module to one worker: a module-scoped fixture
+# runs once per worker that has a test of its module.
+pytestmark = pytest.mark.xdist_group("hostile")
+
 SHARED_RUNNER = r"""
 import contextlib, io, json, os, sys, traceback
 
