@@ -25,7 +25,8 @@ EXAMPLES = sorted(path.stem for path in (ROOT / "examples").glob("*.py"))
 SOURCES = ("docs", "examples", "benchmarks/results", "fastbp")
 GENERATED = ("_build", "auto_examples", "gen_modules", "sg_execution_times.rst", "__pycache__")
 
-pytestmark = pytest.mark.slow
+# one worker builds the site (a module-scoped fixture) and runs every test of it
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("docs")]
 
 
 class _Links(HTMLParser):
