@@ -17,6 +17,8 @@ import warnings
 
 import numpy as np
 import scipy.optimize
+import scipy.sparse as sp
+from scipy.special import xlogy
 from sklearn.exceptions import ConvergenceWarning
 
 from fastbp._callbacks import fit_callbacks
@@ -142,15 +144,25 @@ def fit_lbfgs(estimator, model, X, y, sample_weight):
 
 
 class SklearnArithmeticObjective:
-    """Loss and gradient as scikit-learn's ``MLP._loss_grad_lbfgs`` computes them.
+    """Loss and gradient as scikit-learn's ``MLP._loss_grad_lbfgs`` computes them, bit
+    for bit, into buffers allocated once per fit.
 
     Written operation for operation after scikit-learn's ``_backprop``: forward with
-    ``safe_sparse_dot`` and in-place activations, the loss from ``LOSS_FUNCTIONS``
-    plus ``0.5 * alpha * sum(w . w) / weight_sum``, the output delta
-    ``prediction - y`` (times the sample weights), then layer by layer
+    the same matrix products and in-place activations, the loss from
+    ``LOSS_FUNCTIONS`` plus ``0.5 * alpha * sum(w . w) / weight_sum``, the output
+    delta ``prediction - y`` (times the sample weights), then layer by layer
     ``a^T delta``, ``+ alpha * W``, ``/ weight_sum`` and ``sum(delta, axis=0) /
     weight_sum``. Multi-output squared error sums over outputs (see
     :func:`_squared_loss_summed`).
+
+    Each step calls the numpy function scikit-learn's step calls, on operands of the
+    same dtypes, shapes and memory order, with ``out=`` a preallocated buffer instead
+    of a new array (``np.matmul(a, b, out=c)`` runs the BLAS call of ``a @ b``; a ufunc
+    writes the same bits wherever its output goes). The gradient is computed in place
+    in one flat vector (the per-layer gradients are views into it), so nothing is
+    packed. The only compiled step is the ReLU derivative (a comparison and an
+    assignment, see :mod:`fastbp._exact_steps`); sums, transcendental functions and
+    matrix products stay numpy's, whose rounding a compiled loop would not repeat.
 
     Parameters
     ----------
@@ -171,36 +183,82 @@ class SklearnArithmeticObjective:
         self.y = y
         self.sample_weight = sample_weight
         self.activation = activation
-        self.output_activation = {
-            "squared_error": "identity",
-            "poisson": "exp",
-            "log_loss": "softmax",
-            "binary_log_loss": "logistic",
-        }[loss]
+        self.output_activation = OUTPUT_ACTIVATIONS[loss]
+        self.loss = loss
         self.loss_function = (
             _squared_loss_summed if loss == "squared_error" else LOSS_FUNCTIONS[loss]
         )
         self.alpha = alpha
         self.weight_sum = X.shape[0] if sample_weight is None else sample_weight.sum()
+        self.dtype = dtype = np.dtype(X.dtype)
+        self.sparse = sp.issparse(X)
+        n_samples = X.shape[0]
+        units = [int(units) for units in layout.layer_units]
+        self.n_layers = len(units)
+        # The dtypes numpy gives each step's result: activations take the data's; the
+        # deltas, and so the gradient, y's too (a float64 target of a float32 model
+        # makes them float64, as in scikit-learn's arithmetic); alpha * W, alpha's too.
+        delta_dtype = np.result_type(dtype, y.dtype)
+        penalty_dtype = np.multiply(alpha, np.zeros(1, dtype)).dtype
+        self.activations = [X] + [np.empty((n_samples, n), dtype) for n in units[1:]]
+        self.deltas = [np.empty((n_samples, n), delta_dtype) for n in units[1:]]
+        self.gradient = np.empty(layout.n_params, delta_dtype)
+        self.coef_grads, self.intercept_grads = layout.views(self.gradient)
+        self.penalties = [np.empty(g.shape, penalty_dtype) for g in self.coef_grads]
+        # scratch for the derivatives that need a temporary (1 - Z**2, 1 - Z)
+        self.derivative_scratch = None
+        if activation in ("tanh", "logistic"):
+            self.derivative_scratch = [np.empty((n_samples, n), dtype) for n in units[1:-1]]
+        self.derivative = DERIVATIVES_INTO[activation]
+        self.relu_derivative = None
+        if activation == "relu":
+            from fastbp._exact_steps import relu_derivative  # loaded by the fits it serves
+
+            self.relu_derivative = relu_derivative
+        self.weight_column = None if sample_weight is None else sample_weight.reshape(-1, 1)
+        self.softmax_rows = self.softmax_scratch = None
+        if self.output_activation == "softmax":
+            self.softmax_rows = np.empty(n_samples, dtype)
+            self.softmax_scratch = np.empty((n_samples, units[-1]), dtype)
+        self.loss_buffers = _loss_buffers(loss, y, sample_weight, dtype, units[-1])
+        self._viewed = None
+        self._views = None
+
+    def _parameter_views(self, params):
+        """Per-layer views of ``params`` (made once for the buffer a fit passes at
+        every call)."""
+        if params is not self._viewed:
+            coefs, intercepts = self.layout.views(params)
+            self._views = coefs, intercepts, [coef.ravel() for coef in coefs]
+            self._viewed = params
+        return self._views
 
     def __call__(self, params):
-        """Return ``(loss, gradient)`` at ``params`` (flat, the model's dtype)."""
-        coefs, intercepts = self.layout.views(params)
-        n_layers = len(coefs) + 1
+        """Return ``(loss, gradient)`` at ``params`` (flat, the model's dtype).
+
+        The gradient is a view of an internal buffer, overwritten by the next call.
+        """
+        if params.dtype != self.dtype:
+            params = params.astype(self.dtype)
+        coefs, intercepts, flat_coefs = self._parameter_views(params)
+        n_layers = self.n_layers
+        activations = self.activations
         # Forward propagate
-        activations = [self.X]
+        hidden_activation = ACTIVATIONS[self.activation]
         for i in range(n_layers - 1):
-            values = safe_sparse_dot(activations[i], coefs[i])
+            values = activations[i + 1]
+            if i == 0 and self.sparse:
+                np.copyto(values, safe_sparse_dot(self.X, coefs[0]))
+            else:
+                np.matmul(activations[i], coefs[i], out=values)
             values += intercepts[i]
             if i + 1 != n_layers - 1:
-                ACTIVATIONS[self.activation](values)
-            activations.append(values)
-        ACTIVATIONS[self.output_activation](activations[-1])
+                hidden_activation(values)
+        self._output_activation(activations[-1])
 
-        loss = self.loss_function(self.y, activations[-1], self.sample_weight)
+        loss = self._loss(activations[-1])
         values = 0
-        for s in coefs:
-            s = s.ravel()
+        for s in flat_coefs:
             values += np.dot(s, s)
         sw_sum = self.weight_sum
         loss += (0.5 * self.alpha) * values / sw_sum
@@ -208,24 +266,165 @@ class SklearnArithmeticObjective:
         # Backward propagate: the canonical output activation makes the output delta
         # simply prediction - target.
         last = n_layers - 2
-        deltas = [None] * (n_layers - 1)
-        deltas[last] = activations[-1] - self.y
-        if self.sample_weight is not None:
-            deltas[last] *= self.sample_weight.reshape(-1, 1)
-        coef_grads = [None] * (n_layers - 1)
-        intercept_grads = [None] * (n_layers - 1)
-        self._layer_gradient(last, coefs, activations, deltas, coef_grads, intercept_grads)
-        derivative = DERIVATIVES[self.activation]
+        deltas = self.deltas
+        np.subtract(activations[-1], self.y, out=deltas[last])
+        if self.weight_column is not None:
+            deltas[last] *= self.weight_column
+        self._layer_gradient(last, coefs)
         for i in range(last, 0, -1):
-            deltas[i - 1] = safe_sparse_dot(deltas[i], coefs[i].T)
-            derivative(activations[i], deltas[i - 1])
-            self._layer_gradient(i - 1, coefs, activations, deltas, coef_grads, intercept_grads)
-        gradient = np.hstack([g.ravel() for g in coef_grads + intercept_grads])
-        return loss, gradient
+            np.matmul(deltas[i], coefs[i].T, out=deltas[i - 1])
+            self.derivative(self, i, activations[i], deltas[i - 1])
+            self._layer_gradient(i - 1, coefs)
+        return loss, self.gradient
 
-    def _layer_gradient(self, layer, coefs, activations, deltas, coef_grads, intercept_grads):
+    def _layer_gradient(self, layer, coefs):
         sw_sum = self.weight_sum
-        coef_grads[layer] = safe_sparse_dot(activations[layer].T, deltas[layer])
-        coef_grads[layer] += self.alpha * coefs[layer]
-        coef_grads[layer] /= sw_sum
-        intercept_grads[layer] = np.sum(deltas[layer], axis=0) / sw_sum
+        coef_grad = self.coef_grads[layer]
+        delta = self.deltas[layer]
+        if layer == 0 and self.sparse:
+            np.copyto(coef_grad, safe_sparse_dot(self.X.T, delta))
+        else:
+            np.matmul(self.activations[layer].T, delta, out=coef_grad)
+        penalty = self.penalties[layer]
+        np.multiply(self.alpha, coefs[layer], out=penalty)
+        coef_grad += penalty
+        coef_grad /= sw_sum
+        intercept_grad = self.intercept_grads[layer]
+        np.add.reduce(delta, axis=0, out=intercept_grad)  # np.sum(delta, axis=0)
+        intercept_grad /= sw_sum
+
+    def _output_activation(self, values):
+        if self.output_activation != "softmax":
+            ACTIVATIONS[self.output_activation](values)
+            return
+        # scikit-learn's inplace_softmax, into the preallocated row and scratch buffers
+        rows, scratch = self.softmax_rows, self.softmax_scratch
+        np.maximum.reduce(values, axis=1, out=rows)  # values.max(axis=1)
+        np.subtract(values, rows[:, np.newaxis], out=scratch)
+        np.exp(scratch, out=values)
+        np.add.reduce(values, axis=1, out=rows)  # values.sum(axis=1)
+        values /= rows[:, np.newaxis]
+
+    def _loss(self, y_pred):
+        buffers = self.loss_buffers
+        if buffers is None:
+            return self.loss_function(self.y, y_pred, self.sample_weight)
+        return _LOSSES_INTO[self.loss](self.y, y_pred, buffers)
+
+
+OUTPUT_ACTIVATIONS = {
+    "squared_error": "identity",
+    "poisson": "exp",
+    "log_loss": "softmax",
+    "binary_log_loss": "logistic",
+}
+
+
+# ------------------------------------------------------------------------------------
+# The hidden derivatives, as scikit-learn's DERIVATIVES compute them, without
+# temporaries: ``(objective, layer, Z, delta)``, ``delta`` modified in place.
+# ------------------------------------------------------------------------------------
+def _relu_derivative(objective, layer, outputs, delta):
+    # delta[Z == 0] = 0
+    if not objective.relu_derivative(outputs, delta):  # pragma: no cover - shapes are ours
+        raise AssertionError("relu_derivative: arrays of different shapes")
+
+
+def _tanh_derivative(objective, layer, outputs, delta):
+    # delta *= 1 - Z**2
+    scratch = objective.derivative_scratch[layer - 1]
+    np.square(outputs, out=scratch)
+    np.subtract(1, scratch, out=scratch)
+    delta *= scratch
+
+
+def _logistic_derivative(objective, layer, outputs, delta):
+    # delta *= Z; delta *= 1 - Z
+    delta *= outputs
+    scratch = objective.derivative_scratch[layer - 1]
+    np.subtract(1, outputs, out=scratch)
+    delta *= scratch
+
+
+def _identity_derivative(objective, layer, outputs, delta):
+    pass
+
+
+DERIVATIVES_INTO = {
+    "identity": _identity_derivative,
+    "tanh": _tanh_derivative,
+    "logistic": _logistic_derivative,
+    "relu": _relu_derivative,
+}
+
+
+# ------------------------------------------------------------------------------------
+# The losses, as scikit-learn's LOSS_FUNCTIONS compute them, into preallocated
+# buffers. Only for float64 data without sample weights (then every operand is
+# float64 and every step's dtype is plain); other cases call scikit-learn's
+# functions themselves (see _loss_buffers).
+# ------------------------------------------------------------------------------------
+def _loss_buffers(loss, y, sample_weight, dtype, n_outputs):
+    """The buffers of the loss's ``out=`` form, or None where scikit-learn's own
+    function is called instead."""
+    if (
+        sample_weight is not None
+        or dtype != np.float64
+        or y.dtype not in (np.dtype(bool), np.dtype(np.float64))
+        or (loss == "log_loss" and n_outputs < 2)
+        or loss not in _LOSSES_INTO
+    ):
+        return None
+    shape = y.shape
+    buffers = {"first": np.empty(shape, dtype), "second": np.empty(shape, dtype)}
+    if loss == "binary_log_loss":
+        buffers["one_minus_y"] = 1 - y  # the same array scikit-learn makes at each call
+        buffers["third"] = np.empty(shape, dtype)
+    return buffers
+
+
+def _log_loss_into(y_true, y_prob, buffers):
+    # -np.average(xlogy(y_true, np.clip(y_prob, eps, 1 - eps)), axis=0).sum()
+    eps = np.finfo(y_prob.dtype).eps
+    clipped, terms = buffers["first"], buffers["second"]
+    np.clip(y_prob, eps, 1 - eps, out=clipped)
+    xlogy(y_true, clipped, out=terms)
+    return -terms.mean(axis=0).sum()
+
+
+def _binary_log_loss_into(y_true, y_prob, buffers):
+    # -np.average(xlogy(y, p) + xlogy(1 - y, 1 - p), axis=0).sum(), p clipped
+    eps = np.finfo(y_prob.dtype).eps
+    clipped, terms, complement = buffers["first"], buffers["second"], buffers["third"]
+    np.clip(y_prob, eps, 1 - eps, out=clipped)
+    xlogy(y_true, clipped, out=terms)
+    np.subtract(1, clipped, out=complement)
+    xlogy(buffers["one_minus_y"], complement, out=complement)
+    terms += complement
+    return -terms.mean(axis=0).sum()
+
+
+def _squared_loss_summed_into(y_true, y_pred, buffers):
+    # 0.5 * np.average((y_true - y_pred) ** 2, axis=0).sum()
+    difference = buffers["first"]
+    np.subtract(y_true, y_pred, out=difference)
+    np.square(difference, out=difference)
+    return 0.5 * difference.mean(axis=0).sum()
+
+
+def _poisson_loss_into(y_true, y_pred, buffers):
+    # np.average(xlogy(y_true, y_true / y_pred) - y_true + y_pred, axis=0).sum()
+    terms = buffers["first"]
+    np.divide(y_true, y_pred, out=terms)
+    xlogy(y_true, terms, out=terms)
+    terms -= y_true
+    terms += y_pred
+    return terms.mean(axis=0).sum()
+
+
+_LOSSES_INTO = {
+    "log_loss": _log_loss_into,
+    "binary_log_loss": _binary_log_loss_into,
+    "squared_error": _squared_loss_summed_into,
+    "poisson": _poisson_loss_into,
+}
