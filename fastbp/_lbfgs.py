@@ -90,10 +90,9 @@ def fit_lbfgs(estimator, model, X, y, sample_weight):
 
     def loss_and_gradient(packed):
         params[:] = packed
-        loss, gradient = objective(params)
-        return loss, gradient.astype(np.float64)
+        return objective(params)
 
-    callback = None
+    iteration_ends = None
     callbacks = fit_callbacks(estimator)
     # scikit-learn prints nothing during L-BFGS at any verbose (scipy >= 1.15 dropped
     # iprint), and neither does fastbp; each iteration's loss goes to the "fastbp"
@@ -102,26 +101,21 @@ def fit_lbfgs(estimator, model, X, y, sample_weight):
     if log_iterations or callbacks.listening:
         iteration = [0]
 
-        def callback(intermediate_result):
+        def iteration_ends(x, loss):
+            """Called after each iteration; True stops the minimisation."""
             iteration[0] += 1
             if log_iterations:
-                LOGGER.debug(
-                    "L-BFGS iteration %d: loss %.8f", iteration[0], intermediate_result.fun
-                )
+                LOGGER.debug("L-BFGS iteration %d: loss %.8f", iteration[0], loss)
             if callbacks.listening:
-                params[:] = intermediate_result.x  # the next evaluation resets it
+                params[:] = x  # the next evaluation resets it
                 callbacks.task_begins("lbfgs-iter")
-                if callbacks.task_ends(estimator._snapshot_attributes(model)):
-                    raise StopIteration  # a callback asked to stop
+                return bool(callbacks.task_ends(estimator._snapshot_attributes(model)))
+            return False
 
-    result = scipy.optimize.minimize(
-        loss_and_gradient,
-        params.astype(np.float64),
-        method="L-BFGS-B",
-        jac=True,
-        callback=callback,
-        options={"maxfun": estimator.max_fun, "maxiter": estimator.max_iter,
-                 "gtol": estimator.tol},
+    minimize = lbfgsb if scipy_driver_is_known() else _scipy_lbfgsb
+    result = minimize(
+        loss_and_gradient, params.astype(np.float64), maxfun=estimator.max_fun,
+        maxiter=estimator.max_iter, gtol=estimator.tol, iteration_ends=iteration_ends,
     )  # fmt: skip
     if not np.isfinite(result.fun):
         raise divergence_error(f"in L-BFGS iteration {result.nit}")
@@ -141,6 +135,186 @@ def fit_lbfgs(estimator, model, X, y, sample_weight):
     estimator.n_iter_ = min(result.nit, estimator.max_iter)
     estimator.loss_ = estimator._loss_type(params.dtype)(result.fun)
     params[:] = result.x
+
+
+# ------------------------------------------------------------------------------------
+# The minimiser. scikit-learn calls scipy.optimize.minimize(method="L-BFGS-B",
+# jac=True), whose Python layers (ScalarFunction, MemoizeJac, the wrappers that copy
+# x and check the loss, OptimizeResult per iteration) cost more per evaluation than a
+# small network's whole objective. lbfgsb runs the same loop around scipy's compiled
+# setulb without them: the same calls to setulb with the same arrays, an evaluation
+# wherever scipy's memoisation would make one, the same stopping rules. It repeats
+# one version of scipy's code, so it runs only where scipy's code is that version
+# (scipy_driver_is_known); elsewhere scipy.optimize.minimize runs.
+# ------------------------------------------------------------------------------------
+
+#: scipy's defaults that scikit-learn keeps: correction pairs, ftol, line-search steps.
+_MAXCOR, _FTOL, _MAXLS = 10, 2.2204460492503131e-09, 20
+
+#: SHA-256 of the scipy functions lbfgsb repeats (docstrings left out), per reviewed
+#: scipy version: see _scipy_driver_digest.
+KNOWN_SCIPY_DRIVERS = {
+    "1.17": "9375101f6118bdd0b09f76059a1d8971d9a9b05838ec37be6e2383aac2d3ca42",
+}
+
+_driver_known = None
+
+
+def _scipy_driver_sources():
+    """The scipy functions whose behaviour lbfgsb repeats."""
+    from scipy._lib import _util
+    from scipy.optimize import _differentiable_functions, _lbfgsb_py, _optimize
+
+    scalar_function = _differentiable_functions.ScalarFunction
+    return [
+        _lbfgsb_py._minimize_lbfgsb,
+        scalar_function.__init__,
+        scalar_function._update_x,
+        scalar_function._update_fun,
+        scalar_function._update_grad,
+        scalar_function.fun_and_grad,
+        _optimize.MemoizeJac,
+        _util._ScalarFunctionWrapper,
+        _differentiable_functions._ScalarGradWrapper.__call__,
+        _util._call_callback_maybe_halt,
+    ]
+
+
+def _scipy_driver_digest():
+    """SHA-256 of the sources of :func:`_scipy_driver_sources`, docstrings removed
+    (an edit to their words changes nothing lbfgsb repeats), or None when a source
+    cannot be read."""
+    import ast
+    import hashlib
+    import inspect
+    import textwrap
+
+    digest = hashlib.sha256()
+    try:
+        for function in _scipy_driver_sources():
+            source = textwrap.dedent(inspect.getsource(function))
+            lines = source.splitlines()
+            for node in ast.walk(ast.parse(source)):
+                body = getattr(node, "body", None)
+                if (
+                    isinstance(node, (ast.FunctionDef, ast.ClassDef))
+                    and body
+                    and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)
+                ):
+                    for line in range(body[0].lineno - 1, body[0].end_lineno):
+                        lines[line] = ""
+            digest.update("\n".join(line for line in lines if line.strip()).encode())
+    except (AttributeError, ImportError, OSError, SyntaxError, TypeError):
+        return None
+    return digest.hexdigest()
+
+
+def scipy_driver_is_known():
+    """Whether scipy's L-BFGS-B driver is one that :func:`lbfgsb` repeats (checked
+    once per process, in about a millisecond)."""
+    global _driver_known
+    if _driver_known is None:
+        import scipy
+
+        version = ".".join(scipy.__version__.split(".")[:2])
+        _driver_known = KNOWN_SCIPY_DRIVERS.get(version) == _scipy_driver_digest()
+    return _driver_known
+
+
+def _scipy_lbfgsb(evaluate, x0, maxfun, maxiter, gtol, iteration_ends):
+    """scipy.optimize.minimize itself, as scikit-learn calls it."""
+    callback = None
+    if iteration_ends is not None:
+
+        def callback(intermediate_result):
+            if iteration_ends(intermediate_result.x, intermediate_result.fun):
+                raise StopIteration
+
+    return scipy.optimize.minimize(
+        evaluate, x0, method="L-BFGS-B", jac=True, callback=callback,
+        options={"maxfun": maxfun, "maxiter": maxiter, "gtol": gtol},
+    )  # fmt: skip
+
+
+def lbfgsb(evaluate, x0, maxfun, maxiter, gtol, iteration_ends=None):
+    """Minimise ``evaluate`` as ``scipy.optimize.minimize(evaluate, x0,
+    method="L-BFGS-B", jac=True, options={"maxfun": maxfun, "maxiter": maxiter,
+    "gtol": gtol})`` does, with the same iterates, bit for bit.
+
+    Parameters
+    ----------
+    evaluate : callable
+        ``evaluate(x) -> (loss, gradient)``; may return a view of a buffer of its own
+        as the gradient (it is copied before the next call); must neither modify nor
+        keep ``x`` (scipy passes a copy; this passes its own record of the last x).
+    x0 : ndarray of shape (n_params,)
+    maxfun, maxiter : int
+    gtol : float
+    iteration_ends : callable or None
+        ``iteration_ends(x, loss)`` after each iteration; returning True stops the
+        minimisation (scipy's callback raising StopIteration).
+
+    Returns
+    -------
+    result : scipy.optimize.OptimizeResult
+        ``x``, ``fun``, ``nit``, ``nfev``, ``status`` and ``message`` as scipy's.
+    """
+    from scipy.optimize import _lbfgsb
+    from scipy.optimize._lbfgsb_py import status_messages, task_messages
+
+    m, n = _MAXCOR, x0.size
+    factr = _FTOL / np.finfo(float).eps
+    x = np.array(x0, dtype=np.float64)
+    no_bounds = np.zeros(n, np.int32)
+    lower, upper = np.zeros(n, np.float64), np.zeros(n, np.float64)
+    f = np.array(0.0, dtype=np.float64)
+    g = np.zeros(n, dtype=np.float64)
+    wa = np.zeros(2 * m * n + 5 * n + 11 * m * m + 8 * m, np.float64)
+    iwa = np.zeros(3 * n, dtype=np.int32)
+    task = np.zeros(2, dtype=np.int32)
+    ln_task = np.zeros(2, dtype=np.int32)
+    lsave = np.zeros(4, dtype=np.int32)
+    isave = np.zeros(44, dtype=np.int32)
+    dsave = np.zeros(29, dtype=np.float64)
+    # scipy's ScalarFunction evaluates at x0 when it is made, and later only at an x
+    # unequal to the last one evaluated (its memoisation, np.array_equal).
+    evaluated_at = x.copy()
+    loss, gradient = evaluate(evaluated_at)
+    nfev = 1
+    n_iterations = 0
+    while True:
+        _lbfgsb.setulb(m, x, lower, upper, no_bounds, f, g, factr, gtol, wa, iwa, task,
+                       lsave, isave, dsave, _MAXLS, ln_task)  # fmt: skip
+        if task[0] == 3:  # wants f and g at x
+            if not np.array_equal(x, evaluated_at):
+                evaluated_at[:] = x
+                loss, gradient = evaluate(evaluated_at)
+                nfev += 1
+            f = loss
+            g = np.array(gradient, dtype=np.float64)  # a copy, as scipy's astype
+        elif task[0] == 1:  # a new iteration
+            n_iterations += 1
+            if iteration_ends is not None and iteration_ends(x, f):
+                task[0], task[1] = 5, 505
+            if n_iterations >= maxiter:
+                task[0], task[1] = 5, 504
+            elif nfev > maxfun:
+                task[0], task[1] = 5, 502
+        else:
+            break
+    if task[0] == 4:
+        status = 0
+    elif nfev > maxfun or n_iterations >= maxiter:
+        status = 1
+    else:
+        status = 2
+    message = status_messages[task[0]] + ": " + task_messages[task[1]]
+    return scipy.optimize.OptimizeResult(
+        fun=f, x=x, nit=n_iterations, nfev=nfev, status=status, message=message,
+        success=status == 0,
+    )  # fmt: skip
 
 
 class SklearnArithmeticObjective:
