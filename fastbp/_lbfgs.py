@@ -290,6 +290,7 @@ def lbfgsb(evaluate, x0, maxfun, maxiter, gtol, iteration_ends=None):
     loss, gradient = evaluate(evaluated_at)
     nfev = 1
     n_iterations = 0
+    halted = False
     while True:
         _lbfgsb.setulb(m, x, lower, upper, no_bounds, f, g, factr, gtol, wa, iwa, task,
                        lsave, isave, dsave, _MAXLS, ln_task)  # fmt: skip
@@ -303,6 +304,7 @@ def lbfgsb(evaluate, x0, maxfun, maxiter, gtol, iteration_ends=None):
         elif task[0] == 1:  # a new iteration
             n_iterations += 1
             if iteration_ends is not None and iteration_ends(x, f):
+                halted = True
                 task[0], task[1] = 5, 505
             if n_iterations >= maxiter:
                 task[0], task[1] = 5, 504
@@ -317,6 +319,8 @@ def lbfgsb(evaluate, x0, maxfun, maxiter, gtol, iteration_ends=None):
     else:
         status = 2
     message = status_messages[task[0]] + ": " + task_messages[task[1]]
+    if halted:  # what scipy.optimize.minimize reports after a StopIteration
+        status, message = 99, "`callback` raised `StopIteration`."
     return scipy.optimize.OptimizeResult(
         fun=f, x=x, nit=n_iterations, nfev=nfev, status=status, message=message,
         success=status == 0,
