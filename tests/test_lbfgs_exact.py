@@ -423,3 +423,23 @@ def test_an_unknown_scipy_driver_falls_back_to_scipy_minimize(monkeypatch):
     monkeypatch.setattr(scipy.optimize, "minimize", minimize)
     assert_same_fit(ours, MLPClassifier(**params).fit(X, y))
     monkeypatch.setattr(_lbfgs, "_driver_known", None)  # asked again after the test
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
+@pytest.mark.parametrize("loss", ["log_loss", "binary_log_loss"])
+def test_float32_objective_repeats_the_reference_bit_for_bit(activation, loss):
+    X, y = load_digits(return_X_y=True)
+    X = (X[:200] / 16).astype(np.float32)
+    target = np.eye(10, dtype=bool)[y[:200]]
+    if loss == "binary_log_loss":
+        target = target[:, :1]
+    layout = NetworkLayout([64, 9, 7, target.shape[1]])
+    reference = _ReferenceObjective(layout, X, target, activation, loss, 3.0)
+    ours = SklearnArithmeticObjective(layout, X, target, None, activation, loss, 3.0)
+    rng = np.random.RandomState(0)
+    for _ in range(3):
+        params = rng.uniform(-1, 1, layout.n_params).astype(np.float32)
+        expected_loss, expected_gradient = reference(params)
+        got_loss, got_gradient = ours(params.copy())
+        assert_bit_identical(np.asarray(got_loss), np.asarray(expected_loss))
+        assert_bit_identical(got_gradient, expected_gradient)
