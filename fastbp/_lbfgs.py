@@ -394,11 +394,13 @@ class SklearnArithmeticObjective:
         if activation in ("tanh", "logistic"):
             self.derivative_scratch = [np.empty((n_samples, n), dtype) for n in units[1:-1]]
         self.derivative = DERIVATIVES_INTO[activation]
-        self.relu_derivative = None
-        if activation == "relu":
-            from fastbp._exact_steps import relu_derivative  # loaded by the fits it serves
+        from fastbp import _exact_steps  # loaded by the fits it serves, not by the import
 
-            self.relu_derivative = relu_derivative
+        self.steps = _exact_steps
+        # A product whose inner dimension is 1 (the delta of a single output times
+        # the last weights, transposed) is numpy's plain loop, not BLAS, except one
+        # value times one value (numpy's dot).
+        self.outer_backward = units[-1] == 1 and not (n_samples == 1 and units[-2] == 1)
         self.weight_column = None if sample_weight is None else sample_weight.reshape(-1, 1)
         self.softmax_rows = self.softmax_scratch = None
         if self.output_activation == "softmax":
@@ -435,7 +437,7 @@ class SklearnArithmeticObjective:
                 np.copyto(values, safe_sparse_dot(self.X, coefs[0]))
             else:
                 np.matmul(activations[i], coefs[i], out=values)
-            values += intercepts[i]
+            _checked(self.steps.add_intercept(values, intercepts[i]))  # values += intercept
             if i + 1 != n_layers - 1:
                 hidden_activation(values)
         self._output_activation(activations[-1])
@@ -456,7 +458,12 @@ class SklearnArithmeticObjective:
             deltas[last] *= self.weight_column
         self._layer_gradient(last, coefs)
         for i in range(last, 0, -1):
-            np.matmul(deltas[i], coefs[i].T, out=deltas[i - 1])
+            if i == last and self.outer_backward:
+                _checked(
+                    self.steps.outer_product(deltas[i].ravel(), coefs[i].ravel(), deltas[i - 1])
+                )
+            else:
+                np.matmul(deltas[i], coefs[i].T, out=deltas[i - 1])
             self.derivative(self, i, activations[i], deltas[i - 1])
             self._layer_gradient(i - 1, coefs)
         return loss, self.gradient
@@ -508,10 +515,16 @@ OUTPUT_ACTIVATIONS = {
 # The hidden derivatives, as scikit-learn's DERIVATIVES compute them, without
 # temporaries: ``(objective, layer, Z, delta)``, ``delta`` modified in place.
 # ------------------------------------------------------------------------------------
+def _checked(fitted):
+    """A compiled step returns False instead of indexing outside arrays that do not
+    fit each other (they always do: the objective made them)."""
+    if not fitted:  # pragma: no cover - shapes are the objective's own
+        raise AssertionError("an exact L-BFGS step got arrays of shapes that do not fit")
+
+
 def _relu_derivative(objective, layer, outputs, delta):
     # delta[Z == 0] = 0
-    if not objective.relu_derivative(outputs, delta):  # pragma: no cover - shapes are ours
-        raise AssertionError("relu_derivative: arrays of different shapes")
+    _checked(objective.steps.relu_derivative(outputs, delta))
 
 
 def _tanh_derivative(objective, layer, outputs, delta):
