@@ -66,7 +66,45 @@ def outer_product(column, row, out):
     return True
 
 
+@numba.njit(**_JIT)
+def subtract_row_max(values, out):
+    """``values - values.max(axis=1)[:, None]`` into ``out`` (the first step of
+    scikit-learn's softmax). A maximum is exact whatever the order it is taken in,
+    and a NaN makes the row's NaN, as numpy's; where numpy could pick +0.0 or -0.0
+    of a tie, the difference only changes the sign of a zero that ``exp`` then maps
+    to 1 either way. Returns False (and writes nothing) when the shapes differ."""
+    n_rows, n_columns = values.shape
+    if out.shape[0] != n_rows or out.shape[1] != n_columns or n_columns == 0:
+        return False
+    for row in range(n_rows):
+        largest = values[row, 0]
+        for column in range(1, n_columns):
+            value = values[row, column]
+            if value > largest or value != value:
+                largest = value
+                if value != value:
+                    break
+        for column in range(n_columns):
+            out[row, column] = values[row, column] - largest
+    return True
+
+
+@numba.njit(**_JIT)
+def divide_rows(values, divisors):
+    """``values /= divisors[:, None]``: one IEEE division per element, as numpy's.
+    Returns False (and writes nothing) when the lengths differ."""
+    n_rows, n_columns = values.shape
+    if divisors.shape[0] != n_rows:
+        return False
+    for row in range(n_rows):
+        for column in range(n_columns):
+            values[row, column] /= divisors[row]
+    return True
+
+
 prepare_caches(globals())
 pause_gc_while_compiling(relu_derivative)
 pause_gc_while_compiling(add_intercept)
 pause_gc_while_compiling(outer_product)
+pause_gc_while_compiling(subtract_row_max)
+pause_gc_while_compiling(divide_rows)

@@ -489,12 +489,13 @@ class SklearnArithmeticObjective:
             ACTIVATIONS[self.output_activation](values)
             return
         # scikit-learn's inplace_softmax, into the preallocated row and scratch buffers
+        # (the maximum, the subtraction and the division compiled: exact; numpy's exp
+        # and pairwise row sums kept: a loop would round them differently)
         rows, scratch = self.softmax_rows, self.softmax_scratch
-        np.maximum.reduce(values, axis=1, out=rows)  # values.max(axis=1)
-        np.subtract(values, rows[:, np.newaxis], out=scratch)
+        _checked(self.steps.subtract_row_max(values, scratch))  # tmp = X - max(X, 1)
         np.exp(scratch, out=values)
         np.add.reduce(values, axis=1, out=rows)  # values.sum(axis=1)
-        values /= rows[:, np.newaxis]
+        _checked(self.steps.divide_rows(values, rows))  # values /= sums[:, None]
 
     def _loss(self, y_pred):
         buffers = self.loss_buffers
