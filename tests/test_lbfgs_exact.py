@@ -443,3 +443,65 @@ def test_float32_objective_repeats_the_reference_bit_for_bit(activation, loss):
         got_loss, got_gradient = ours(params.copy())
         assert_bit_identical(np.asarray(got_loss), np.asarray(expected_loss))
         assert_bit_identical(got_gradient, expected_gradient)
+
+
+# ------------------------------------------- the compiled steps, special values
+def _special_values(shape, dtype, seed=0):
+    """Normal values salted with the ones whose bits are easy to get wrong."""
+    rng = np.random.RandomState(seed)
+    values = rng.normal(size=shape).astype(dtype)
+    flat = values.reshape(-1)
+    specials = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 1e-300, -1e-300], dtype)
+    flat[rng.choice(flat.size, flat.size // 4, replace=False)] = rng.choice(
+        specials, flat.size // 4
+    )
+    return values
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_steps_write_numpys_bits(dtype):
+    from fastbp import _exact_steps as steps
+
+    with np.errstate(all="ignore"):
+        outputs, deltas = _special_values((37, 11), dtype, 0), _special_values((37, 11), dtype, 1)
+        expected = deltas.copy()
+        expected[outputs == 0] = 0
+        got = deltas.copy()
+        assert steps.relu_derivative(outputs, got)
+        assert_bit_identical(got, expected)
+
+        intercept = _special_values((11,), dtype, 2)
+        expected = outputs + intercept
+        got = outputs.copy()
+        assert steps.add_intercept(got, intercept)
+        assert_bit_identical(got, expected)
+
+        column, row = _special_values((37, 1), dtype, 3), _special_values((1, 11), dtype, 4)
+        got = np.empty((37, 11), dtype)
+        assert steps.outer_product(column.ravel(), row.ravel(), got)
+        assert_bit_identical(got, column @ row)
+
+        # softmax's first step is only ever seen through exp: compare what exp makes
+        values = _special_values((37, 11), dtype, 5)
+        values[3] = [0.0, -0.0] * 5 + [-1.0]  # a tie of signed zeros
+        scratch = np.empty_like(values)
+        assert steps.subtract_row_max(values, scratch)
+        assert_bit_identical(np.exp(scratch), np.exp(values - values.max(axis=1)[:, None]))
+
+        sums = _special_values((37,), dtype, 6)
+        expected = values / sums[:, None]
+        got = values.copy()
+        assert steps.divide_rows(got, sums)
+        assert_bit_identical(got, expected)
+
+
+def test_compiled_steps_refuse_arrays_that_do_not_fit():
+    from fastbp import _exact_steps as steps
+
+    a, b = np.zeros((4, 3)), np.ones((4, 3))
+    assert not steps.relu_derivative(np.zeros((4, 2)), b)
+    assert not steps.add_intercept(b, np.ones(4))
+    assert not steps.outer_product(np.ones(3), np.ones(3), b)
+    assert not steps.subtract_row_max(a, np.ones((3, 3)))
+    assert not steps.divide_rows(b, np.ones(3))
+    assert (b == 1).all()  # nothing written
