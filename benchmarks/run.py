@@ -9,7 +9,8 @@ together in that one command; the report records the BLAS kernel in use::
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py
 
 Options: ``--cases tiny digits``, ``--searches breast_cancer``, ``--threads 1``,
-``--repeats 3``, ``--quick`` (fewer repeats, no memory or cold-start runs),
+``--repeats 3``, ``--lbfgs-rounds 3`` (0: no L-BFGS section; ``benchmarks/lbfgs.py``
+also compares two checkouts), ``--quick`` (fewer repeats, no memory or cold-start runs),
 ``--out DIR``, ``--chart-only`` (measure nothing, redraw the chart from the report in
 ``--out``).
 """
@@ -301,6 +302,7 @@ def main():
     parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--lbfgs-rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=pathlib.Path, default=HERE / "results")
     parser.add_argument(
@@ -331,6 +333,12 @@ def main():
         run_search(name, n_jobs, repeats, log) for name in args.searches for n_jobs in (1, 2)
     ]
     latency = predict_latency()
+    lbfgs_lines = []
+    if args.lbfgs_rounds > 0:
+        sys.path.insert(0, str(HERE))
+        import lbfgs
+
+        lbfgs_lines = lbfgs.section([str(HERE.parent)], rounds=args.lbfgs_rounds)
     starts = {} if args.quick else {dtype: cold_start(dtype) for dtype in ("float64", "float32")}
     if starts:
         sklearn_import = _run_python(SKLEARN_IMPORT)["import_s"]
@@ -371,6 +379,7 @@ def main():
             "epochs' matrix products take alone.",
             "",
         ]
+    lines += lbfgs_lines
     lines += [
         "## Prediction latency (validation included, 1 thread, digits model)",
         "",

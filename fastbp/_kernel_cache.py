@@ -107,6 +107,7 @@ KERNEL_SOURCES = (
     "_kernels.py",
     "_common_path.py",
     "_argument_checks.py",
+    "_exact_steps.py",
 )
 
 

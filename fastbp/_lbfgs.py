@@ -15,6 +15,8 @@ bounded memory; its results then agree with scikit-learn's only closely.
 
 import numpy as np
 import scipy.optimize
+import scipy.sparse as sp
+from scipy.special import xlogy
 from sklearn.exceptions import ConvergenceWarning
 
 from fastbp._callbacks import fit_callbacks
@@ -35,8 +37,12 @@ except ImportError:  # pragma: no cover - a scikit-learn that moved them
 EXACT_BUDGET_BYTES = 64 * 2**20
 
 # Rows per chunk of the compiled full-batch gradient: values per chunk, divided by
-# the units of all layers, bounds its workspace whatever the data size.
-_CHUNK_VALUES = 1 << 21
+# the units of all layers, bounds its workspace whatever the data size. Small enough
+# that a chunk's activations and deltas stay in cache between the forward and the
+# backward pass: measured at one thread, 20000 x 100 -> 200 -> 10 took 303 ms per
+# evaluation in chunks of 6765 rows (2**21 values), 234-270 ms in chunks of 128-1024.
+_CHUNK_VALUES = 1 << 18
+_CHUNK_ROWS_MIN, _CHUNK_ROWS_MAX = 128, 1024
 
 
 def _squared_loss_summed(y_true, y_pred, sample_weight=None):
@@ -68,7 +74,8 @@ def full_batch_objective(layout, X, y, sample_weight, activations, loss, alpha, 
         and exact_workspace_bytes(layout.layer_units, n_samples, itemsize) <= EXACT_BUDGET_BYTES
     ):
         return SklearnArithmeticObjective(layout, X, y, sample_weight, name, loss, alpha)
-    chunk_rows = max(256, _CHUNK_VALUES // int(layout.layer_units.sum()))
+    chunk_rows = _CHUNK_VALUES // int(layout.layer_units.sum())
+    chunk_rows = min(_CHUNK_ROWS_MAX, max(_CHUNK_ROWS_MIN, chunk_rows))
     return FullBatchObjective(
         layout, X, y, sample_weight, activations, loss, alpha, chunk_rows,
         loss_parameters=loss_parameters,
@@ -87,10 +94,9 @@ def fit_lbfgs(estimator, model, X, y, sample_weight):
 
     def loss_and_gradient(packed):
         params[:] = packed
-        loss, gradient = objective(params)
-        return loss, gradient.astype(np.float64)
+        return objective(params)
 
-    callback = None
+    iteration_ends = None
     callbacks = fit_callbacks(estimator)
     # scikit-learn prints nothing during L-BFGS at any verbose (scipy >= 1.15 dropped
     # iprint), and neither does fastbp; each iteration's loss goes to the "fastbp"
@@ -99,26 +105,21 @@ def fit_lbfgs(estimator, model, X, y, sample_weight):
     if log_iterations or callbacks.listening:
         iteration = [0]
 
-        def callback(intermediate_result):
+        def iteration_ends(x, loss):
+            """Called after each iteration; True stops the minimisation."""
             iteration[0] += 1
             if log_iterations:
-                LOGGER.debug(
-                    "L-BFGS iteration %d: loss %.8f", iteration[0], intermediate_result.fun
-                )
+                LOGGER.debug("L-BFGS iteration %d: loss %.8f", iteration[0], loss)
             if callbacks.listening:
-                params[:] = intermediate_result.x  # the next evaluation resets it
+                params[:] = x  # the next evaluation resets it
                 callbacks.task_begins("lbfgs-iter")
-                if callbacks.task_ends(estimator._snapshot_attributes(model)):
-                    raise StopIteration  # a callback asked to stop
+                return bool(callbacks.task_ends(estimator._snapshot_attributes(model)))
+            return False
 
-    result = scipy.optimize.minimize(
-        loss_and_gradient,
-        params.astype(np.float64),
-        method="L-BFGS-B",
-        jac=True,
-        callback=callback,
-        options={"maxfun": estimator.max_fun, "maxiter": estimator.max_iter,
-                 "gtol": estimator.tol},
+    minimize = lbfgsb if scipy_driver_is_known() else _scipy_lbfgsb
+    result = minimize(
+        loss_and_gradient, params.astype(np.float64), maxfun=estimator.max_fun,
+        maxiter=estimator.max_iter, gtol=estimator.tol, iteration_ends=iteration_ends,
     )  # fmt: skip
     if not np.isfinite(result.fun):
         raise divergence_error(f"in L-BFGS iteration {result.nit}")
@@ -140,16 +141,211 @@ def fit_lbfgs(estimator, model, X, y, sample_weight):
     params[:] = result.x
 
 
+# ------------------------------------------------------------------------------------
+# The minimiser. scikit-learn calls scipy.optimize.minimize(method="L-BFGS-B",
+# jac=True), whose Python layers (ScalarFunction, MemoizeJac, the wrappers that copy
+# x and check the loss, OptimizeResult per iteration) cost more per evaluation than a
+# small network's whole objective. lbfgsb runs the same loop around scipy's compiled
+# setulb without them: the same calls to setulb with the same arrays, an evaluation
+# wherever scipy's memoisation would make one, the same stopping rules. It repeats
+# one version of scipy's code, so it runs only where scipy's code is that version
+# (scipy_driver_is_known); elsewhere scipy.optimize.minimize runs.
+# ------------------------------------------------------------------------------------
+
+#: scipy's defaults that scikit-learn keeps: correction pairs, ftol, line-search steps.
+_MAXCOR, _FTOL, _MAXLS = 10, 2.2204460492503131e-09, 20
+
+#: SHA-256 of the scipy functions lbfgsb repeats (docstrings left out), per reviewed
+#: scipy version: see _scipy_driver_digest.
+KNOWN_SCIPY_DRIVERS = {
+    "1.17": "9375101f6118bdd0b09f76059a1d8971d9a9b05838ec37be6e2383aac2d3ca42",
+}
+
+_driver_known = None
+
+
+def _scipy_driver_sources():
+    """The scipy functions whose behaviour lbfgsb repeats."""
+    from scipy._lib import _util
+    from scipy.optimize import _differentiable_functions, _lbfgsb_py, _optimize
+
+    scalar_function = _differentiable_functions.ScalarFunction
+    return [
+        _lbfgsb_py._minimize_lbfgsb,
+        scalar_function.__init__,
+        scalar_function._update_x,
+        scalar_function._update_fun,
+        scalar_function._update_grad,
+        scalar_function.fun_and_grad,
+        _optimize.MemoizeJac,
+        _util._ScalarFunctionWrapper,
+        _differentiable_functions._ScalarGradWrapper.__call__,
+        _util._call_callback_maybe_halt,
+    ]
+
+
+def _scipy_driver_digest():
+    """SHA-256 of the sources of :func:`_scipy_driver_sources`, docstrings removed
+    (an edit to their words changes nothing lbfgsb repeats), or None when a source
+    cannot be read."""
+    import ast
+    import hashlib
+    import inspect
+    import textwrap
+
+    digest = hashlib.sha256()
+    try:
+        for function in _scipy_driver_sources():
+            source = textwrap.dedent(inspect.getsource(function))
+            lines = source.splitlines()
+            for node in ast.walk(ast.parse(source)):
+                body = getattr(node, "body", None)
+                if (
+                    isinstance(node, (ast.FunctionDef, ast.ClassDef))
+                    and body
+                    and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)
+                ):
+                    for line in range(body[0].lineno - 1, body[0].end_lineno):
+                        lines[line] = ""
+            digest.update("\n".join(line for line in lines if line.strip()).encode())
+    except (AttributeError, ImportError, OSError, SyntaxError, TypeError):
+        return None
+    return digest.hexdigest()
+
+
+def scipy_driver_is_known():
+    """Whether scipy's L-BFGS-B driver is one that :func:`lbfgsb` repeats (checked
+    once per process, in about a millisecond)."""
+    global _driver_known
+    if _driver_known is None:
+        import scipy
+
+        version = ".".join(scipy.__version__.split(".")[:2])
+        _driver_known = KNOWN_SCIPY_DRIVERS.get(version) == _scipy_driver_digest()
+    return _driver_known
+
+
+def _scipy_lbfgsb(evaluate, x0, maxfun, maxiter, gtol, iteration_ends):
+    """scipy.optimize.minimize itself, as scikit-learn calls it."""
+    callback = None
+    if iteration_ends is not None:
+
+        def callback(intermediate_result):
+            if iteration_ends(intermediate_result.x, intermediate_result.fun):
+                raise StopIteration
+
+    return scipy.optimize.minimize(
+        evaluate, x0, method="L-BFGS-B", jac=True, callback=callback,
+        options={"maxfun": maxfun, "maxiter": maxiter, "gtol": gtol},
+    )  # fmt: skip
+
+
+def lbfgsb(evaluate, x0, maxfun, maxiter, gtol, iteration_ends=None):
+    """Minimise ``evaluate`` as ``scipy.optimize.minimize(evaluate, x0,
+    method="L-BFGS-B", jac=True, options={"maxfun": maxfun, "maxiter": maxiter,
+    "gtol": gtol})`` does, with the same iterates, bit for bit.
+
+    Parameters
+    ----------
+    evaluate : callable
+        ``evaluate(x) -> (loss, gradient)``; may return a view of a buffer of its own
+        as the gradient (it is copied before the next call); must neither modify nor
+        keep ``x`` (scipy passes a copy; this passes its own record of the last x).
+    x0 : ndarray of shape (n_params,)
+    maxfun, maxiter : int
+    gtol : float
+    iteration_ends : callable or None
+        ``iteration_ends(x, loss)`` after each iteration; returning True stops the
+        minimisation (scipy's callback raising StopIteration).
+
+    Returns
+    -------
+    result : scipy.optimize.OptimizeResult
+        ``x``, ``fun``, ``nit``, ``nfev``, ``status`` and ``message`` as scipy's.
+    """
+    from scipy.optimize import _lbfgsb
+    from scipy.optimize._lbfgsb_py import status_messages, task_messages
+
+    m, n = _MAXCOR, x0.size
+    factr = _FTOL / np.finfo(float).eps
+    x = np.array(x0, dtype=np.float64)
+    no_bounds = np.zeros(n, np.int32)
+    lower, upper = np.zeros(n, np.float64), np.zeros(n, np.float64)
+    f = np.array(0.0, dtype=np.float64)
+    g = np.zeros(n, dtype=np.float64)
+    wa = np.zeros(2 * m * n + 5 * n + 11 * m * m + 8 * m, np.float64)
+    iwa = np.zeros(3 * n, dtype=np.int32)
+    task = np.zeros(2, dtype=np.int32)
+    ln_task = np.zeros(2, dtype=np.int32)
+    lsave = np.zeros(4, dtype=np.int32)
+    isave = np.zeros(44, dtype=np.int32)
+    dsave = np.zeros(29, dtype=np.float64)
+    # scipy's ScalarFunction evaluates at x0 when it is made, and later only at an x
+    # unequal to the last one evaluated (its memoisation, np.array_equal).
+    evaluated_at = x.copy()
+    same = np.empty(n, dtype=bool)
+    loss, gradient = evaluate(evaluated_at)
+    nfev = 1
+    n_iterations = 0
+    halted = False
+    while True:
+        _lbfgsb.setulb(m, x, lower, upper, no_bounds, f, g, factr, gtol, wa, iwa, task,
+                       lsave, isave, dsave, _MAXLS, ln_task)  # fmt: skip
+        if task[0] == 3:  # wants f and g at x
+            if not np.equal(x, evaluated_at, out=same).all():  # np.array_equal
+                evaluated_at[:] = x
+                loss, gradient = evaluate(evaluated_at)
+                nfev += 1
+            f = loss
+            g = np.array(gradient, dtype=np.float64)  # a copy, as scipy's astype
+        elif task[0] == 1:  # a new iteration
+            n_iterations += 1
+            if iteration_ends is not None and iteration_ends(x, f):
+                halted = True
+                task[0], task[1] = 5, 505
+            if n_iterations >= maxiter:
+                task[0], task[1] = 5, 504
+            elif nfev > maxfun:
+                task[0], task[1] = 5, 502
+        else:
+            break
+    if task[0] == 4:
+        status = 0
+    elif nfev > maxfun or n_iterations >= maxiter:
+        status = 1
+    else:
+        status = 2
+    message = status_messages[task[0]] + ": " + task_messages[task[1]]
+    if halted:  # what scipy.optimize.minimize reports after a StopIteration
+        status, message = 99, "`callback` raised `StopIteration`."
+    return scipy.optimize.OptimizeResult(
+        fun=f, x=x, nit=n_iterations, nfev=nfev, status=status, message=message,
+        success=status == 0,
+    )  # fmt: skip
+
+
 class SklearnArithmeticObjective:
-    """Loss and gradient as scikit-learn's ``MLP._loss_grad_lbfgs`` computes them.
+    """Loss and gradient as scikit-learn's ``MLP._loss_grad_lbfgs`` computes them, bit
+    for bit, into buffers allocated once per fit.
 
     Written operation for operation after scikit-learn's ``_backprop``: forward with
-    ``safe_sparse_dot`` and in-place activations, the loss from ``LOSS_FUNCTIONS``
-    plus ``0.5 * alpha * sum(w . w) / weight_sum``, the output delta
-    ``prediction - y`` (times the sample weights), then layer by layer
+    the same matrix products and in-place activations, the loss from
+    ``LOSS_FUNCTIONS`` plus ``0.5 * alpha * sum(w . w) / weight_sum``, the output
+    delta ``prediction - y`` (times the sample weights), then layer by layer
     ``a^T delta``, ``+ alpha * W``, ``/ weight_sum`` and ``sum(delta, axis=0) /
     weight_sum``. Multi-output squared error sums over outputs (see
     :func:`_squared_loss_summed`).
+
+    Each step calls the numpy function scikit-learn's step calls, on operands of the
+    same dtypes, shapes and memory order, with ``out=`` a preallocated buffer instead
+    of a new array (``np.matmul(a, b, out=c)`` runs the BLAS call of ``a @ b``; a ufunc
+    writes the same bits wherever its output goes). The gradient is computed in place
+    in one flat vector (the per-layer gradients are views into it), so nothing is
+    packed. The only compiled step is the ReLU derivative (a comparison and an
+    assignment, see :mod:`fastbp._exact_steps`); sums, transcendental functions and
+    matrix products stay numpy's, whose rounding a compiled loop would not repeat.
 
     Parameters
     ----------
@@ -170,36 +366,84 @@ class SklearnArithmeticObjective:
         self.y = y
         self.sample_weight = sample_weight
         self.activation = activation
-        self.output_activation = {
-            "squared_error": "identity",
-            "poisson": "exp",
-            "log_loss": "softmax",
-            "binary_log_loss": "logistic",
-        }[loss]
+        self.output_activation = OUTPUT_ACTIVATIONS[loss]
+        self.loss = loss
         self.loss_function = (
             _squared_loss_summed if loss == "squared_error" else LOSS_FUNCTIONS[loss]
         )
         self.alpha = alpha
         self.weight_sum = X.shape[0] if sample_weight is None else sample_weight.sum()
+        self.dtype = dtype = np.dtype(X.dtype)
+        self.sparse = sp.issparse(X)
+        n_samples = X.shape[0]
+        units = [int(units) for units in layout.layer_units]
+        self.n_layers = len(units)
+        # The dtypes numpy gives each step's result: activations take the data's; the
+        # deltas, and so the gradient, y's too (a float64 target of a float32 model
+        # makes them float64, as in scikit-learn's arithmetic); alpha * W, alpha's too.
+        delta_dtype = np.result_type(dtype, y.dtype)
+        penalty_dtype = np.multiply(alpha, np.zeros(1, dtype)).dtype
+        self.activations = [X] + [np.empty((n_samples, n), dtype) for n in units[1:]]
+        self.deltas = [np.empty((n_samples, n), delta_dtype) for n in units[1:]]
+        self.gradient = np.empty(layout.n_params, delta_dtype)
+        self.coef_grads, self.intercept_grads = layout.views(self.gradient)
+        self.penalties = [np.empty(g.shape, penalty_dtype) for g in self.coef_grads]
+        # scratch for the derivatives that need a temporary (1 - Z**2, 1 - Z)
+        self.derivative_scratch = None
+        if activation in ("tanh", "logistic"):
+            self.derivative_scratch = [np.empty((n_samples, n), dtype) for n in units[1:-1]]
+        self.derivative = DERIVATIVES_INTO[activation]
+        from fastbp import _exact_steps  # loaded by the fits it serves, not by the import
+
+        self.steps = _exact_steps
+        # A product whose inner dimension is 1 (the delta of a single output times
+        # the last weights, transposed) is numpy's plain loop, not BLAS, except one
+        # value times one value (numpy's dot).
+        self.outer_backward = units[-1] == 1 and not (n_samples == 1 and units[-2] == 1)
+        self.weight_column = None if sample_weight is None else sample_weight.reshape(-1, 1)
+        self.softmax_rows = self.softmax_scratch = None
+        if self.output_activation == "softmax":
+            self.softmax_rows = np.empty(n_samples, dtype)
+            self.softmax_scratch = np.empty((n_samples, units[-1]), dtype)
+        self.loss_buffers = _loss_buffers(loss, y, sample_weight, dtype, units[-1])
+        self._viewed = None
+        self._views = None
+
+    def _parameter_views(self, params):
+        """Per-layer views of ``params`` (made once for the buffer a fit passes at
+        every call)."""
+        if params is not self._viewed:
+            coefs, intercepts = self.layout.views(params)
+            self._views = coefs, intercepts, [coef.ravel() for coef in coefs]
+            self._viewed = params
+        return self._views
 
     def __call__(self, params):
-        """Return ``(loss, gradient)`` at ``params`` (flat, the model's dtype)."""
-        coefs, intercepts = self.layout.views(params)
-        n_layers = len(coefs) + 1
-        # Forward propagate
-        activations = [self.X]
-        for i in range(n_layers - 1):
-            values = safe_sparse_dot(activations[i], coefs[i])
-            values += intercepts[i]
-            if i + 1 != n_layers - 1:
-                ACTIVATIONS[self.activation](values)
-            activations.append(values)
-        ACTIVATIONS[self.output_activation](activations[-1])
+        """Return ``(loss, gradient)`` at ``params`` (flat, the model's dtype).
 
-        loss = self.loss_function(self.y, activations[-1], self.sample_weight)
+        The gradient is a view of an internal buffer, overwritten by the next call.
+        """
+        if params.dtype != self.dtype:
+            params = params.astype(self.dtype)
+        coefs, intercepts, flat_coefs = self._parameter_views(params)
+        n_layers = self.n_layers
+        activations = self.activations
+        # Forward propagate
+        hidden_activation = ACTIVATIONS[self.activation]
+        for i in range(n_layers - 1):
+            values = activations[i + 1]
+            if i == 0 and self.sparse:
+                np.copyto(values, safe_sparse_dot(self.X, coefs[0]))
+            else:
+                np.matmul(activations[i], coefs[i], out=values)
+            _checked(self.steps.add_intercept(values, intercepts[i]))  # values += intercept
+            if i + 1 != n_layers - 1:
+                hidden_activation(values)
+        self._output_activation(activations[-1])
+
+        loss = self._loss(activations[-1])
         values = 0
-        for s in coefs:
-            s = s.ravel()
+        for s in flat_coefs:
             values += np.dot(s, s)
         sw_sum = self.weight_sum
         loss += (0.5 * self.alpha) * values / sw_sum
@@ -207,24 +451,191 @@ class SklearnArithmeticObjective:
         # Backward propagate: the canonical output activation makes the output delta
         # simply prediction - target.
         last = n_layers - 2
-        deltas = [None] * (n_layers - 1)
-        deltas[last] = activations[-1] - self.y
-        if self.sample_weight is not None:
-            deltas[last] *= self.sample_weight.reshape(-1, 1)
-        coef_grads = [None] * (n_layers - 1)
-        intercept_grads = [None] * (n_layers - 1)
-        self._layer_gradient(last, coefs, activations, deltas, coef_grads, intercept_grads)
-        derivative = DERIVATIVES[self.activation]
+        deltas = self.deltas
+        np.subtract(activations[-1], self.y, out=deltas[last])
+        if self.weight_column is not None:
+            deltas[last] *= self.weight_column
+        self._layer_gradient(last, coefs)
         for i in range(last, 0, -1):
-            deltas[i - 1] = safe_sparse_dot(deltas[i], coefs[i].T)
-            derivative(activations[i], deltas[i - 1])
-            self._layer_gradient(i - 1, coefs, activations, deltas, coef_grads, intercept_grads)
-        gradient = np.hstack([g.ravel() for g in coef_grads + intercept_grads])
-        return loss, gradient
+            if i == last and self.outer_backward:
+                _checked(
+                    self.steps.outer_product(deltas[i].ravel(), coefs[i].ravel(), deltas[i - 1])
+                )
+            else:
+                np.matmul(deltas[i], coefs[i].T, out=deltas[i - 1])
+            self.derivative(self, i, activations[i], deltas[i - 1])
+            self._layer_gradient(i - 1, coefs)
+        return loss, self.gradient
 
-    def _layer_gradient(self, layer, coefs, activations, deltas, coef_grads, intercept_grads):
+    def _layer_gradient(self, layer, coefs):
         sw_sum = self.weight_sum
-        coef_grads[layer] = safe_sparse_dot(activations[layer].T, deltas[layer])
-        coef_grads[layer] += self.alpha * coefs[layer]
-        coef_grads[layer] /= sw_sum
-        intercept_grads[layer] = np.sum(deltas[layer], axis=0) / sw_sum
+        coef_grad = self.coef_grads[layer]
+        delta = self.deltas[layer]
+        if layer == 0 and self.sparse:
+            np.copyto(coef_grad, safe_sparse_dot(self.X.T, delta))
+        else:
+            np.matmul(self.activations[layer].T, delta, out=coef_grad)
+        penalty = self.penalties[layer]
+        np.multiply(self.alpha, coefs[layer], out=penalty)
+        coef_grad += penalty
+        coef_grad /= sw_sum
+        intercept_grad = self.intercept_grads[layer]
+        np.add.reduce(delta, axis=0, out=intercept_grad)  # np.sum(delta, axis=0)
+        intercept_grad /= sw_sum
+
+    def _output_activation(self, values):
+        if self.output_activation != "softmax":
+            ACTIVATIONS[self.output_activation](values)
+            return
+        # scikit-learn's inplace_softmax, into the preallocated row and scratch buffers
+        # (the maximum, the subtraction and the division compiled: exact; numpy's exp
+        # and pairwise row sums kept: a loop would round them differently)
+        rows, scratch = self.softmax_rows, self.softmax_scratch
+        _checked(self.steps.subtract_row_max(values, scratch))  # tmp = X - max(X, 1)
+        np.exp(scratch, out=values)
+        np.add.reduce(values, axis=1, out=rows)  # values.sum(axis=1)
+        _checked(self.steps.divide_rows(values, rows))  # values /= sums[:, None]
+
+    def _loss(self, y_pred):
+        buffers = self.loss_buffers
+        if buffers is None:
+            return self.loss_function(self.y, y_pred, self.sample_weight)
+        return _LOSSES_INTO[self.loss](self.y, y_pred, buffers)
+
+
+OUTPUT_ACTIVATIONS = {
+    "squared_error": "identity",
+    "poisson": "exp",
+    "log_loss": "softmax",
+    "binary_log_loss": "logistic",
+}
+
+
+# ------------------------------------------------------------------------------------
+# The hidden derivatives, as scikit-learn's DERIVATIVES compute them, without
+# temporaries: ``(objective, layer, Z, delta)``, ``delta`` modified in place.
+# ------------------------------------------------------------------------------------
+def _checked(fitted):
+    """A compiled step returns False instead of indexing outside arrays that do not
+    fit each other (they always do: the objective made them)."""
+    if not fitted:  # pragma: no cover - shapes are the objective's own
+        raise AssertionError("an exact L-BFGS step got arrays of shapes that do not fit")
+
+
+def _relu_derivative(objective, layer, outputs, delta):
+    # delta[Z == 0] = 0
+    _checked(objective.steps.relu_derivative(outputs, delta))
+
+
+def _tanh_derivative(objective, layer, outputs, delta):
+    # delta *= 1 - Z**2
+    scratch = objective.derivative_scratch[layer - 1]
+    np.square(outputs, out=scratch)
+    np.subtract(1, scratch, out=scratch)
+    delta *= scratch
+
+
+def _logistic_derivative(objective, layer, outputs, delta):
+    # delta *= Z; delta *= 1 - Z
+    delta *= outputs
+    scratch = objective.derivative_scratch[layer - 1]
+    np.subtract(1, outputs, out=scratch)
+    delta *= scratch
+
+
+def _identity_derivative(objective, layer, outputs, delta):
+    pass
+
+
+DERIVATIVES_INTO = {
+    "identity": _identity_derivative,
+    "tanh": _tanh_derivative,
+    "logistic": _logistic_derivative,
+    "relu": _relu_derivative,
+}
+
+
+# ------------------------------------------------------------------------------------
+# The losses, as scikit-learn's LOSS_FUNCTIONS compute them, into preallocated
+# buffers. Only for float64 data without sample weights: then every operand is
+# float64 and np.average(a, axis=0) is a.mean(axis=0), numpy's sum along axis 0
+# divided by the row count (float64 either way). Other cases call scikit-learn's
+# functions themselves (see _loss_buffers).
+# ------------------------------------------------------------------------------------
+class _LossBuffers:
+    def __init__(self, loss, y):
+        self.n_samples = y.shape[0]
+        self.first = np.empty(y.shape, np.float64)
+        self.second = np.empty(y.shape, np.float64)
+        self.columns = np.empty(y.shape[1], np.float64)
+        eps = np.finfo(np.float64).eps
+        self.low, self.high = eps, 1 - eps
+        if loss == "binary_log_loss":
+            self.one_minus_y = 1 - y  # the array scikit-learn makes at each call
+
+    def mean_over_samples_summed(self, terms):
+        """``terms.mean(axis=0).sum()`` (np.average without weights), in place."""
+        columns = self.columns
+        np.add.reduce(terms, axis=0, out=columns)
+        columns /= self.n_samples
+        return np.add.reduce(columns)
+
+    def clipped(self, y_prob):
+        """``np.clip(y_prob, eps, 1 - eps)`` into ``first``: each value is y_prob's,
+        eps or 1 - eps (NaN stays NaN), chosen by the same comparisons."""
+        np.maximum(y_prob, self.low, out=self.first)
+        return np.minimum(self.first, self.high, out=self.first)
+
+
+def _loss_buffers(loss, y, sample_weight, dtype, n_outputs):
+    """The buffers of the loss's ``out=`` form, or None where scikit-learn's own
+    function is called instead."""
+    if (
+        sample_weight is not None
+        or dtype != np.float64
+        or y.dtype not in (np.dtype(bool), np.dtype(np.float64))
+        or (loss == "log_loss" and n_outputs < 2)
+        or loss not in _LOSSES_INTO
+    ):
+        return None
+    return _LossBuffers(loss, y)
+
+
+def _log_loss_into(y_true, y_prob, buffers):
+    # -np.average(xlogy(y_true, np.clip(y_prob, eps, 1 - eps)), axis=0).sum()
+    terms = xlogy(y_true, buffers.clipped(y_prob), out=buffers.second)
+    return -buffers.mean_over_samples_summed(terms)
+
+
+def _binary_log_loss_into(y_true, y_prob, buffers):
+    # -np.average(xlogy(y, p) + xlogy(1 - y, 1 - p), axis=0).sum(), p clipped
+    clipped = buffers.clipped(y_prob)
+    terms = xlogy(y_true, clipped, out=buffers.second)
+    complement = np.subtract(1, clipped, out=buffers.first)  # clipped is used up
+    xlogy(buffers.one_minus_y, complement, out=complement)
+    terms += complement
+    return -buffers.mean_over_samples_summed(terms)
+
+
+def _squared_loss_summed_into(y_true, y_pred, buffers):
+    # 0.5 * np.average((y_true - y_pred) ** 2, axis=0).sum()
+    difference = np.subtract(y_true, y_pred, out=buffers.first)
+    np.square(difference, out=difference)
+    return 0.5 * buffers.mean_over_samples_summed(difference)
+
+
+def _poisson_loss_into(y_true, y_pred, buffers):
+    # np.average(xlogy(y_true, y_true / y_pred) - y_true + y_pred, axis=0).sum()
+    terms = np.divide(y_true, y_pred, out=buffers.first)
+    xlogy(y_true, terms, out=terms)
+    terms -= y_true
+    terms += y_pred
+    return buffers.mean_over_samples_summed(terms)
+
+
+_LOSSES_INTO = {
+    "log_loss": _log_loss_into,
+    "binary_log_loss": _binary_log_loss_into,
+    "squared_error": _squared_loss_summed_into,
+    "poisson": _poisson_loss_into,
+}
