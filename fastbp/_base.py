@@ -13,7 +13,6 @@ from sklearn.base import (
     _fit_context,
     is_classifier,
 )
-from sklearn.metrics import check_scoring
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
@@ -22,8 +21,6 @@ from fastbp import _fitted as fitted
 from fastbp import _kernel_codes, _kernels
 from fastbp._callbacks import CallbackSupportMixin, fit_task
 from fastbp._compat import SCALAR_ARITHMETIC_KEEPS_FLOAT32
-from fastbp._conversion import from_sklearn, to_sklearn
-from fastbp._lbfgs import fit_lbfgs
 from fastbp._losses import LOSSES, loss_parameters, loss_params_vector
 from fastbp._network import NetworkLayout, check_input_shape, kernel_input, rare_paths, read_only
 from fastbp._optimizers import OPTIMIZERS, per_hidden_layer
@@ -260,6 +257,8 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         if any(size <= 0 for size in hidden_layer_sizes):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
         if self.scoring is not None and self.scoring != "loss":
+            from sklearn.metrics import check_scoring
+
             check_scoring(self, scoring=self.scoring)  # an unknown name fails here
 
         n_layers = len(hidden_layer_sizes) + 2
@@ -314,6 +313,8 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         if self.solver in _STOCHASTIC_SOLVERS:
             fit_stochastic(self, model, X, y, sample_weight, incremental)
         else:
+            from fastbp._lbfgs import fit_lbfgs
+
             fit_lbfgs(self, model, X, y, sample_weight)
 
         if not np.isfinite(model.params).all():
@@ -416,6 +417,8 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         -------
         model : MLPClassifier or MLPRegressor
         """
+        from fastbp._conversion import to_sklearn
+
         return to_sklearn(self)
 
     @classmethod
@@ -435,6 +438,8 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             ``partial_fit`` and ``warm_start`` continue from the weights with fresh
             optimizer state.
         """
+        from fastbp._conversion import from_sklearn
+
         return from_sklearn(cls, model)
 
     def _check_solver(self):
