@@ -12,8 +12,6 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import is_classifier
-from sklearn.metrics import check_scoring
-from sklearn.model_selection import train_test_split
 
 from fastbp._logging import LOGGER
 from fastbp._losses import loss_parameters, output_loss
@@ -42,6 +40,8 @@ class ValidationSet:
         X_train, y_train, sample_weight_train, validation : the training part and
         the held-out set.
         """
+        from sklearn.model_selection import train_test_split  # ~0.1 s: only when used
+
         stratify = y if is_classifier(estimator) and estimator.n_outputs_ == 1 else None
         arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
         split = train_test_split(
@@ -75,6 +75,8 @@ class ValidationSet:
             y_val = estimator._label_binarizer.inverse_transform(y_val)
         scorer = None
         if estimator.scoring is not None and estimator.scoring != "loss":
+            from sklearn.metrics import check_scoring
+
             scorer = check_scoring(estimator, scoring=estimator.scoring)
         validation = cls(X_val, y_val, y_val_encoded, sample_weight_val, scorer)
         return X_train, y_train, sample_weight_train, validation

@@ -33,6 +33,7 @@ cannot smuggle in an inconsistent state.
 import threading
 import weakref
 from contextlib import contextmanager
+from operator import is_
 from typing import NamedTuple
 
 import numpy as np
@@ -100,21 +101,16 @@ class FittedNetwork(NamedTuple):
         }
 
     def describes(self, coefs, intercepts):
-        """True when ``coefs`` / ``intercepts`` are exactly the published arrays."""
-        if (
-            type(coefs) is not list
-            or type(intercepts) is not list
-            or len(coefs) != len(self.coefs)
-            or len(intercepts) != len(self.intercepts)
-        ):
-            return False
-        for published, current in zip(self.coefs, coefs):
-            if published is not current:
-                return False
-        for published, current in zip(self.intercepts, intercepts):
-            if published is not current:
-                return False
-        return True
+        """True when ``coefs`` / ``intercepts`` are exactly the published arrays (the
+        per-prediction check that no array was assigned since: identity only, in C)."""
+        return (
+            type(coefs) is list
+            and type(intercepts) is list
+            and len(coefs) == len(self.coefs)
+            and len(intercepts) == len(self.intercepts)
+            and all(map(is_, coefs, self.coefs))
+            and all(map(is_, intercepts, self.intercepts))
+        )
 
 
 def build(layout, params, activation, dropout_rates, loss, decoding):

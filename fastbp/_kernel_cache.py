@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import warnings
 
 try:
@@ -290,22 +291,29 @@ class _SelfHealingCache:
 
     def load_overload(self, sig, target_context):
         try:
-            return _load_without_refresh(self._cache, sig, target_context)
+            loaded = _load_without_refresh(self._cache, sig, target_context)
         except Exception as exc:  # unpickling a damaged file raises almost anything
-            try:
-                with cache_directory_lock(self._cache.cache_path):
-                    self._cache.flush()  # rewrites the index empty: entries dropped
-            except OSError:
-                self._cache.disable()
-            _warn_once(
-                "load",
-                f"fastbp: a damaged file in numba's cache of compiled kernels "
-                f"({self._cache.cache_path}) could not be loaded ({type(exc).__name__}: "
-                f"{exc}); its entries were dropped and the kernels are compiled anew, to "
-                "be cached again. Where this repeats, give each machine or worker its "
-                "own NUMBA_CACHE_DIR on local disk.",
-            )
-            return None
+            loaded = self._heal(exc)
+        if loaded is None and getattr(_loading_only, "active", False):
+            raise _NotCached  # back to numba's own first dispatch, which compiles
+        return loaded
+
+    def _heal(self, exc):
+        """Drop the damaged index (or disable the cache) and warn once."""
+        try:
+            with cache_directory_lock(self._cache.cache_path):
+                self._cache.flush()  # rewrites the index empty: entries dropped
+        except OSError:
+            self._cache.disable()
+        _warn_once(
+            "load",
+            f"fastbp: a damaged file in numba's cache of compiled kernels "
+            f"({self._cache.cache_path}) could not be loaded ({type(exc).__name__}: "
+            f"{exc}); its entries were dropped and the kernels are compiled anew, to "
+            "be cached again. Where this repeats, give each machine or worker its "
+            "own NUMBA_CACHE_DIR on local disk.",
+        )
+        return None
 
     def save_overload(self, sig, data):
         if not CACHE_WRITABLE:
@@ -380,9 +388,53 @@ class _FastbpFunctionCache(FunctionCache):
     _impl_class = _FastbpCacheImpl
 
 
+# ---------------------------------------------------------------------------------
+# A kernel's first call without numba's first-dispatch scan. The first call of any
+# compiled function in a process makes numba's dispatcher run every installed
+# package's ``numba_extensions`` entry point before anything else: it reads the
+# metadata of every installed distribution and imports each extension (0.10-0.16 s
+# of a warm process's first fit, measured, most of it importing another package's
+# extension). fastbp's kernels take numpy arrays, numbers, None and tuples of them,
+# types that no extension defines, so a variant found in the disk cache is loaded
+# without the scan; a variant that must be compiled, or arguments that cannot be
+# typed, take numba's own path (the scan included, and its error messages).
+# ---------------------------------------------------------------------------------
+_loading_only = threading.local()
+
+
+class _NotCached(Exception):
+    """The disk cache lacks the variant asked for (raised only while loading
+    without the scan, caught below)."""
+
+
+def _dispatch_from_cache_first(dispatcher):
+    """Make ``dispatcher``'s first call with new argument types look in the disk
+    cache before it runs numba's first-dispatch path."""
+    numba_path = dispatcher._compile_for_args  # what numba's C dispatcher calls
+
+    def compile_for_args(*args, **kws):
+        if not kws:
+            try:
+                argtypes = tuple(dispatcher.typeof_pyval(arg) for arg in args)
+            except Exception:  # numba's path reports what cannot be typed
+                argtypes = None
+            if argtypes is not None:
+                _loading_only.active = True
+                try:
+                    return dispatcher.compile(argtypes)
+                except _NotCached:
+                    pass
+                finally:
+                    _loading_only.active = False
+        return numba_path(*args, **kws)
+
+    dispatcher._compile_for_args = compile_for_args
+
+
 def prepare_caches(namespace):
     """Give every kernel defined in a module's ``namespace`` fastbp's disk cache
-    (self-healing, in ``CACHE_LOCATION``); without a location, none."""
+    (self-healing, in ``CACHE_LOCATION``; entry points load from it without numba's
+    first-dispatch scan); without a location, none."""
     module = namespace["__name__"]
     for value in list(namespace.values()):
         if (
@@ -396,6 +448,8 @@ def prepare_caches(namespace):
             except RuntimeError:  # no locator: the kernel compiles in every process
                 continue
             value._cache = _SelfHealingCache(cache)
+            if not value.targetoptions.get("no_cpython_wrapper"):  # called from Python
+                _dispatch_from_cache_first(value)
 
 
 # ---------------------------------------------------------------------------------

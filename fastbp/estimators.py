@@ -16,7 +16,6 @@ from sklearn.base import (
     RegressorMixin,
     _fit_context,
 )
-from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -337,7 +336,12 @@ class BackpropClassifier(_DocumentationLink, ClassifierMixin, _BaseBackprop):
         model = self._fitted_network()
         return self._decode(self._forward_pass_fast(X, model), model)
 
-    _score_function = staticmethod(accuracy_score)
+    @staticmethod
+    def _score_function(y_true, y_pred, sample_weight=None):
+        """The early-stopping score: accuracy (sklearn.metrics, imported when used)."""
+        from sklearn.metrics import accuracy_score
+
+        return accuracy_score(y_true, y_pred, sample_weight=sample_weight)
 
     def _decoding(self, n_outputs):
         """What turns outputs into labels, kept with the network it belongs to: the
@@ -578,7 +582,12 @@ default='squared_error'
         tags.target_tags.positive_only = self.loss == "poisson"
         return tags
 
-    _score_function = staticmethod(r2_score)
+    @staticmethod
+    def _score_function(y_true, y_pred, sample_weight=None):
+        """The early-stopping score: R^2 (sklearn.metrics, imported when used)."""
+        from sklearn.metrics import r2_score
+
+        return r2_score(y_true, y_pred, sample_weight=sample_weight)
 
     def _decoding(self, n_outputs):
         return None  # any number of outputs is a regression
