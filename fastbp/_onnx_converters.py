@@ -106,6 +106,14 @@ def _swish(graph, name):
     return graph.node("Div", [name, graph.node("Add", [graph.constant("one", 1.0), decay])])
 
 
+def _gelu(graph, name):
+    # x (1 + erf(x / sqrt(2))) / 2, the exact (erf) form, as the kernels compute it
+    scaled = graph.node("Mul", [name, graph.constant("sqrt_half", 0.7071067811865476)])
+    erf = graph.node("Erf", [scaled])
+    half_x = graph.node("Mul", [name, graph.constant("half", 0.5)])
+    return graph.node("Mul", [half_x, graph.node("Add", [graph.constant("one", 1.0), erf])])
+
+
 #: Hidden-layer activations, by fastbp's name. Elu's alpha=1 and LeakyRelu's alpha
 #: (0.01 in float32) are fastbp's functions in float32.
 HIDDEN_ACTIVATIONS = {
@@ -117,6 +125,7 @@ HIDDEN_ACTIVATIONS = {
     "elu": _elu,
     "softplus": _softplus,
     "swish": _swish,
+    "gelu": _gelu,
 }
 
 #: Output activations, by ``out_activation_``.

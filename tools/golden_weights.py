@@ -24,7 +24,9 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "logistic", "tanh", "elu", "softplus", "swish")
+ACTIVATIONS = (
+    "identity", "relu", "leaky_relu", "logistic", "tanh", "elu", "softplus", "swish", "gelu",
+)  # fmt: skip
 REGRESSION_LOSSES = ("squared_error", "poisson", "absolute_error", "huber", "quantile")
 
 
@@ -33,7 +35,7 @@ def configurations():
     grid = []
     for dtype in ("float64", "float32"):
 
-        def add(name, kind, data, fit=None, **params):
+        def add(name, kind, data, fit=None, dtype=dtype, **params):
             params.setdefault("random_state", 0)
             params.setdefault("max_iter", 8)
             params.setdefault("hidden_layer_sizes", (7, 5))
