@@ -13,8 +13,9 @@ They cost a loop over the layers (and one over the row orders in training).
 from numba import njit
 
 from fastbp._kernel_cache import _HELPER
-from fastbp._kernel_codes import N_HYPER, N_STOPPING, SGD
+from fastbp._kernel_codes import N_HYPER, N_STOPPING
 from fastbp._layer_math import _BLOCK
+from fastbp._optimizer_steps import N_STATE_ARRAYS
 
 #: What an entry point returns where the epoch count (or a status) would be, when its
 #: arguments do not fit the layout.
@@ -123,12 +124,13 @@ def orders_fit(orders, n_data_rows):
 
 
 @njit(**_HELPER, inline="always")
-def epochs_fit(params, state_1, state_2, solver_code, n_epochs, hyper, loss_sums, steps,
-               stopping):  # fmt: skip
-    """True when the optimizer state and the per-epoch outputs fit: SGD reads one
-    state array, the Adam family two, each of one entry per parameter."""
-    n_params = params.shape[0]
-    if state_1.shape[0] != n_params or (solver_code != SGD and state_2.shape[0] != n_params):
+def epochs_fit(params, state, solver_code, n_epochs, hyper, loss_sums, steps, stopping):
+    """True when the optimizer state and the per-epoch outputs fit: ``state`` holds
+    (at least) the rows the optimizer declares
+    (:data:`fastbp._optimizer_steps.N_STATE_ARRAYS`), of one entry per parameter."""
+    if solver_code < 0 or solver_code >= len(N_STATE_ARRAYS):
+        return False
+    if state.shape[0] < N_STATE_ARRAYS[solver_code] or state.shape[1] != params.shape[0]:
         return False
     if loss_sums.shape[0] < n_epochs or steps.shape[0] < n_epochs:
         return False

@@ -490,20 +490,15 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             check_input_shape(
                 X_kernel, csr, is_sparse, n_samples, model.n_features, type(self).__name__
             )
-        rare = None  # the common kernel: dense input, common activations
+        rare = None  # dense input, common activations (takes_common_path, made per model)
         if is_sparse or model.rare_activations:
             # Scratch per call (not per model): threads predict concurrently.
             chunk = min(n_samples, 1024)  # predict_forward's chunk
             rare = rare_paths(model.layout, chunk, dtype, csr, with_dropout=False)
         out = np.empty((n_samples, model.n_outputs), dtype=dtype)
-        if rare is None and model.common_path and _predicts_through_common_path(dtype):
-            inputs_finite, outputs_finite = _kernels.predict_common(
-                X_kernel, model.params, model.net, model.loss_code, out
-            )
-        else:
-            inputs_finite, outputs_finite = _kernels.predict_forward(
-                X_kernel, rare, *model.predict_arguments, out
-            )
+        inputs_finite, outputs_finite = _kernels.predict_forward(
+            X_kernel, rare, *model.predict_arguments, out
+        )
         if inputs_finite == _kernels.REFUSED:
             _kernels.refused("prediction", model.layout.layer_units)
         if not inputs_finite:
@@ -524,20 +519,6 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         tags.input_tags.sparse = True  # CSR/CSC, multiplied in place by the first layer
         tags.target_tags.multi_output = True
         return tags
-
-
-# The prediction kernel for common-path networks, decided once per dtype and process by
-# _kernels.predicts_through_common_path, which names the dtype (3-8 us a call, more
-# than the rest of a one-row prediction); remembered here by the dtype's character
-# code (a dtype's own hash is computed anew at every lookup: 1.5 us).
-_COMMON_ROUTE = {}
-
-
-def _predicts_through_common_path(dtype):
-    route = _COMMON_ROUTE.get(dtype.char)
-    if route is None:
-        route = _COMMON_ROUTE[dtype.char] = _kernels.predicts_through_common_path(dtype)
-    return route
 
 
 def _weights_in_dtype(sample_weight, dtype):

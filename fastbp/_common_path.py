@@ -1,23 +1,23 @@
-"""The common path of training, compiled as one flat kernel: what most fits use.
+"""The common path: the one routing decision, and the flat training kernel most fits use.
 
-Dense input, no dropout, no gradient clipping; hidden layers 'identity', 'relu',
-'leaky_relu' or 'logistic'; the squared error or the (binary) cross-entropy; sgd,
-adam or adamw. That covers scikit-learn's defaults and most of its users' options.
+:func:`takes_common_path` decides, for every kernel call, whether it runs without
+the rare paths (``rare=None``: dense input, no dropout, the common hidden
+activations) and, in training, in the flat kernel of this module (also: the
+squared error or the (binary) cross-entropy, sgd, adam or adamw, no gradient
+clipping). That covers scikit-learn's defaults and most of its users' options.
 Every other fit runs the full kernel (:func:`fastbp._kernels.epoch_kernel`, built
-from the helpers of :mod:`fastbp._layer_math` and :mod:`fastbp._batch_passes`),
-compiled the first time a fit needs it.
+from the passes of :mod:`fastbp._batch_passes`), compiled the first time a fit
+needs it.
 
-Why a second, flat copy of most of that arithmetic: numba compiles each helper as a
-library of its own, then links and optimises it again inside each caller, and
-inlining helpers at numba's level costs more than it saves (both measured). One
-function with the loops written out compiles faster, which is what a new user waits
-for on the first fit. The hidden activations and their derivatives, and the
-optimizer steps (defined here, called by the full kernel too), are shared helpers:
-the activations written out here trained 2-4% slower (measured). Each
-operation is the full kernel's, in the same order, so both give the same bits:
-``tests/test_common_path.py`` checks every option this kernel takes against the
-full kernel, weight for weight. A new option goes into the full kernel only (the
-router, :func:`is_common`, sends it there).
+The flat kernel writes out only the plumbing of a batch (gather, the matrix
+products of the forward and backward passes): numba compiles each helper as a
+library of its own, then links and optimises it again inside each caller, so one
+function with those loops written out compiles faster (about a second less than the
+full kernel with ``rare=None``, measured), which is what a new user waits for on the
+first fit. Every rule of the mathematics is a call to its one definition, the same
+one the full kernel calls: the hidden activations and their derivatives and the
+output activations and losses (:mod:`fastbp._layer_math`), the optimizer steps
+(:mod:`fastbp._optimizer_steps`) and the convergence rule (:func:`no_improvement`).
 """
 
 import math
@@ -31,26 +31,21 @@ from fastbp._argument_checks import (
     layout_lengths_fit,
     network_fits,
     orders_fit,
-    prediction_fits,
     workspace_fits,
 )
 from fastbp._batch_passes import _matrix, _segment
+from fastbp._kernel_arguments import Data, Network, Settings, Workspace, entry_point
 from fastbp._kernel_cache import _HELPER, _JIT, pause_gc_while_compiling, prepare_caches
 from fastbp._kernel_codes import (
     ADAM,
     ADAMW,
     BINARY_LOG_LOSS,
     H_ALPHA,
-    H_BETA_1,
-    H_BETA_2,
-    H_EPSILON,
-    H_LEARNING_RATE,
-    H_MOMENTUM,
-    H_WEIGHT_DECAY,
     IDENTITY,
     LEAKY_RELU,
     LOG_LOSS,
     LOGISTIC,
+    N_LOSS_PARAMS,
     RELU,
     S_BEST_LOSS,
     S_CHECK,
@@ -61,14 +56,12 @@ from fastbp._kernel_codes import (
     SQUARED_ERROR,
 )
 from fastbp._layer_math import (
-    _BLOCK,
-    FLOAT32_EPS,
-    FLOAT64_EPS,
     _activate,
-    _exp_all,
     _multiply_by_derivative,
-    _xlogy,
+    _output_activate,
+    _output_delta_and_loss,
 )
+from fastbp._optimizer_steps import optimizer_step
 
 #: What the common path takes; anything else runs the full kernel.
 COMMON_ACTIVATIONS = frozenset({IDENTITY, RELU, LEAKY_RELU, LOGISTIC})
@@ -76,29 +69,44 @@ COMMON_LOSSES = frozenset({SQUARED_ERROR, LOG_LOSS, BINARY_LOG_LOSS})
 COMMON_SOLVERS = frozenset({SGD, ADAM, ADAMW})
 
 
-def is_common(hidden_codes, loss_code, solver_code, max_grad_norm):
-    """True when a fit of dense input without dropout can run the common path."""
+def takes_common_path(net, is_sparse, training, settings=None):
+    """The routing decision, made here only: True when a kernel call runs the common
+    path, without the rare paths (``rare=None``); False when it needs them.
+
+    Every call: dense input and the common hidden activations; in training, no
+    dropout. A training call of the epoch kernels (``settings`` given) also needs a
+    common loss and solver and no gradient clipping: then :data:`common_epochs`
+    trains, otherwise the full kernel. (Prediction and the full-batch gradient take
+    every loss with ``rare=None``.)
+    """
+    if is_sparse or (training and bool((net.dropout_rates > 0).any())):
+        return False
+    if any(int(code) not in COMMON_ACTIVATIONS for code in net.hidden_codes[1:-1]):
+        return False
+    if settings is None:
+        return True
     return (
-        all(int(code) in COMMON_ACTIVATIONS for code in hidden_codes[1:-1])
-        and int(loss_code) in COMMON_LOSSES
-        and int(solver_code) in COMMON_SOLVERS
-        and not max_grad_norm > 0
+        int(settings.loss_code) in COMMON_LOSSES
+        and int(settings.solver_code) in COMMON_SOLVERS
+        and not settings.max_grad_norm > 0
     )
 
 
-@njit(**_HELPER)
-def no_improvement(loss, best_loss, tol, count):
-    """The convergence rule after an epoch of mean loss ``loss``: the updated count of
-    epochs without improvement, and the best loss.
+def no_improvement_rule(loss, best_loss, tol, count, margin):
+    """The convergence rule, the one definition (Python and the kernels run it): after
+    an epoch of loss ``loss`` (for a validation score, its negation), the updated
+    count of epochs without an improvement of more than ``tol`` over the best loss,
+    and the best loss.
 
-    The caller's rule compares in the loss's own precision (float32 for a float32
-    regressor); widening its "no improvement" test by a few float32 roundings keeps
-    this count at or above the caller's, so a kernel returns at or before the epoch
-    where the caller stops.
+    ``margin`` widens the "no improvement" test by that fraction of the magnitudes:
+    0 in Python, which decides; :data:`KERNEL_MARGIN` in the kernels, which compute
+    the loss in float64 while Python compares in the loss's own precision (float32
+    for a float32 regressor), so that their count stays at or above Python's and a
+    kernel returns at or before the epoch where Python stops.
     """
     threshold = best_loss - tol
-    if math.isfinite(best_loss):
-        threshold -= 1e-6 * (abs(best_loss) + abs(tol))
+    if margin > 0 and math.isfinite(best_loss):
+        threshold -= margin * (abs(best_loss) + abs(tol))
     if loss > threshold:
         count += 1
     else:
@@ -107,123 +115,58 @@ def no_improvement(loss, best_loss, tol, count):
     return count, (loss if loss < best_loss else best_loss)
 
 
-# The optimizer steps, shared with the full kernel's ``_step``.
-@njit(**_HELPER)
-def _sgd_update(params, grads, velocity, start, stop, alpha, weight_sum, learning_rate,
-                momentum, nesterov):  # fmt: skip
-    # One division per step, then multiplications: division is the slowest vector
-    # operation here, and the result differs from scikit-learn's by at most an ulp.
-    inverse_weight_sum = params.dtype.type(1) / weight_sum
-    # Slices indexed from 0: with range(start, stop) numba cannot tell the index is
-    # never negative, and the wrap-around check it keeps stops LLVM vectorising the
-    # loop (3.8x slower in float64, 12x in float32, for the Adam step; measured).
-    params, grads = params[start:stop], grads[start:stop]
-    velocity = velocity[start:stop]
-    for k in range(params.shape[0]):
-        w = params[k]
-        g = (grads[k] + alpha * w) * inverse_weight_sum
-        v = momentum * velocity[k] - learning_rate * g
-        velocity[k] = v
-        if nesterov:
-            params[k] = w + (momentum * v - learning_rate * g)
-        else:
-            params[k] = w + v
+#: The kernels' margin (see :func:`no_improvement_rule`): a few float32 roundings.
+KERNEL_MARGIN = 1e-6
+
+#: :func:`no_improvement_rule`, compiled for the kernels.
+no_improvement = njit(**_HELPER)(no_improvement_rule)
 
 
-@njit(**_HELPER)
-def _adam_update(params, grads, first_moment, second_moment, start, stop, alpha, weight_sum,
-                 learning_rate, beta_1, beta_2, epsilon, keep):  # fmt: skip
-    """Adam's step; ``keep`` scales the weights first (AdamW's decoupled decay,
-    ``1 - learning_rate * weight_decay``; exactly 1 for Adam, which changes no bit)."""
-    one = params.dtype.type(1)
-    inverse_weight_sum = one / weight_sum  # see _sgd_update
-    # Slices indexed from 0, so that the loop vectorises (see _sgd_update).
-    params, grads = params[start:stop], grads[start:stop]
-    first_moment, second_moment = first_moment[start:stop], second_moment[start:stop]
-    for k in range(params.shape[0]):
-        w = params[k]
-        g = (grads[k] + alpha * w) * inverse_weight_sum
-        m = beta_1 * first_moment[k] + (one - beta_1) * g
-        v = beta_2 * second_moment[k] + (one - beta_2) * (g * g)
-        first_moment[k] = m
-        second_moment[k] = v
-        params[k] = keep * w + (-learning_rate * m) / (math.sqrt(v) + epsilon)
-
-
-@njit(**_JIT)
-def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, intercept_offsets,
-                  hidden_codes, n_coefs, activations, deltas, layer_offsets, bits, x_batch,
-                  y_batch, sw_batch, grads, params, state_1, state_2, orders, batch_size,
-                  loss_code, solver_code, nesterov, hyper, adam_step, loss_sums, steps,
-                  stopping, predicting, out):  # fmt: skip
-    """:func:`fastbp._kernels.run_epochs` for the common path (same arguments, as the
-    fields of its named tuples, less those the common path does not read); or, with
-    ``predicting``, :func:`fastbp._kernels.predict_forward` (the forward pass of
-    every row of ``X`` into ``out``; the training arguments are then placeholders).
-
-    Prediction shares this kernel so that the first prediction after a first fit
-    compiles nothing more. It returns ``(inputs_finite, outputs_finite)`` then, as
-    predict_forward does (as an int and a bool).
-    """
-    if not layout_lengths_fit(
-        units.shape[0], coef_offsets.shape[0], intercept_offsets.shape[0], hidden_codes.shape[0]
-    ):
-        return REFUSED, False
-    if predicting:
-        last = units.shape[0] - 1
-        if not prediction_fits(
-            X.shape[0], X.shape[1], X.shape[0], out.shape[0], out.shape[1], units[0],
-            units[last], params.shape[0], intercept_offsets[last - 1] + units[last],
-        ):  # fmt: skip
-            return REFUSED, False
-    elif not (
-        network_fits(units, coef_offsets, intercept_offsets, hidden_codes, n_coefs, params)
+@njit(**_HELPER, inline="always")
+def _common_epochs(data, net, work, params, state, orders, batch_size, settings, adam_step,
+                   loss_sums, steps, stopping):  # fmt: skip
+    """:func:`fastbp._kernels.run_epochs` for the common path: the same arguments,
+    less the rare paths and the dropout seeds (its entry point, :data:`common_epochs`,
+    takes the named tuples' fields)."""
+    X, Y, sample_weight, use_weights = data.X, data.Y, data.sample_weight, data.use_weights
+    units, coef_offsets, intercept_offsets = net.units, net.coef_offsets, net.intercept_offsets
+    hidden_codes, n_coefs = net.hidden_codes, net.n_coefs
+    activations, deltas, layer_offsets, bits = (
+        work.activations,
+        work.deltas,
+        work.layer_offsets,
+        work.bits,
+    )
+    x_batch, y_batch, sw_batch, grads = work.x_batch, work.y_batch, work.sw_batch, work.grads
+    loss_code, solver_code, hyper = settings.loss_code, settings.solver_code, settings.hyper
+    if not (
+        layout_lengths_fit(
+            units.shape[0], coef_offsets.shape[0], intercept_offsets.shape[0],
+            hidden_codes.shape[0],
+        )
+        and network_fits(units, coef_offsets, intercept_offsets, hidden_codes, n_coefs, params)
         and workspace_fits(
             X, Y, sample_weight, use_weights, False, units, activations, deltas,
             layer_offsets, bits, x_batch, y_batch, sw_batch, grads, params, batch_size,
         )
-        and epochs_fit(params, state_1, state_2, solver_code, orders.shape[0], hyper,
-                       loss_sums, steps, stopping)
+        and epochs_fit(params, state, solver_code, orders.shape[0], hyper, loss_sums, steps,
+                       stopping)
         and orders_fit(orders, Y.shape[0])
+        and settings.loss_params.shape[0] >= N_LOSS_PARAMS
     ):  # fmt: skip
         return REFUSED, False
     n_layers = units.shape[0]
     last = n_layers - 1
     n_outputs = units[last]
     n_features = X.shape[1]
-    n_params = params.shape[0]
     n_samples = orders.shape[1]
-    n_epochs = orders.shape[0]
-    outputs_finite = True
-    if predicting:  # X's rows in order, in chunks of 1024 as predict_forward reads them
-        for i in range(X.shape[0]):
-            for j in range(n_features):
-                if not math.isfinite(X[i, j]):
-                    return 0, False
-        n_samples, n_epochs = X.shape[0], 1
-        # The chunk buffers, allocated here: from the Python caller they cost a one-row
-        # predict_proba 67-81 us instead of 20-22 us (measured).
-        batch_size = n_samples if n_samples < 1024 else 1024
-        layer_offsets = np.empty(n_layers, dtype=np.intp)
-        layer_offsets[0] = 0
-        size = 0  # not "total": that name is the softmax's sum, in the model's dtype
-        for layer in range(1, n_layers):
-            layer_offsets[layer] = size
-            size += batch_size * units[layer]
-        activations = np.empty(size, dtype=params.dtype)
-        bits = np.empty(2 * _BLOCK, dtype=np.int64)
-        x_batch = np.empty((batch_size, n_features), dtype=params.dtype)
     out_start = layer_offsets[last]
-    dtype = params.dtype.type
-    zero = dtype(0)
-    eps = FLOAT64_EPS if params.itemsize == 8 else FLOAT32_EPS
     alpha = float(hyper[H_ALPHA])
-    beta_1, beta_2 = hyper[H_BETA_1], hyper[H_BETA_2]
     step = adam_step
     check_stopping = stopping[S_CHECK] > 0
     best_loss, tol = stopping[S_BEST_LOSS], stopping[S_TOL]
     count, patience = stopping[S_NO_IMPROVEMENT_COUNT], stopping[S_N_ITER_NO_CHANGE]
-    for epoch in range(n_epochs):
+    for epoch in range(orders.shape[0]):
         order = orders[epoch]
         loss_sum = 0.0
         finite = True
@@ -233,11 +176,9 @@ def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, interce
             # Gather the batch's rows (element loops: a slice per row costs more).
             weight_sum = 0.0
             for k in range(n_rows):
-                row = start + k if predicting else order[start + k]
+                row = order[start + k]
                 for j in range(n_features):
                     x_batch[k, j] = X[row, j]
-                if predicting:
-                    continue
                 for j in range(n_outputs):
                     y_batch[k, j] = Y[row, j]
                 if use_weights:
@@ -264,82 +205,17 @@ def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, interce
                     np.dot(below, coef, z)
                 offset = intercept_offsets[layer - 1]
                 bias = _segment(params, offset, fan_out)
-                code = hidden_codes[layer]
-                if layer == last:
-                    # The output activation paired with the loss: identity, softmax
-                    # (exp of z + b - row max, normalised) or logistic (1/(1+exp(-z-b))).
-                    for i in range(n_rows):
-                        if loss_code == LOG_LOSS:
-                            row_max = z[i, 0] + bias[0]
-                            for j in range(fan_out):
-                                z[i, j] += bias[j]
-                                value = z[i, j]
-                                row_max = value if value > row_max else row_max
-                            for j in range(fan_out):
-                                z[i, j] -= row_max
-                        elif loss_code == BINARY_LOG_LOSS:
-                            for j in range(fan_out):
-                                z[i, j] = -(z[i, j] + bias[j])
-                        else:
-                            for j in range(fan_out):
-                                z[i, j] += bias[j]
-                    if loss_code == SQUARED_ERROR:
-                        continue
-                    _exp_all(z, bits)
-                    if loss_code == BINARY_LOG_LOSS:
-                        for i in range(n_rows):
-                            for j in range(fan_out):
-                                z[i, j] = 1.0 / (1.0 + z[i, j])
-                    else:
-                        for i in range(n_rows):
-                            total = zero
-                            for j in range(fan_out):
-                                total += z[i, j]
-                            for j in range(fan_out):
-                                z[i, j] /= total
-                else:
-                    # The hidden activations are the full kernel's own helper (with no
-                    # rare paths it compiles only the common codes, and raises on any
-                    # other): the same loops written out here trained 2-4% slower.
-                    _activate(z, bias, code, bits, None, z)
-
-            if predicting:
-                for i in range(n_rows):
-                    for j in range(n_outputs):
-                        value = z[i, j]
-                        out[start + i, j] = value
-                        if not math.isfinite(value):
-                            outputs_finite = False
-                continue
+                if layer == last:  # the output activation paired with the loss
+                    _output_activate(z, bias, loss_code, bits)
+                else:  # with no rare paths, only the common activations compile
+                    _activate(z, bias, hidden_codes[layer], bits, None, z)
 
             # Output delta (prediction - target, times the sample weight) and loss.
             delta = _matrix(deltas, out_start, n_rows, n_outputs)
-            batch_loss_sum = 0.0
-            for i in range(n_rows):
-                row_loss = 0.0
-                for j in range(n_outputs):
-                    p = z[i, j]
-                    t = y_batch[i, j]
-                    delta[i, j] = p - t
-                    if loss_code == SQUARED_ERROR:
-                        row_loss += 0.5 * (float(t) - float(p)) ** 2
-                        continue
-                    # min(max(p, eps), 1 - eps), as the full kernel's
-                    clipped = float(p)
-                    clipped = eps if eps > clipped else clipped
-                    clipped = (1 - eps) if (1 - eps) < clipped else clipped
-                    if loss_code == LOG_LOSS:
-                        row_loss -= _xlogy(float(t), clipped)
-                    elif loss_code == BINARY_LOG_LOSS:
-                        row_loss -= _xlogy(float(t), clipped) + _xlogy(1 - float(t), 1 - clipped)
-                    else:
-                        raise ValueError("fastbp: not a loss of the common path")
-                if use_weights:
-                    weight = sw_batch[i]
-                    for j in range(n_outputs):
-                        delta[i, j] *= weight
-                    row_loss *= float(weight)
-                batch_loss_sum += row_loss
+            batch_loss_sum = _output_delta_and_loss(
+                z, y_batch[:n_rows], sw_batch[:n_rows], use_weights, delta, loss_code,
+                settings.loss_params,
+            )  # fmt: skip
 
             # Backward pass: raw gradients a_{l-1}^T delta_l and sum_rows delta_l, and
             # delta_{l-1} = (delta_l W_l^T) * f'(z_{l-1}) from the output a_{l-1}.
@@ -371,7 +247,7 @@ def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, interce
                             previous_delta[i, j] = d * coef[j, 0]
                 else:
                     np.dot(delta, coef.T, previous_delta)
-                # f'(z_{l-1}) from the output a_{l-1}, by the full kernel's helper
+                # f'(z_{l-1}) from the output a_{l-1}
                 _multiply_by_derivative(
                     previous_delta, previous, hidden_codes[layer - 1], bits, None, previous
                 )
@@ -384,59 +260,36 @@ def common_epochs(X, Y, sample_weight, use_weights, units, coef_offsets, interce
                 layer_coefs = _segment(params, offset, units[layer] * units[layer + 1])
                 squared_norm += float(np.dot(layer_coefs, layer_coefs))
 
-            # The optimizer step (the full kernel's helpers); the L2 term for the
-            # coefficients only, so coefficients and intercepts are two calls.
-            divisor = dtype(weight_sum)
-            learning_rate = hyper[H_LEARNING_RATE]
-            coefs_end, alpha_dtype = np.intp(n_coefs), hyper[H_ALPHA]
-            if solver_code == SGD:  # with (Nesterov) momentum
-                momentum = hyper[H_MOMENTUM]
-                _sgd_update(params, grads, state_1, np.intp(0), coefs_end, alpha_dtype,
-                            divisor, learning_rate, momentum, nesterov)  # fmt: skip
-                _sgd_update(params, grads, state_1, coefs_end, n_params, zero, divisor,
-                            learning_rate, momentum, nesterov)  # fmt: skip
-            elif solver_code == ADAM or solver_code == ADAMW:
-                step += 1
-                # Bias-corrected step size, computed in float64 as scikit-learn does.
-                corrected = (
-                    float(learning_rate)
-                    * math.sqrt(1 - float(beta_2) ** step)
-                    / (1 - float(beta_1) ** step)
-                )
-                epsilon = hyper[H_EPSILON]
-                # AdamW decays the coefficients by the uncorrected step size.
-                keep = dtype(1)
-                if solver_code == ADAMW:
-                    keep = dtype(1 - float(learning_rate) * float(hyper[H_WEIGHT_DECAY]))
-                _adam_update(params, grads, state_1, state_2, np.intp(0), coefs_end,
-                             alpha_dtype, divisor, dtype(corrected), beta_1, beta_2, epsilon,
-                             keep)  # fmt: skip
-                _adam_update(params, grads, state_1, state_2, coefs_end, n_params, zero,
-                             divisor, dtype(corrected), beta_1, beta_2, epsilon,
-                             dtype(1))  # fmt: skip
-            else:
-                raise ValueError("fastbp: not a solver of the common path")
+            step = optimizer_step(params, grads, state, n_coefs, solver_code,
+                                  settings.nesterov, hyper, weight_sum, step)  # fmt: skip
             batch_loss = batch_loss_sum / weight_sum + 0.5 * alpha * squared_norm / weight_sum
             loss_sum += batch_loss * n_rows
             if not math.isfinite(batch_loss):
                 finite = False
                 break
         if finite:
-            for k in range(n_params):
+            for k in range(params.shape[0]):
                 if not math.isfinite(params[k]):
                     finite = False
                     break
-        if predicting:
-            return 1, outputs_finite
         loss_sums[epoch] = loss_sum
         steps[epoch] = step
         if not finite:
             return epoch + 1, False
         if check_stopping:
-            count, best_loss = no_improvement(loss_sum / n_samples, best_loss, tol, count)
+            count, best_loss = no_improvement(
+                loss_sum / n_samples, best_loss, tol, count, KERNEL_MARGIN
+            )
             if count > patience:
                 return epoch + 1, True
     return orders.shape[0], True
+
+
+#: The common path's compiled entry point: the named tuples' fields.
+common_epochs = njit(**_JIT)(
+    entry_point(_common_epochs, Data, Network, Workspace, "params", "state", "orders",
+                "batch_size", Settings, "adam_step", "loss_sums", "steps", "stopping")
+)  # fmt: skip
 
 
 prepare_caches(globals())

@@ -13,6 +13,7 @@ from numbers import Real
 import numpy as np
 from sklearn.base import is_classifier
 
+from fastbp._common_path import no_improvement_rule
 from fastbp._logging import LOGGER
 from fastbp._losses import loss_parameters, output_loss
 
@@ -125,13 +126,10 @@ def update_no_improvement_count(estimator, model, validation):
     if validation is None:
         if estimator.best_loss_ is None:  # a warm start after fits with early stopping
             estimator.best_loss_ = np.inf
-        loss = estimator.loss_curve_[-1]
-        if loss > estimator.best_loss_ - estimator.tol:
-            estimator._no_improvement_count += 1
-        else:
-            estimator._no_improvement_count = 0
-        if loss < estimator.best_loss_:
-            estimator.best_loss_ = loss
+        estimator._no_improvement_count, estimator.best_loss_ = no_improvement_rule(
+            estimator.loss_curve_[-1], estimator.best_loss_, estimator.tol,
+            estimator._no_improvement_count, 0.0,
+        )  # fmt: skip
         return
     val_loss, score = validation.evaluate(estimator, model)
     estimator.validation_loss_curve_.append(val_loss)
@@ -141,11 +139,12 @@ def update_no_improvement_count(estimator, model, validation):
     LOGGER.debug(
         "epoch %d: validation score %f, validation loss %.8f", estimator.n_iter_, score, val_loss
     )
-    if score < estimator.best_validation_score_ + estimator.tol:
-        estimator._no_improvement_count += 1
-    else:
-        estimator._no_improvement_count = 0
-    if score > estimator.best_validation_score_:
+    # The same rule on the negated score (higher is better): negation is exact.
+    best_score = estimator.best_validation_score_
+    estimator._no_improvement_count, negated_best = no_improvement_rule(
+        -score, -best_score, estimator.tol, estimator._no_improvement_count, 0.0
+    )
+    if negated_best != -best_score:
         estimator.best_validation_score_ = score
         estimator._best_params = model.params.copy()
 

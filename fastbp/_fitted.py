@@ -38,7 +38,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastbp._common_path import COMMON_LOSSES
 from fastbp._kernel_codes import ACTIVATION_CODES, LOSS_CODES
 from fastbp._losses import LOSSES
 from fastbp._network import (
@@ -61,9 +60,9 @@ class FittedNetwork(NamedTuple):
     ``intercepts`` the arrays published as ``coefs_`` / ``intercepts_`` (views into
     ``params``); ``decoding`` what the estimator needs to turn outputs into answers
     (for a classifier: the label binarizer and the classes); ``rare_activations``
-    whether a hidden activation needs the full prediction kernel;
-    ``common_path`` whether the common-path kernel can predict with it (dense input);
-    ``predict_arguments`` what :func:`fastbp._kernels.predict_forward` takes after
+    whether a hidden activation needs the rare paths in prediction (the routing
+    decision, :func:`fastbp._common_path.takes_common_path`, for dense input, made
+    once per model); ``predict_arguments`` what :func:`fastbp._kernels.predict_forward` takes after
     X and the rare paths.
     """
 
@@ -75,7 +74,6 @@ class FittedNetwork(NamedTuple):
     intercepts: tuple
     decoding: object
     rare_activations: bool
-    common_path: bool
     predict_arguments: tuple
     n_features: int
     n_outputs: int
@@ -144,13 +142,11 @@ def build(layout, params, activation, dropout_rates, loss, decoding):
     coefs, intercepts = layout.views(params)
     net = network(layout, hidden_codes, dropout_rates)
     rare_activations = needs_rare_paths(net, is_sparse=False, training=False)
-    # The common-path kernel can predict (dense input) with this network's options.
-    common_path = not rare_activations and loss_code in COMMON_LOSSES
     # What predict_forward takes after X and the rare paths, in its order.
     predict_arguments = (params, *net, loss_code)
     return FittedNetwork(
         params, layout, net, loss_code, tuple(coefs), tuple(intercepts), decoding,
-        rare_activations, common_path, predict_arguments, int(layout.layer_units[0]),
+        rare_activations, predict_arguments, int(layout.layer_units[0]),
         int(layout.layer_units[-1]), activation, activations, loss,
     )  # fmt: skip
 

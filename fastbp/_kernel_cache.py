@@ -103,7 +103,9 @@ def _sources_folder(digest):
 KERNEL_SOURCES = (
     "_kernel_codes.py",
     "_kernel_cache.py",
+    "_kernel_arguments.py",
     "_layer_math.py",
+    "_optimizer_steps.py",
     "_batch_passes.py",
     "_kernels.py",
     "_common_path.py",

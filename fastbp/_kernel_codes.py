@@ -16,6 +16,7 @@ LEAKY_RELU = 4
 ELU = 5
 SOFTPLUS = 6
 SWISH = 7  # x * sigmoid(x), also called SiLU
+GELU = 8  # x * Phi(x), Phi the standard normal CDF (PyTorch's exact, erf form)
 ACTIVATION_CODES = {
     "identity": IDENTITY,
     "logistic": LOGISTIC,
@@ -25,6 +26,7 @@ ACTIVATION_CODES = {
     "elu": ELU,
     "softplus": SOFTPLUS,
     "swish": SWISH,
+    "gelu": GELU,
 }
 LEAKY_RELU_SLOPE = 0.01
 
@@ -50,6 +52,35 @@ LOSS_CODES = {
     "huber": HUBER,
     "quantile": QUANTILE,
 }
+
+# Output activations: a loss names its partner below, and the kernels dispatch on
+# the partner, so a new loss with a known output activation adds no kernel branch
+# for it (only its delta and value, in fastbp._layer_math._output_delta_and_loss).
+IDENTITY_OUTPUT = 0
+EXP_OUTPUT = 1
+SOFTMAX_OUTPUT = 2
+LOGISTIC_OUTPUT = 3
+OUTPUT_ACTIVATION_CODES = {
+    "identity": IDENTITY_OUTPUT,
+    "exp": EXP_OUTPUT,
+    "softmax": SOFTMAX_OUTPUT,
+    "logistic": LOGISTIC_OUTPUT,
+}
+#: Each loss's output activation (``out_activation_``), by loss name.
+LOSS_OUTPUT_ACTIVATIONS = {
+    "squared_error": "identity",
+    "poisson": "exp",
+    "log_loss": "softmax",
+    "binary_log_loss": "logistic",
+    "absolute_error": "identity",
+    "huber": "identity",
+    "quantile": "identity",
+}
+#: The same as codes, indexed by loss code (what the kernels read).
+OUTPUT_OF_LOSS = tuple(
+    OUTPUT_ACTIVATION_CODES[LOSS_OUTPUT_ACTIVATIONS[name]]
+    for name, _ in sorted(LOSS_CODES.items(), key=lambda item: item[1])
+)
 
 # Optimizers (the Python side of each is its class in fastbp._optimizers.OPTIMIZERS).
 SGD = 0

@@ -1,11 +1,14 @@
-"""The compiled kernels' entry points: epochs of training, the full-batch gradient,
-prediction; the named tuples that cross into them, and the optimizer steps.
+"""The compiled kernels' entry points: epochs of training (the full kernel; the
+common path's is :data:`fastbp._common_path.common_epochs`), the full-batch
+gradient, prediction.
 
 Every public kernel here is compiled once per dtype (float32, float64) and cached on
-disk. Options (activation, loss, solver) arrive as integer codes and are dispatched
-with ``if`` inside the kernels, so adding an option never adds a specialisation.
-The helpers a cached kernel calls live in this same file on purpose: numba checks a
-cached kernel against its own file only, and would miss an edit elsewhere.
+disk (and once more with the rare paths). Options (activation, loss, solver) arrive
+as integer codes and are dispatched with ``if`` inside the kernels, so adding an
+option never adds a specialisation. The named tuples that cross into them are in
+:mod:`fastbp._kernel_arguments` (and importable from here); every rule of the
+mathematics has one definition, in :mod:`fastbp._layer_math` (activations, output
+activations, losses) and :mod:`fastbp._optimizer_steps` (optimizer steps).
 
 Conventions shared by all kernels
 ---------------------------------
@@ -20,7 +23,6 @@ Conventions shared by all kernels
 """
 
 import math
-from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -36,115 +38,27 @@ from fastbp._argument_checks import (
     workspace_fits,
 )
 from fastbp._batch_passes import _backward, _forward, _gather
-from fastbp._common_path import _adam_update, _sgd_update, common_epochs, no_improvement
-from fastbp._kernel_cache import (
-    _HELPER,
-    _JIT,
-    argument_position,
-    cached_signatures,
-    pause_gc_while_compiling,
-    prepare_caches,
-)
+from fastbp._common_path import KERNEL_MARGIN, common_epochs, no_improvement
+from fastbp._kernel_arguments import Data, Network, RarePaths, Settings, Workspace, entry_point
+from fastbp._kernel_cache import _HELPER, _JIT, pause_gc_while_compiling, prepare_caches
 from fastbp._kernel_codes import (
-    ADAM,
-    ADAMW,
     H_ALPHA,
-    H_BETA_1,
-    H_BETA_2,
-    H_EPSILON,
-    H_LEARNING_RATE,
-    H_MOMENTUM,
-    H_WEIGHT_DECAY,
     N_HYPER,
     N_LOSS_PARAMS,
-    N_STOPPING,
     S_BEST_LOSS,
     S_CHECK,
     S_N_ITER_NO_CHANGE,
     S_NO_IMPROVEMENT_COUNT,
     S_TOL,
-    SGD,
 )
 from fastbp._layer_math import _BLOCK, _output_delta_and_loss
+from fastbp._optimizer_steps import optimizer_step
+
+__all__ = ["Data", "Network", "RarePaths", "Settings", "Workspace"]  # named here too
 
 
 # ---------------------------------------------------------------------------------
-# What crosses into a kernel, by name. numba types these tuples; each is built once
-# per fit (or per prediction) by one helper in fastbp._network.
-# ---------------------------------------------------------------------------------
-class Network(NamedTuple):
-    """The layout a kernel indexes with. ``hidden_codes`` and ``dropout_rates`` have
-    one entry per layer (those of the input and output layers are unused)."""
-
-    units: np.ndarray
-    coef_offsets: np.ndarray
-    intercept_offsets: np.ndarray
-    hidden_codes: np.ndarray
-    dropout_rates: np.ndarray
-    n_coefs: int
-
-
-class Workspace(NamedTuple):
-    """Buffers of one minibatch (or chunk), allocated once per fit. ``activations``
-    and ``deltas`` hold layers 1..L-1 back to back, layer ``l`` of ``m`` rows at
-    ``[layer_offsets[l], layer_offsets[l] + m * units[l])``; ``bits`` is the int64
-    scratch of the exp blocks."""
-
-    activations: np.ndarray
-    deltas: np.ndarray
-    layer_offsets: np.ndarray
-    bits: np.ndarray
-    x_batch: np.ndarray
-    y_batch: np.ndarray
-    sw_batch: np.ndarray
-    grads: np.ndarray
-
-
-class RarePaths(NamedTuple):
-    """What only the rarely used options need: sparse input (the CSR triple), dropout
-    (masks and dropped activations, laid out as ``activations``) and the exp-based
-    hidden activations (``temp``; and ``pre_activations``, laid out as
-    ``activations``, for swish, whose derivative cannot be written from its output).
-    A kernel called with ``None`` in its place compiles without any of that code:
-    the common path, compiled first and fast."""
-
-    is_sparse: bool
-    csr_data: np.ndarray
-    csr_indices: np.ndarray
-    csr_indptr: np.ndarray
-    masks: np.ndarray
-    dropped: np.ndarray
-    temp: np.ndarray
-    pre_activations: np.ndarray
-
-
-class Data(NamedTuple):
-    """Training data as the kernels read it (read-only). With sparse input ``X`` is
-    an empty ``(0, n_features)`` placeholder and the rows live in ``RarePaths``."""
-
-    X: np.ndarray
-    Y: np.ndarray
-    sample_weight: np.ndarray
-    use_weights: bool
-
-
-class Settings(NamedTuple):
-    """The options of a fit: loss and solver codes, Nesterov momentum, gradient
-    clipping (0 for none), and two dtype-typed vectors, ``hyper`` (indexed by the
-    ``H_*`` constants, updated in place between epochs) and ``loss_params`` (indexed
-    by the ``P_*`` constants)."""
-
-    loss_code: int
-    solver_code: int
-    nesterov: bool
-    max_grad_norm: float
-    hyper: np.ndarray
-    loss_params: np.ndarray
-
-
-# ---------------------------------------------------------------------------------
-# Optimizer steps: element-wise over the flat vector, with the L2 term and the
-# normalisation by the weight sum fused in (no separate gradient pass).
+# The L2 penalty's value and gradient clipping (the steps: fastbp._optimizer_steps).
 # ---------------------------------------------------------------------------------
 @njit(**_HELPER)
 def _squared_coef_norm(params, net):
@@ -156,49 +70,6 @@ def _squared_coef_norm(params, net):
         coefs = params[start : start + units[layer] * units[layer + 1]]
         total += float(np.dot(coefs, coefs))
     return total
-
-
-@njit(**_HELPER)
-def _step(params, grads, state, n_coefs, settings, weight_sum, step):
-    """One optimizer step from the raw gradient; the L2 term applies to the
-    coefficients only. Two branch-free loops (coefficients, then intercepts) so
-    that each vectorises."""
-    hyper = settings.hyper
-    dtype = params.dtype.type
-    divisor = dtype(weight_sum)
-    alpha = hyper[H_ALPHA]
-    end = params.shape[0]
-    if settings.solver_code == SGD:  # with (Nesterov) momentum
-        learning_rate = hyper[H_LEARNING_RATE]
-        momentum = hyper[H_MOMENTUM]
-        velocity = state[0]
-        nesterov = settings.nesterov
-        _sgd_update(params, grads, velocity, np.intp(0), n_coefs, alpha, divisor,
-                    learning_rate, momentum, nesterov)  # fmt: skip
-        _sgd_update(params, grads, velocity, n_coefs, end, dtype(0), divisor,
-                    learning_rate, momentum, nesterov)  # fmt: skip
-    elif settings.solver_code == ADAM or settings.solver_code == ADAMW:  # at time ``step``
-        beta_1 = hyper[H_BETA_1]
-        beta_2 = hyper[H_BETA_2]
-        # Bias-corrected step size, computed in float64 as scikit-learn does.
-        corrected = (
-            float(hyper[H_LEARNING_RATE])
-            * math.sqrt(1 - float(beta_2) ** step)
-            / (1 - float(beta_1) ** step)
-        )
-        learning_rate = dtype(corrected)
-        epsilon = hyper[H_EPSILON]
-        # AdamW decays the coefficients (not the intercepts, like the L2 term) by the
-        # scheduled, uncorrected step size times weight_decay, as PyTorch does.
-        keep = dtype(1)
-        if settings.solver_code == ADAMW:
-            keep = dtype(1 - float(hyper[H_LEARNING_RATE]) * float(hyper[H_WEIGHT_DECAY]))
-        _adam_update(params, grads, state[0], state[1], np.intp(0), n_coefs, alpha, divisor,
-                     learning_rate, beta_1, beta_2, epsilon, keep)  # fmt: skip
-        _adam_update(params, grads, state[0], state[1], n_coefs, end, dtype(0), divisor,
-                     learning_rate, beta_1, beta_2, epsilon, dtype(1))  # fmt: skip
-    else:
-        raise ValueError("fastbp: unknown solver code")
 
 
 @njit(**_HELPER)
@@ -267,9 +138,8 @@ def _train_epoch(data, net, work, rare, params, state, order, batch_size, settin
             divisor = _clipped_weight_sum(
                 params, work.grads, n_coefs, alpha, weight_sum, max_grad_norm
             )
-        if settings.solver_code != SGD:
-            step += 1
-        _step(params, work.grads, state, n_coefs, settings, divisor, step)
+        step = optimizer_step(params, work.grads, state, n_coefs, settings.solver_code,
+                              settings.nesterov, settings.hyper, divisor, step)  # fmt: skip
         batch_loss = batch_loss_sum / weight_sum + 0.5 * alpha * squared_norm / weight_sum
         loss_sum += batch_loss * n_rows
         if not math.isfinite(batch_loss):
@@ -397,43 +267,37 @@ def _predict_rows(X, rare, n_samples, params, net, loss_code, out):
 
 
 # ---------------------------------------------------------------------------------
-# The compiled entry points. Their arguments are arrays and scalars only, not the
-# named tuples themselves: numba's dispatcher types arrays and scalars in C but a
-# tuple element by element in Python, which cost a one-row prediction tens of
-# microseconds. The tuples are rebuilt inside, where they cost nothing; the Python
-# wrappers take the tuples.
+# The compiled entry points: each body takes the named tuples, and its entry point,
+# written by fastbp._kernel_arguments.entry_point, takes their fields (arrays and
+# scalars type in C at the boundary: a one-row prediction costs microseconds).
 # ---------------------------------------------------------------------------------
-@njit(**_JIT)
-def epoch_kernel(X, Y, sample_weight, use_weights, units, coef_offsets, intercept_offsets,
-                 hidden_codes, dropout_rates, n_coefs, activations, deltas, layer_offsets,
-                 bits, x_batch, y_batch, sw_batch, grads, rare, params, state_1, state_2,
-                 orders, batch_size, loss_code, solver_code, nesterov, max_grad_norm, hyper,
-                 loss_params, adam_step, dropout_seeds, loss_sums, steps, stopping):  # fmt: skip
-    """:func:`run_epochs` on the fields of its named tuples."""
-    data = Data(X, Y, sample_weight, use_weights)
-    net = Network(units, coef_offsets, intercept_offsets, hidden_codes, dropout_rates, n_coefs)
-    work = Workspace(activations, deltas, layer_offsets, bits, x_batch, y_batch, sw_batch,
-                     grads)  # fmt: skip
-    settings = Settings(loss_code, solver_code, nesterov, max_grad_norm, hyper, loss_params)
-    state = (state_1, state_2)
+@njit(**_HELPER, inline="always")
+def _epoch_kernel(data, net, work, rare, params, state, orders, batch_size, settings,
+                  adam_step, dropout_seeds, loss_sums, steps, stopping):  # fmt: skip
+    """:func:`run_epochs` in the full kernel (arguments and results there)."""
     # The last line of defence (fastbp._argument_checks): nothing is indexed unless
     # every length fits the layout.
+    units = net.units
     with_dropout = False
-    for rate in dropout_rates:
+    for rate in net.dropout_rates:
         with_dropout = with_dropout or rate > 0
+    is_sparse = False if rare is None else rare.is_sparse
     if not (
-        network_fits(units, coef_offsets, intercept_offsets, hidden_codes, n_coefs, params)
-        and dropout_rates.shape[0] >= units.shape[0]
+        network_fits(units, net.coef_offsets, net.intercept_offsets, net.hidden_codes,
+                     net.n_coefs, params)
+        and net.dropout_rates.shape[0] >= units.shape[0]
         and workspace_fits(
-            X, Y, sample_weight, use_weights, rare.is_sparse, units, activations, deltas,
-            layer_offsets, bits, x_batch, y_batch, sw_batch, grads, params, batch_size,
+            data.X, data.Y, data.sample_weight, data.use_weights, is_sparse, units,
+            work.activations, work.deltas, work.layer_offsets, work.bits, work.x_batch,
+            work.y_batch, work.sw_batch, work.grads, params, batch_size,
         )
-        and epochs_fit(params, state_1, state_2, solver_code, orders.shape[0], hyper,
+        and epochs_fit(params, state, settings.solver_code, orders.shape[0], settings.hyper,
                        loss_sums, steps, stopping)
-        and orders_fit(orders, Y.shape[0])
-        and rare_paths_fit(rare, Y.shape[0], units, batch_size, True, with_dropout)
+        and orders_fit(orders, data.Y.shape[0])
+        and (rare is None or rare_paths_fit(rare, data.Y.shape[0], units, batch_size, True,
+                                            with_dropout))
         and dropout_seeds.shape[0] >= orders.shape[0]
-        and loss_params.shape[0] >= N_LOSS_PARAMS
+        and settings.loss_params.shape[0] >= N_LOSS_PARAMS
     ):  # fmt: skip
         return REFUSED, False
     step = adam_step
@@ -451,10 +315,62 @@ def epoch_kernel(X, Y, sample_weight, use_weights, units, coef_offsets, intercep
         if not finite:
             return epoch + 1, False
         if check_stopping:
-            count, best_loss = no_improvement(loss_sum / n_samples, best_loss, tol, count)
+            count, best_loss = no_improvement(
+                loss_sum / n_samples, best_loss, tol, count, KERNEL_MARGIN
+            )
             if count > patience:
                 return epoch + 1, True
     return orders.shape[0], True
+
+
+#: The full training kernel's entry point (the fields of the named tuples).
+epoch_kernel = njit(**_JIT)(
+    entry_point(_epoch_kernel, Data, Network, Workspace, "rare", "params", "state", "orders",
+                "batch_size", Settings, "adam_step", "dropout_seeds", "loss_sums", "steps",
+                "stopping")
+)  # fmt: skip
+
+
+@njit(**_HELPER, inline="always")
+def _predict_forward(X, rare, params, net, loss_code, out):
+    """Output-layer values for every row of ``X`` (or of the CSR matrix of ``rare``)
+    into ``out``, in row chunks; ``rare`` is None for a dense input and a network of
+    the common hidden activations (:func:`fastbp._common_path.takes_common_path`).
+
+    Returns
+    -------
+    inputs_finite : int
+        1; 0 if dense X holds a NaN or an infinity (nothing is computed then), so a
+        caller that skipped validation can fall back to it for the error message;
+        ``REFUSED`` (-1) if the arguments do not fit the layout (nothing computed).
+    outputs_finite : bool
+        False if some output overflowed.
+    """
+    units = net.units
+    n_rows = out.shape[0]
+    n_layers = units.shape[0]
+    if not layout_lengths_fit(
+        n_layers, net.coef_offsets.shape[0], net.intercept_offsets.shape[0],
+        net.hidden_codes.shape[0],
+    ):  # fmt: skip
+        return REFUSED, False
+    last = n_layers - 1
+    if not prediction_fits(
+        X.shape[0], X.shape[1], n_rows, out.shape[0], out.shape[1], units[0], units[last],
+        params.shape[0], net.intercept_offsets[last - 1] + units[last],
+    ):  # fmt: skip
+        return REFUSED, False
+    chunk_rows = min(n_rows, 1024)  # _predict_rows's chunks
+    if rare is not None and not rare_paths_fit(rare, n_rows, units, chunk_rows, False, False):
+        return REFUSED, False
+    return _predict_rows(X, rare, n_rows, params, net, loss_code, out)
+
+
+#: The prediction kernel's entry point (X, the rare paths or None, the parameters,
+#: the fields of the Network, the loss code, the output array).
+predict_forward = njit(**_JIT)(
+    entry_point(_predict_forward, "X", "rare", "params", Network, "loss_code", "out")
+)
 
 
 def run_epochs(data, net, work, rare, params, state, orders, batch_size, settings, adam_step,
@@ -462,13 +378,14 @@ def run_epochs(data, net, work, rare, params, state, orders, batch_size, setting
     """Epochs of minibatch training, one per row of ``orders`` (the row order of each).
 
     For each minibatch: gather, forward, loss, backward, update. ``state`` is the
-    optimizer's pair of flat arrays (SGD: velocity and unused; Adam: first and
-    second moments); ``adam_step`` the Adam time step before the first epoch;
-    ``dropout_seeds[e]`` (>= 0) seeds the dropout masks of epoch ``e``.
+    optimizer's ``(n_state, n_params)`` matrix (the state arrays it declares, in
+    :data:`fastbp._optimizer_steps.STATE_ARRAYS`); ``adam_step`` the Adam time step
+    before the first epoch; ``dropout_seeds[e]`` (>= 0) seeds the dropout masks of
+    epoch ``e``.
 
-    ``rare=None`` runs the flat common-path kernel, which takes only the options of
-    :func:`fastbp._common_path.is_common` (and raises on any other); every other fit
-    passes its :class:`RarePaths` and runs the full kernel.
+    ``rare`` is None exactly when :func:`fastbp._common_path.takes_common_path`
+    said so for this training call: the flat common-path kernel runs; every other
+    fit passes its :class:`RarePaths` and runs the full kernel.
 
     Several epochs in one call spare short epochs the cost of returning to Python.
     ``stopping`` (``S_*`` layout) says whether to return early, after the first epoch
@@ -488,17 +405,11 @@ def run_epochs(data, net, work, rare, params, state, orders, batch_size, setting
         False when the last epoch run met a non-finite batch loss or parameter (it
         stopped there).
     """
-    if rare is None:  # the common path: its own flat kernel (fastbp._common_path)
-        X, Y, sample_weight, use_weights = data
-        result = common_epochs(
-            X, Y, sample_weight, use_weights, net.units, net.coef_offsets,
-            net.intercept_offsets, net.hidden_codes, net.n_coefs, *work, params, *state,
-            orders, batch_size, settings.loss_code, settings.solver_code, settings.nesterov,
-            settings.hyper, adam_step, loss_sums, steps, stopping, False,
-            _placeholders(params.dtype).out,
-        )  # fmt: skip
+    if rare is None:
+        result = common_epochs(*data, *net, *work, params, state, orders, batch_size, *settings,
+                               adam_step, loss_sums, steps, stopping)  # fmt: skip
     else:
-        result = epoch_kernel(*data, *net, *work, rare, params, *state, orders, batch_size,
+        result = epoch_kernel(*data, *net, *work, rare, params, state, orders, batch_size,
                               *settings, adam_step, dropout_seeds, loss_sums, steps,
                               stopping)  # fmt: skip
     if result[0] == REFUSED:
@@ -515,93 +426,6 @@ def refused(kernel, units):
     )
 
 
-class _Placeholders(NamedTuple):
-    """Arrays of the types the common-path kernel is compiled for, never read or
-    written: what its call passes where the other mode's arrays would go (a
-    different type would compile a second variant)."""
-
-    Y: np.ndarray
-    sample_weight: np.ndarray
-    work: Workspace
-    state: np.ndarray
-    orders: np.ndarray
-    hyper: np.ndarray
-    loss_sums: np.ndarray
-    steps: np.ndarray
-    stopping: np.ndarray
-    out: np.ndarray
-
-
-_placeholders_by_dtype = {}
-
-
-def _placeholders(dtype):
-    placeholders = _placeholders_by_dtype.get(dtype)
-    if placeholders is None:
-        empty = np.empty(0, dtype=dtype)
-        read_only = empty.reshape(0, 0).view()
-        read_only.flags.writeable = False
-        read_only_vector = empty.view()
-        read_only_vector.flags.writeable = False
-        placeholders = _Placeholders(
-            read_only, read_only_vector,
-            Workspace(empty, empty, np.zeros(1, dtype=np.intp), np.empty(0, dtype=np.int64),
-                      empty.reshape(0, 0), empty.reshape(0, 0), empty, empty),
-            empty, np.empty((1, 0), dtype=np.intp), empty, np.empty(0), np.empty(0, np.int64),
-            np.zeros(N_STOPPING), empty.reshape(0, 0),
-        )  # fmt: skip
-        _placeholders_by_dtype[dtype] = placeholders
-    return placeholders
-
-
-# Which kernel predicts for a common-path network, decided once per dtype and process:
-# the prediction kernel when it is compiled here or in the cache; the common-path
-# kernel when only that one is compiled, in this process (after a first fit: the
-# first prediction compiles nothing); the prediction kernel otherwise. The prediction
-# kernel is the quicker to call (11 arguments instead of 30: one-row predict_proba
-# 13 against 20 us, measured), so a process that only predicts compiles it once
-# (cached for every later process) rather than use the common-path kernel.
-_prediction_route = {}
-
-
-def predicts_through_common_path(dtype):
-    """True when predictions of ``dtype`` for common-path networks go through
-    :func:`predict_common` in this process (see above); both give the same bits."""
-    name = np.dtype(dtype).name
-    route = _prediction_route.get(name)
-    if route is None:
-
-        def has(signatures, rare_position, params_position):
-            return any(
-                str(getattr(signature[params_position], "dtype", "")) == name
-                and (rare_position is None or str(signature[rare_position]) == "none")
-                for signature in signatures
-            )
-
-        rare = argument_position(predict_forward, "rare")
-        params = argument_position(predict_forward, "params")
-        prediction_ready = has(predict_forward.signatures, rare, params) or has(
-            cached_signatures(predict_forward), rare, params
-        )
-        params = argument_position(common_epochs, "params")
-        common_ready = has(common_epochs.signatures, None, params)
-        route = "common" if common_ready and not prediction_ready else "forward"
-        _prediction_route[name] = route
-    return route == "common"
-
-
-def predict_common(X, params, net, loss_code, out):
-    """:func:`predict_forward` for a network of the common path (dense input, common
-    activations and loss), through the common-path kernel: after a first fit, the
-    first prediction then compiles nothing. Same results, same returns."""
-    p = _placeholders(params.dtype)
-    return common_epochs(
-        X, p.Y, p.sample_weight, False, net.units, net.coef_offsets, net.intercept_offsets,
-        net.hidden_codes, net.n_coefs, *p.work, params, p.state, p.state, p.orders,
-        1, loss_code, SGD, False, p.hyper, 0, p.loss_sums, p.steps, p.stopping, True, out,
-    )  # fmt: skip
-
-
 def full_loss_and_gradient(data, net, work, rare, order, chunk_rows, params, chunk_grads,
                            settings, dropout_seed):  # fmt: skip
     """Full-batch loss and gradient (for L-BFGS above its exact-arithmetic budget,
@@ -613,42 +437,6 @@ def full_loss_and_gradient(data, net, work, rare, order, chunk_rows, params, chu
     if loss == REFUSED:  # a loss is never negative
         refused("full-gradient", net.units)
     return loss
-
-
-@njit(**_JIT)
-def predict_forward(X, rare, params, units, coef_offsets, intercept_offsets, hidden_codes,
-                    dropout_rates, n_coefs, loss_code, out):  # fmt: skip
-    """Output-layer values for every row of ``X`` (or of the CSR matrix of ``rare``)
-    into ``out``, in row chunks. The network arrives as the fields of a
-    :class:`Network` (arrays and scalars type in C at the boundary: a one-row
-    prediction costs microseconds).
-
-    Returns
-    -------
-    inputs_finite : int
-        1; 0 if dense X holds a NaN or an infinity (nothing is computed then), so a
-        caller that skipped validation can fall back to it for the error message;
-        ``REFUSED`` (-1) if the arguments do not fit the layout (nothing computed).
-    outputs_finite : bool
-        False if some output overflowed.
-    """
-    net = Network(units, coef_offsets, intercept_offsets, hidden_codes, dropout_rates, n_coefs)
-    n_rows = out.shape[0]
-    n_layers = units.shape[0]
-    if not layout_lengths_fit(
-        n_layers, coef_offsets.shape[0], intercept_offsets.shape[0], hidden_codes.shape[0]
-    ):
-        return REFUSED, False
-    last = n_layers - 1
-    if not prediction_fits(
-        X.shape[0], X.shape[1], n_rows, out.shape[0], out.shape[1], units[0], units[last],
-        params.shape[0], intercept_offsets[last - 1] + units[last],
-    ):  # fmt: skip
-        return REFUSED, False
-    chunk_rows = min(n_rows, 1024)  # _predict_rows's chunks
-    if rare is not None and not rare_paths_fit(rare, n_rows, units, chunk_rows, False, False):
-        return REFUSED, False
-    return _predict_rows(X, rare, n_rows, params, net, loss_code, out)
 
 
 prepare_caches(globals())

@@ -4,7 +4,8 @@ losses with their output deltas; and vectorised exp and tanh, which they use.
 
 All are compiled helpers, called only from the kernels in :mod:`fastbp._kernels`.
 Derivatives are written from the activation's *output*, as scikit-learn does, so
-no pre-activation values are kept (swish, whose derivative needs them, excepted).
+no pre-activation values are kept (swish and gelu, whose derivatives need them,
+excepted).
 """
 
 import math
@@ -17,17 +18,23 @@ from fastbp._kernel_codes import (
     ABSOLUTE_ERROR,
     BINARY_LOG_LOSS,
     ELU,
+    EXP_OUTPUT,
+    GELU,
     HUBER,
     IDENTITY,
+    IDENTITY_OUTPUT,
     LEAKY_RELU,
     LEAKY_RELU_SLOPE,
     LOG_LOSS,
     LOGISTIC,
+    LOGISTIC_OUTPUT,
+    OUTPUT_OF_LOSS,
     P_HUBER_DELTA,
     P_QUANTILE,
     POISSON,
     QUANTILE,
     RELU,
+    SOFTMAX_OUTPUT,
     SOFTPLUS,
     SQUARED_ERROR,
     SWISH,
@@ -62,6 +69,9 @@ _TANH_Q2 = 4.84406305325125486048e3
 #: constants (np.finfo inside a kernel compiles an overload of its own: start-up time).
 FLOAT64_EPS = float(np.finfo(np.float64).eps)
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
+
+_SQRT_HALF = 0.7071067811865476  # 1 / sqrt(2)
+_INV_SQRT_2PI = 0.3989422804014327  # 1 / sqrt(2 pi)
 
 _BLOCK = 256  # values per exp block: the scale bits stay in L1, rows of any width
 
@@ -219,6 +229,12 @@ def _activate(z, bias, code, bits, rare, pre):
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = pre[i, j] / (1 + decay[i, j])
+    elif code == GELU:  # x Phi(x) = x (1 + erf(x / sqrt(2))) / 2: PyTorch's exact GELU
+        for i in range(n_rows):
+            for j in range(n_units):
+                x = float(z[i, j])
+                pre[i, j] = z[i, j]
+                z[i, j] = 0.5 * x * (1.0 + math.erf(x * _SQRT_HALF))
     else:
         raise ValueError("fastbp: unknown activation code")
 
@@ -272,6 +288,13 @@ def _multiply_by_derivative(delta, activation, code, bits, rare, pre):
             for j in range(n_units):
                 s = 1 / (1 + decay[i, j])
                 delta[i, j] = delta[i, j] * (s * (1 + pre[i, j] * (1 - s)))
+    elif code == GELU:  # f' = Phi(z) + z phi(z), phi the standard normal density
+        for i in range(n_rows):
+            for j in range(n_units):
+                x = float(pre[i, j])
+                cdf = 0.5 * (1.0 + math.erf(x * _SQRT_HALF))
+                density = math.exp(-0.5 * x * x) * _INV_SQRT_2PI
+                delta[i, j] = delta[i, j] * (cdf + x * density)
     else:
         raise ValueError("fastbp: unknown activation code")
 
@@ -279,43 +302,41 @@ def _multiply_by_derivative(delta, activation, code, bits, rare, pre):
 @njit(**_HELPER)
 def _output_activate(z, bias, loss_code, bits):
     """z <- output_activation(z + bias): identity, exp, softmax or logistic, the
-    canonical partner of each loss."""
+    canonical partner of each loss (``OUTPUT_OF_LOSS`` in fastbp._kernel_codes)."""
     n_rows, n_units = z.shape
-    if (
-        loss_code == SQUARED_ERROR
-        or loss_code == ABSOLUTE_ERROR
-        or loss_code == HUBER
-        or loss_code == QUANTILE
-    ):
+    if loss_code < 0 or loss_code >= len(OUTPUT_OF_LOSS):
+        raise ValueError("fastbp: unknown loss code")
+    output = OUTPUT_OF_LOSS[loss_code]
+    if output == IDENTITY_OUTPUT:
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] += bias[j]
         return
-    if loss_code != POISSON and loss_code != LOG_LOSS and loss_code != BINARY_LOG_LOSS:
-        raise ValueError("fastbp: unknown loss code")
+    if output != EXP_OUTPUT and output != SOFTMAX_OUTPUT and output != LOGISTIC_OUTPUT:
+        raise ValueError("fastbp: unknown output activation code")
     # Bring every case to one exp call (each call site costs compile time):
-    # exp(z + b) for poisson, exp(-(z + b)) for the logistic, exp(z + b - row max)
+    # exp(z + b) for exp, exp(-(z + b)) for the logistic, exp(z + b - row max)
     # for the softmax.
     for i in range(n_rows):
-        if loss_code == LOG_LOSS:
+        if output == SOFTMAX_OUTPUT:
             row_max = z[i, 0] + bias[0]
             for j in range(n_units):
                 z[i, j] += bias[j]
                 row_max = max(row_max, z[i, j])
             for j in range(n_units):
                 z[i, j] -= row_max
-        elif loss_code == BINARY_LOG_LOSS:
+        elif output == LOGISTIC_OUTPUT:
             for j in range(n_units):
                 z[i, j] = -(z[i, j] + bias[j])
         else:
             for j in range(n_units):
                 z[i, j] += bias[j]
     _exp_all(z, bits)
-    if loss_code == BINARY_LOG_LOSS:
+    if output == LOGISTIC_OUTPUT:
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = 1.0 / (1.0 + z[i, j])
-    elif loss_code == LOG_LOSS:
+    elif output == SOFTMAX_OUTPUT:
         for i in range(n_rows):
             total = z.dtype.type(0)
             for j in range(n_units):

@@ -8,11 +8,11 @@ and its per-sample formula in numpy (for the validation loss of early stopping a
 for the tests; training uses the compiled one,
 ``fastbp._layer_math._output_delta_and_loss``).
 
-Adding a loss: its branch in ``_output_delta_and_loss`` (and in
-``_output_activate`` when its output is new) in ``_layer_math``, a code in
-``_kernel_codes``, a row here, its
-parameter in the estimator's ``__init__`` and constraints when it has one; the
-gradient and loss tests read this table.
+Adding a loss: a code in ``_kernel_codes.LOSS_CODES`` and its output activation
+in ``_kernel_codes.LOSS_OUTPUT_ACTIVATIONS``, its branch in
+``_layer_math._output_delta_and_loss``, a row here, its parameter in the estimator's
+``__init__`` and constraints when it has one (see docs/user_guide/extending.rst);
+the gradient and loss tests read this table.
 """
 
 import functools
@@ -39,13 +39,21 @@ LOSS_PARAMETERS = {
 
 class Loss(NamedTuple):
     code: int  #: the kernels' code
-    output_activation: str  #: ``out_activation_``
     classification: bool
     parameters: tuple  #: names in LOSS_PARAMETERS that it reads
     sklearn: str  #: the scikit-learn MLP loss with the same output (predictions)
     #: (prediction, target, parameters, eps) -> per-sample, per-output losses, where
     #: eps is the machine epsilon of the outputs' dtype (the probability clip)
     per_sample: Callable
+
+    @property
+    def output_activation(self):
+        """``out_activation_``: the loss's partner, named in
+        ``_kernel_codes.LOSS_OUTPUT_ACTIVATIONS`` (which the kernels read)."""
+        return _kernel_codes.LOSS_OUTPUT_ACTIVATIONS[_NAMES[self.code]]
+
+
+_NAMES = {code: name for name, code in _kernel_codes.LOSS_CODES.items()}
 
 
 def _squared_error(p, t, parameters, eps):
@@ -83,23 +91,15 @@ def _quantile(p, t, parameters, eps):
 
 
 LOSSES = {
-    "squared_error": Loss(
-        _kernel_codes.SQUARED_ERROR, "identity", False, (), "squared_error", _squared_error
-    ),
-    "poisson": Loss(_kernel_codes.POISSON, "exp", False, (), "poisson", _poisson),
-    "log_loss": Loss(_kernel_codes.LOG_LOSS, "softmax", True, (), "log_loss", _log_loss),
-    "binary_log_loss": Loss(
-        _kernel_codes.BINARY_LOG_LOSS, "logistic", True, (), "log_loss", _binary_log_loss
-    ),
+    "squared_error": Loss(_kernel_codes.SQUARED_ERROR, False, (), "squared_error", _squared_error),
+    "poisson": Loss(_kernel_codes.POISSON, False, (), "poisson", _poisson),
+    "log_loss": Loss(_kernel_codes.LOG_LOSS, True, (), "log_loss", _log_loss),
+    "binary_log_loss": Loss(_kernel_codes.BINARY_LOG_LOSS, True, (), "log_loss", _binary_log_loss),
     "absolute_error": Loss(
-        _kernel_codes.ABSOLUTE_ERROR, "identity", False, (), "squared_error", _absolute_error
+        _kernel_codes.ABSOLUTE_ERROR, False, (), "squared_error", _absolute_error
     ),
-    "huber": Loss(
-        _kernel_codes.HUBER, "identity", False, ("huber_delta",), "squared_error", _huber
-    ),
-    "quantile": Loss(
-        _kernel_codes.QUANTILE, "identity", False, ("quantile",), "squared_error", _quantile
-    ),
+    "huber": Loss(_kernel_codes.HUBER, False, ("huber_delta",), "squared_error", _huber),
+    "quantile": Loss(_kernel_codes.QUANTILE, False, ("quantile",), "squared_error", _quantile),
 }
 
 #: The ``loss`` options of BackpropRegressor.

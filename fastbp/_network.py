@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fastbp import _kernels
-from fastbp._common_path import COMMON_ACTIVATIONS
+from fastbp._common_path import takes_common_path
 from fastbp._layer_math import scratch_sizes
 
 
@@ -27,13 +27,11 @@ def network(layout, hidden_codes, dropout_rates):
     )
 
 
-def needs_rare_paths(net, is_sparse, training):
-    """True when a kernel call needs the full kernel: sparse input, dropout (in
-    training) or a hidden activation outside the common set."""
-    if is_sparse or (training and bool((net.dropout_rates > 0).any())):
-        return True
-    codes = net.hidden_codes[1:-1]
-    return any(int(code) not in COMMON_ACTIVATIONS for code in codes)
+def needs_rare_paths(net, is_sparse, training, settings=None):
+    """True when a kernel call needs its :class:`fastbp._kernels.RarePaths`: the
+    negation of the one routing decision,
+    :func:`fastbp._common_path.takes_common_path` (arguments there)."""
+    return not takes_common_path(net, is_sparse, training, settings)
 
 
 class NetworkLayout:

@@ -22,6 +22,7 @@ from fastbp._network import (
     read_only,
     workspace,
 )
+from fastbp._optimizer_steps import STATE_ARRAYS
 
 # Concrete numeric types for the state checks: isinstance against the numbers ABCs
 # costs a few times more, and the checks run at every partial_fit's commit.
@@ -114,6 +115,38 @@ class _PlainState:
     def copy(self):
         return copy.deepcopy(self)
 
+    def _new_state(self, n_params, dtype):
+        """Zeroed state arrays, as the rows of one matrix (see :meth:`state_arrays`)."""
+        matrix = np.zeros((len(self._STATE_ARRAYS), n_params), dtype=dtype)
+        for row, name in enumerate(self._STATE_ARRAYS):
+            setattr(self, name, matrix[row])
+
+    def state_arrays(self):
+        """The ``(n_state, n_params)`` matrix the compiled step reads and writes
+        (:func:`fastbp._optimizer_steps.optimizer_step`): the arrays of
+        ``_STATE_ARRAYS``, in that order, as its rows. They are views of it, so the
+        step updates them in place; arrays that are not (a copy, a loaded state) are
+        gathered into a new matrix first, and the attributes become its rows."""
+        arrays = [getattr(self, name) for name in self._STATE_ARRAYS]
+        matrix = arrays[0].base
+        if not (
+            isinstance(matrix, np.ndarray)
+            and matrix.ndim == 2
+            and matrix.shape[0] == len(arrays)
+            and matrix.flags.c_contiguous
+            and all(
+                array.base is matrix
+                and array.shape == matrix.shape[1:]
+                and array.__array_interface__["data"][0]
+                == matrix[row].__array_interface__["data"][0]
+                for row, array in enumerate(arrays)
+            )
+        ):
+            matrix = np.ascontiguousarray(np.stack(arrays))
+            for row, name in enumerate(self._STATE_ARRAYS):
+                setattr(self, name, matrix[row])
+        return matrix
+
 
 _SCHEDULES = ("constant", "invscaling", "adaptive", "cosine", "step")
 
@@ -176,7 +209,7 @@ class SGDOptimizer(_Schedule):
     solver_code = _kernel_codes.SGD
     kind = "sgd"
     _EPOCH_SCHEDULES = ("invscaling", "cosine", "step")
-    _STATE_ARRAYS = ("velocity",)
+    _STATE_ARRAYS = STATE_ARRAYS[_kernel_codes.SGD]
     _SETTINGS = (*_Schedule._SETTINGS, "momentum", "power_t")
     _OPTIONS = (*_Schedule._OPTIONS, "nesterov")
 
@@ -188,15 +221,11 @@ class SGDOptimizer(_Schedule):
         self.momentum = momentum
         self.nesterov = bool(nesterov)
         self.power_t = power_t
-        self.velocity = np.zeros(n_params, dtype=dtype)
+        self._new_state(n_params, dtype)
 
     @property
     def step(self):
         return 0
-
-    def state_arrays(self):
-        # The kernels take two state arrays; SGD's second is an empty one of its dtype.
-        return self.velocity, self.velocity[:0]
 
     def _value_problem(self):
         if not isinstance(getattr(self, "nesterov", None), bool):
@@ -265,7 +294,7 @@ class AdamOptimizer(_Schedule):
     solver_code = _kernel_codes.ADAM
     kind = "adam"
     _EPOCH_SCHEDULES = ("cosine", "step")  # the others do not apply to Adam
-    _STATE_ARRAYS = ("first_moment", "second_moment")
+    _STATE_ARRAYS = STATE_ARRAYS[_kernel_codes.ADAM]
     _COUNTERS = (*_Schedule._COUNTERS, "t")
     _SETTINGS = (*_Schedule._SETTINGS, "beta_1", "beta_2", "epsilon")
 
@@ -278,15 +307,11 @@ class AdamOptimizer(_Schedule):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.t = 0
-        self.first_moment = np.zeros(n_params, dtype=dtype)
-        self.second_moment = np.zeros(n_params, dtype=dtype)
+        self._new_state(n_params, dtype)
 
     @property
     def step(self):
         return self.t
-
-    def state_arrays(self):
-        return self.first_moment, self.second_moment
 
     @classmethod
     def for_estimator(cls, estimator, n_params, dtype):
@@ -341,6 +366,7 @@ class AdamWOptimizer(AdamOptimizer):
 
     solver_code = _kernel_codes.ADAMW
     kind = "adamw"
+    _STATE_ARRAYS = STATE_ARRAYS[_kernel_codes.ADAMW]
     _SETTINGS = (*AdamOptimizer._SETTINGS, "weight_decay")
 
     def __init__(self, n_params, dtype, learning_rate_init, beta_1=0.9, beta_2=0.999,
@@ -363,8 +389,8 @@ class AdamWOptimizer(AdamOptimizer):
 
 
 #: The stochastic solvers, by ``solver`` name: adding one is its class here (its
-#: state, its per-epoch rules, the estimator parameters it reads) and its step in
-#: ``fastbp._kernels._step`` (and its code in ``_kernel_codes``).
+#: per-epoch rules, the estimator parameters it reads), its step and its state arrays
+#: in ``fastbp._optimizer_steps`` (and its code in ``_kernel_codes``).
 OPTIMIZERS = {cls.kind: cls for cls in (SGDOptimizer, AdamOptimizer, AdamWOptimizer)}
 
 

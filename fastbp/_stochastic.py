@@ -16,7 +16,6 @@ from sklearn.exceptions import ConvergenceWarning
 from fastbp import _kernel_codes, _kernels
 from fastbp._blas_threads import one_thread_if_small
 from fastbp._callbacks import fit_callbacks
-from fastbp._common_path import is_common
 from fastbp._early_stopping import (
     ValidationSet,
     no_improvement_message,
@@ -138,9 +137,7 @@ class EpochLoop:
         # The common path (fastbp._common_path) passes no RarePaths and runs the flat
         # kernel; every other fit runs the full kernel, compiled on first use.
         self.rare = None
-        if needs_rare_paths(net, csr is not None, training=True) or not is_common(
-            net.hidden_codes, model.loss_code, optimizer.solver_code, self.settings.max_grad_norm
-        ):
+        if needs_rare_paths(net, csr is not None, True, self.settings):
             self.rare = rare_paths(layout, self.batch_size, dtype, csr, self.with_dropout)
         # Short epochs run several to a compiled call (returning about every
         # SECONDS_PER_CALL) when nothing needs Python between them: no callback,
@@ -167,6 +164,7 @@ class EpochLoop:
         sample_idx = np.arange(self.n_samples, dtype=np.intp)
         pending = []  # (epoch, loss, step) of epochs in the weights, maybe not recorded
         epochs_per_call = 1
+        preparing = None  # the thread that prepares the prediction kernel
         try:
             estimator.n_iter_ = 0
             epoch = 0
@@ -178,6 +176,10 @@ class EpochLoop:
                     n_epochs = min(epochs_per_call, estimator.max_iter - epoch)
                 self.callbacks.task_begins("epoch")
                 n_run, finite, sample_idx = self._compiled_call(sample_idx, n_epochs)
+                if epoch == 0 and not self.incremental:
+                    from fastbp._warmup import prepare_prediction_while_training
+
+                    preparing = prepare_prediction_while_training(self.model, self.data.X)
                 # The weights now include these epochs: from here on, Ctrl-C must not
                 # leave the counters behind them.
                 pending = [
@@ -196,6 +198,8 @@ class EpochLoop:
                 epoch = pending[-1][0]
                 stop = self._record_call(pending, finite, call_start)
                 pending = []
+            if preparing is not None:
+                preparing.join()  # no thread outlives the fit (a fork could copy its locks)
         except KeyboardInterrupt:
             # The interrupt lands between compiled calls, so the weights are whole; the
             # epochs the kernel finished are counted, so n_iter_, t_, loss_curve_ and

@@ -183,8 +183,7 @@ def _warmup_here(dtypes, everything):
         model, X, y = prepare_common_path(dtype)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            # A process that fitted predicts through the common-path kernel; later
-            # processes use the prediction kernel (quicker to call): prepare it too.
+            # the prediction kernel (a fit prepares it too, while it trains)
             network = model._fitted_network()
             out = np.empty((X.shape[0], network.n_outputs), dtype=dtype)
             _kernels.predict_forward(read_only(X), None, *network.predict_arguments, out)
@@ -208,6 +207,53 @@ def _warmup_here(dtypes, everything):
                     objective(layout.initialize(rng, activation, dtype))
         seconds[dtype.name] = time.perf_counter() - start
     return seconds
+
+
+def prepare_prediction_while_training(model, X):
+    """Start preparing, in a thread, the prediction kernel that a model trained from
+    the snapshot ``model`` on dense ``X`` will call (compiled, or loaded from the
+    cache); returns the thread (to join when training ends), or None when that
+    kernel is ready in this process already or ``X`` is sparse.
+
+    Prediction is its own kernel: after a cold first fit it would compile at the
+    first prediction (seconds). Started after the first epoch call, it compiles while
+    the epochs run (they release the GIL), so the first prediction finds it ready.
+    The call predicts one row with a copy of the parameters (training writes the
+    model's own meanwhile) and its result is dropped.
+    """
+    import threading
+
+    from fastbp import _kernels
+    from fastbp._network import rare_paths
+
+    if X.shape[0] == 0:  # sparse training data: its rows are not in X
+        return None
+    kernel = _kernels.predict_forward
+    dtype = model.params.dtype
+    rare = None
+    if model.rare_activations:
+        rare = rare_paths(model.layout, 1, dtype, None, with_dropout=False)
+    arguments = (
+        X[:1], rare, model.params.copy(), *model.predict_arguments[1:],
+        np.empty((1, model.n_outputs), dtype=dtype),
+    )  # fmt: skip
+    rare_position, params_position = (kernel.py_func.arguments.index(name)
+                                      for name in ("rare", "params"))  # fmt: skip
+    for signature in kernel.signatures:
+        if str(signature[params_position].dtype) == dtype.name and (
+            (str(signature[rare_position]) == "none") == (rare is None)
+        ):
+            return None
+
+    def prepare():
+        try:
+            kernel(*arguments)
+        except Exception:  # the first real prediction compiles, and reports, instead
+            pass
+
+    thread = threading.Thread(target=prepare, name="fastbp-prepare-prediction", daemon=True)
+    thread.start()
+    return thread
 
 
 def kernels_are_cached(dtype):

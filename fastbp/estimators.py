@@ -64,9 +64,10 @@ _PARAMETERS_DOC = """
         The ith element is the number of neurons in the ith hidden layer.
     activation : str or list of str, default='relu'
         Activation of the hidden layers: 'identity', 'logistic', 'tanh', 'relu', and
-        beyond scikit-learn 'leaky_relu' (slope 0.01), 'elu', 'softplus' and
-        'swish' (``x * sigmoid(x)``, also called SiLU); or a list with one name per
-        hidden layer.
+        beyond scikit-learn 'leaky_relu' (slope 0.01), 'elu', 'softplus',
+        'swish' (``x * sigmoid(x)``, also called SiLU) and 'gelu' (PyTorch's exact
+        GELU, ``0.5 * x * (1 + erf(x / sqrt(2)))``, not its tanh approximation); or a
+        list with one name per hidden layer.
     solver : {'lbfgs', 'sgd', 'adam', 'adamw'}, default='adam'
         Weight optimizer: L-BFGS (full batch, through ``scipy.optimize``), SGD with
         momentum, Adam, or beyond scikit-learn AdamW (Adam with decoupled weight

@@ -64,15 +64,15 @@ def run(**changes):
     a.update(changes)
     return lambda: _kernels.run_epochs(
         a["data"], a["net"], a["work"], a["rare"], a["params"].copy(),
-        tuple(s.copy() for s in a["state"]), a["orders"], a["batch"], a["settings"],
+        a["state"].copy(), a["orders"], a["batch"], a["settings"],
         a["step"], a["seeds"], a["sums"], a["steps"], a["stopping"])
 
 n = data.Y.shape[0]
 beyond = orders.copy(); beyond[0, -1] = n
 negative = orders.copy(); negative[0, 0] = -1
 damaged = {
-    "first moment": run(state=(state[0][:1], state[1])),
-    "second moment": run(state=(state[0], state[1][:1])),
+    "state rows": run(state=state[:1]),
+    "state columns": run(state=state[:, :-1]),
     "params": run(params=params[:-1]),
     "row beyond the data": run(orders=beyond),
     "negative row": run(orders=negative),
@@ -136,11 +136,7 @@ def test_prediction_kernels_refuse_arguments_that_do_not_fit():
             out = np.empty((len(X), model.n_outputs)) if out is None else out
             return _kernels.predict_forward(X, None, params, *net, loss, out)[0]
 
-        def common(X=Xr, params=params, net=net, out=None):
-            out = np.empty((len(X), model.n_outputs)) if out is None else out
-            return _kernels.predict_common(X, params, net, loss, out)[0]
-
-        for predict in (forward, common):
+        for predict in (forward,):
             assert predict() == 1
             cases = {
                 "params": predict(params=params[:-1]),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from reference import HIDDEN, OUTPUT, finite_difference_gradient
-from scipy.special import expit
+from scipy.special import erf, expit
 from sklearn.datasets import make_classification
 
 from fastbp import BackpropClassifier, BackpropRegressor
@@ -79,6 +79,7 @@ def test_every_activation_computes_its_definition(activation):
         "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
         "softplus": lambda z: np.logaddexp(0, z),
         "swish": lambda z: z * expit(z),
+        "gelu": lambda z: 0.5 * z * (1 + erf(z / np.sqrt(2))),
     }[activation]  # a new activation needs its formula here
     rng = np.random.RandomState(0)
     X = rng.normal(size=(50, 3)) * 3

@@ -14,10 +14,15 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from reference import HIDDEN, finite_difference_gradient, objective
+from scipy.special import erf
 
 from fastbp import BackpropClassifier, BackpropRegressor
 
-ACTIVATIONS = {**HIDDEN, "leaky_relu": lambda z: np.where(z >= 0, z, 0.01 * z)}
+ACTIVATIONS = {
+    **HIDDEN,
+    "leaky_relu": lambda z: np.where(z >= 0, z, 0.01 * z),
+    "gelu": lambda z: 0.5 * z * (1 + erf(z / np.sqrt(2))),  # PyTorch's exact GELU
+}
 TASKS = {  # estimator, loss, the targets as the network sees them
     "multiclass": (BackpropClassifier, "log_loss", lambda y: np.eye(3)[y]),
     "binary": (BackpropClassifier, "binary_log_loss", lambda y: (y == 1)[:, None] * 1.0),

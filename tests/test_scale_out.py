@@ -17,6 +17,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 
 import fastbp
 from fastbp import BackpropClassifier, DaskChunks, _common_path, _kernel_cache, _kernels, fit_chunks
+from fastbp._kernel_cache import argument_position
 
 GRID = {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-1]}
 
@@ -31,9 +32,15 @@ def _search(n_jobs=None):
     return GridSearchCV(BackpropClassifier(max_iter=15, random_state=0), GRID, cv=3, n_jobs=n_jobs)
 
 
-def _compiled(kernel, rare, params):
-    """(params dtype, with the rare paths?) of each compiled signature of a kernel,
-    given the positions of its rare-paths and parameters arguments."""
+def _position(kernel, name):
+    """Where the argument ``name`` sits in a kernel's signatures (read from the
+    entry point's argument list, which is written from the named tuples)."""
+    return kernel.py_func.arguments.index(name)
+
+
+def _compiled(kernel):
+    """(params dtype, with the rare paths?) of each compiled signature of a kernel."""
+    rare, params = _position(kernel, "rare"), _position(kernel, "params")
     return {
         (str(signature[params].dtype), str(signature[rare]) != "none")
         for signature in kernel.signatures
@@ -43,16 +50,19 @@ def _compiled(kernel, rare, params):
 def test_warmup_compiles_the_common_paths_and_on_request_everything():
     seconds = fastbp.warmup()
     assert set(seconds) == {"float64", "float32"}
-    common = {str(signature[17].dtype) for signature in _common_path.common_epochs.signatures}
+    common_kernel = _common_path.common_epochs
+    params = _position(common_kernel, "params")
+    common = {str(signature[params].dtype) for signature in common_kernel.signatures}
     assert common == {"float64", "float32"}  # one common-path kernel per dtype
-    epochs, predictions = (_kernels.epoch_kernel, 18, 19), (_kernels.predict_forward, 1, 2)
-    assert {("float64", False), ("float32", False)} <= _compiled(*predictions)
+    epochs, predictions = _kernels.epoch_kernel, _kernels.predict_forward
+    assert {("float64", False), ("float32", False)} <= _compiled(predictions)
     fastbp.warmup(everything=True)
     # the full epoch kernel (always with its rare paths), and the common and the full
     # prediction kernel, per dtype; nothing more
-    assert _compiled(*epochs) == {("float64", True), ("float32", True)}
-    assert _compiled(*predictions) == {(d, r) for d in ("float64", "float32") for r in (0, 1)}
-    chunked = {str(signature[6].dtype) for signature in _kernels._full_gradient.signatures}
+    assert _compiled(epochs) == {("float64", True), ("float32", True)}
+    assert _compiled(predictions) == {(d, r) for d in ("float64", "float32") for r in (0, 1)}
+    params = argument_position(_kernels._full_gradient, "params")
+    chunked = {str(signature[params].dtype) for signature in _kernels._full_gradient.signatures}
     assert chunked == {"float64", "float32"}
 
 

@@ -12,7 +12,7 @@ from numpy.testing import assert_array_equal
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from fastbp import BackpropClassifier, BackpropRegressor
-from fastbp._common_path import no_improvement
+from fastbp._common_path import KERNEL_MARGIN, no_improvement
 from fastbp._early_stopping import update_no_improvement_count
 
 # One configuration per kernel: the common path, and the full kernel (tanh takes it).
@@ -103,7 +103,7 @@ def _kernel_counts(losses, tol):
     best = np.empty(losses.shape[0])
     count, best_loss = 0, np.inf
     for epoch in range(losses.shape[0]):
-        count, best_loss = no_improvement(losses[epoch], best_loss, tol, count)
+        count, best_loss = no_improvement(losses[epoch], best_loss, tol, count, KERNEL_MARGIN)
         counts[epoch] = count
         best[epoch] = best_loss
     return counts, best

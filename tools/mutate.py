@@ -58,6 +58,7 @@ def _mutation(name, what, *edits, tests=()):
 COMMON = "fastbp/_common_path.py"
 LAYER_MATH = "fastbp/_layer_math.py"
 KERNELS = "fastbp/_kernels.py"
+STEPS = "fastbp/_optimizer_steps.py"
 
 MUTATIONS = [
     _mutation(
@@ -75,28 +76,19 @@ MUTATIONS = [
         ("fastbp/_base.py", "else sample_weight * class_sample_weight", "else sample_weight"),
     ),
     _mutation(
-        "convergence-reset-python",
-        "the Python convergence count never starts again after an improvement",
-        (
-            "fastbp/_early_stopping.py",
-            "        else:\n            estimator._no_improvement_count = 0\n        if loss <",
-            "        else:\n            estimator._no_improvement_count += 0\n        if loss <",
-        ),
-    ),
-    _mutation(
-        "convergence-reset-kernel",
-        "the kernel's convergence count never starts again after an improvement",
+        "convergence-reset",
+        "the convergence count never starts again after an improvement (the one rule, "
+        "which Python and both kernels run)",
         (COMMON, "    else:\n        count = 0\n", "    else:\n        count = count\n"),
     ),
     _mutation(
-        "convergence-reset-both",
-        "both copies of the convergence count never start again",
+        "convergence-best-score-kept",
+        "early stopping never records a better validation score",
         (
             "fastbp/_early_stopping.py",
-            "        else:\n            estimator._no_improvement_count = 0\n        if loss <",
-            "        else:\n            estimator._no_improvement_count += 0\n        if loss <",
+            "    if negated_best != -best_score:",
+            "    if False:",
         ),
-        (COMMON, "    else:\n        count = 0\n", "    else:\n        count = count\n"),
     ),
     _mutation(
         "leaky-relu-derivative-flipped",
@@ -109,29 +101,28 @@ MUTATIONS = [
     ),
     _mutation(
         "adam-bias-correction-beta1",
-        "Adam's first-moment bias correction left out (both kernels)",
-        (COMMON, "/ (1 - float(beta_1) ** step)", "/ 1.0"),
-        (KERNELS, "/ (1 - float(beta_1) ** step)", "/ 1.0"),
+        "Adam's first-moment bias correction left out (the one step both kernels call)",
+        (STEPS, "/ (1 - float(beta_1) ** step)", "/ 1.0"),
     ),
     _mutation(
         "softmax-without-max-subtraction",
-        "the common path's softmax exponentiates z + b without subtracting the row max",
+        "the softmax exponentiates z + b without subtracting the row max",
         (
-            COMMON,
-            "                                z[i, j] -= row_max",
-            "                                z[i, j] -= 0.0 * row_max",
+            LAYER_MATH,
+            "                z[i, j] -= row_max",
+            "                z[i, j] -= 0.0 * row_max",
         ),
     ),
     _mutation(
         "output-delta-sign",
-        "the common path's output error is target - prediction",
-        (COMMON, "delta[i, j] = p - t", "delta[i, j] = t - p"),
+        "the output error is target - prediction",
+        (LAYER_MATH, "            residual = p - t", "            residual = t - p"),
     ),
     _mutation(
         "l2-gradient-term",
-        "the L2 penalty left out of the SGD step's gradient (shared helper)",
+        "the L2 penalty left out of the SGD step's gradient (the one SGD update)",
         (
-            COMMON,
+            STEPS,
             "        g = (grads[k] + alpha * w) * inverse_weight_sum\n        v =",
             "        g = grads[k] * inverse_weight_sum\n        v =",
         ),
@@ -144,6 +135,16 @@ MUTATIONS = [
             "batch_loss_sum / weight_sum + 0.5 * alpha * squared_norm / weight_sum",
             "batch_loss_sum / weight_sum",
         ),
+    ),
+    _mutation(
+        "gelu-derivative-without-density",
+        "GELU's derivative: Phi(z) only, without the z phi(z) term",
+        (LAYER_MATH, "delta[i, j] * (cdf + x * density)", "delta[i, j] * cdf"),
+    ),
+    _mutation(
+        "gelu-derivative-density-sign",
+        "GELU's derivative: Phi(z) - z phi(z)",
+        (LAYER_MATH, "delta[i, j] * (cdf + x * density)", "delta[i, j] * (cdf - x * density)"),
     ),
     _mutation(
         "optimizer-state-kept-across-fits",
@@ -182,8 +183,8 @@ MUTATIONS = [
         "the compiled entry points keep the GIL while they run",
         (
             "fastbp/_kernel_cache.py",
-            "_JIT = dict(cache=CACHE_ENABLED, nogil=True,",
-            "_JIT = dict(cache=CACHE_ENABLED, nogil=False,",
+            "_JIT = dict(cache=False, nogil=True,",
+            "_JIT = dict(cache=False, nogil=False,",
         ),
         tests=["tests/test_threads.py"],
     ),

@@ -1,0 +1,112 @@
+"""The shape of the kernels' boundary: entry points written from the named tuples,
+optimizer state declared by each optimizer, prediction as its own kernel."""
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from fastbp import BackpropClassifier, _common_path, _kernels
+from fastbp._kernel_arguments import Data, Network, Settings, Workspace, entry_point
+from fastbp._optimizer_steps import STATE_ARRAYS
+from fastbp._optimizers import OPTIMIZERS
+
+
+class _Pair(NamedTuple):
+    first: np.ndarray
+    second: int
+
+
+def _body(pair, scale):
+    return pair.first * scale + pair.second
+
+
+def test_an_entry_point_takes_the_fields_and_rebuilds_the_tuples():
+    function = entry_point(_body, _Pair, "scale")
+    assert function.__name__ == "body"
+    assert function.arguments == ("first", "second", "scale")
+    assert function(np.arange(3), 10, 2).tolist() == [10, 12, 14]
+    assert function(*_Pair(np.arange(2), 1), 3).tolist() == [1, 4]
+
+
+def test_the_training_entry_points_take_the_named_tuples_fields_in_order():
+    def fields(*groups):
+        return tuple(
+            name for group in groups for name in (group._fields if not isinstance(group, str)
+                                                  else (group,))
+        )  # fmt: skip
+
+    tail = ("adam_step", "loss_sums", "steps", "stopping")
+    assert _common_path.common_epochs.py_func.arguments == fields(
+        Data, Network, Workspace, "params", "state", "orders", "batch_size", Settings, *tail
+    )
+    assert _kernels.epoch_kernel.py_func.arguments == fields(
+        Data, Network, Workspace, "rare", "params", "state", "orders", "batch_size",
+        Settings, "adam_step", "dropout_seeds", *tail[1:],
+    )  # fmt: skip
+    assert _kernels.predict_forward.py_func.arguments == fields(
+        "X", "rare", "params", Network, "loss_code", "out"
+    )
+
+
+@pytest.mark.parametrize("solver", sorted(OPTIMIZERS))
+def test_an_optimizers_state_arrays_are_the_rows_the_kernel_updates(solver):
+    X = np.random.RandomState(0).normal(size=(40, 3))
+    y = np.arange(40) % 2
+    clf = BackpropClassifier(hidden_layer_sizes=(4,), solver=solver, max_iter=2,
+                             random_state=0).fit(X, y)  # fmt: skip
+    optimizer = clf._optimizer
+    names = STATE_ARRAYS[optimizer.solver_code]
+    assert optimizer._STATE_ARRAYS == names
+    matrix = optimizer.state_arrays()
+    assert matrix.shape == (len(names), clf._fitted_network().params.shape[0])
+    for row, name in enumerate(names):
+        array = getattr(optimizer, name)
+        assert np.shares_memory(array, matrix[row])
+        assert np.any(array != 0), name  # the kernel wrote the state the class holds
+
+
+@pytest.mark.parametrize("solver", sorted(OPTIMIZERS))
+def test_a_loaded_optimizer_state_trains_on_as_the_original(solver):
+    X = np.random.RandomState(0).normal(size=(40, 3))
+    y = np.arange(40) % 2
+    original = BackpropClassifier(hidden_layer_sizes=(4,), solver=solver, random_state=0)
+    original.partial_fit(X, y, classes=[0, 1])
+    loaded = pickle.loads(pickle.dumps(original))  # the state arrays apart, unpickled
+    for estimator in (original, loaded):
+        estimator.partial_fit(X, y)
+        estimator.partial_fit(X, y)
+    for a, b in zip(original.coefs_ + original.intercepts_, loaded.coefs_ + loaded.intercepts_):
+        assert_array_equal(a, b)
+
+
+@pytest.mark.slow  # compiles the kernels into an empty cache: a minute on two busy cores
+def test_after_a_cold_fit_the_first_prediction_compiles_nothing(tmp_path):
+    script = textwrap.dedent(
+        """
+        import time, warnings
+        import numpy as np
+        from fastbp import BackpropClassifier, _kernels
+        warnings.simplefilter("ignore")
+        X = np.random.RandomState(0).normal(size=(50, 4))
+        clf = BackpropClassifier(hidden_layer_sizes=(5,), max_iter=2).fit(X, np.arange(50) % 3)
+        compiled = len(_kernels.predict_forward.signatures)
+        start = time.perf_counter()
+        clf.predict_proba(X)
+        print(compiled, len(_kernels.predict_forward.signatures), time.perf_counter() - start)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=900,
+        env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    before, after, seconds = result.stdout.split()
+    assert before == after == "1"  # prepared during the fit, not at the prediction
+    assert float(seconds) < 0.5
