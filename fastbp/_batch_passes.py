@@ -121,14 +121,14 @@ def _forward(x, rows, n_rows, params, net, activations, layer_offsets, bits, los
         start = net.intercept_offsets[layer - 1]
         bias = _segment(params, start, fan_out)
         if layer == n_layers - 1:
-            _output_activate(z, bias, loss_code, bits)
+            _output_activate(z, bias, loss_code, bits, not training)
             continue
         pre = z  # swish's kept pre-activations: in the rare paths' buffer
         if rare is not None:
             if training:
                 start = layer_offsets[layer]
                 pre = _matrix(rare.pre_activations, start, n_rows, fan_out)
-        _activate(z, bias, net.hidden_codes[layer], bits, rare, pre)
+        _activate(z, bias, net.hidden_codes[layer], bits, rare, pre, not training)
         if rare is not None:
             if training and net.dropout_rates[layer] > 0:
                 start = layer_offsets[layer]

@@ -206,9 +206,9 @@ def _common_epochs(data, net, work, params, state, orders, batch_size, settings,
                 offset = intercept_offsets[layer - 1]
                 bias = _segment(params, offset, fan_out)
                 if layer == last:  # the output activation paired with the loss
-                    _output_activate(z, bias, loss_code, bits)
+                    _output_activate(z, bias, loss_code, bits, False)
                 else:  # with no rare paths, only the common activations compile
-                    _activate(z, bias, hidden_codes[layer], bits, None, z)
+                    _activate(z, bias, hidden_codes[layer], bits, None, z, False)
 
             # Output delta (prediction - target, times the sample weight) and loss.
             delta = _matrix(deltas, out_start, n_rows, n_outputs)

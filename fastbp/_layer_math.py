@@ -167,15 +167,21 @@ def _exp_of_negated(values, temp, bits):
 
 
 @njit(**_HELPER)
-def _activate(z, bias, code, bits, rare, pre):
+def _activate(z, bias, code, bits, rare, pre, exact):
     """z <- activation(z + bias), row by row, for a hidden layer; swish keeps
-    z + bias in ``pre`` (which may be z itself when no derivative follows)."""
+    z + bias in ``pre`` (which may be z itself when no derivative follows);
+    ``exact`` as in :func:`_output_activate` (the logistic's exp)."""
     n_rows, n_units = z.shape
     if code == LOGISTIC:  # 1 / (1 + exp(-x)), as scipy's expit
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = -(z[i, j] + bias[j])
-        _exp_all(z, bits)
+        if exact:
+            for i in range(n_rows):
+                for j in range(n_units):
+                    z[i, j] = math.exp(z[i, j])
+        else:
+            _exp_all(z, bits)
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = 1.0 / (1.0 + z[i, j])
@@ -300,9 +306,83 @@ def _multiply_by_derivative(delta, activation, code, bits, rare, pre):
 
 
 @njit(**_HELPER)
-def _output_activate(z, bias, loss_code, bits):
+def _pairwise_block(values, start, n):
+    """numpy's pairwise sum of ``values[start:start + n]`` for ``n <= 128``: a plain
+    loop below 8 values, else 8 running sums combined as a tree, then the rest."""
+    if n < 8:
+        total = values.dtype.type(0)
+        for k in range(n):
+            total += values[start + k]
+        return total
+    r0, r1 = values[start], values[start + 1]
+    r2, r3 = values[start + 2], values[start + 3]
+    r4, r5 = values[start + 4], values[start + 5]
+    r6, r7 = values[start + 6], values[start + 7]
+    whole = n - n % 8
+    for k in range(start + 8, start + whole, 8):
+        r0 += values[k]
+        r1 += values[k + 1]
+        r2 += values[k + 2]
+        r3 += values[k + 3]
+        r4 += values[k + 4]
+        r5 += values[k + 5]
+        r6 += values[k + 6]
+        r7 += values[k + 7]
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for k in range(start + whole, start + n):
+        total += values[k]
+    return total
+
+
+@njit(**_HELPER)
+def _pairwise_sum(values):
+    """The sum of a 1-D array in numpy's order (``pairwise_sum`` in
+    numpy/_core/src/umath/loops_utils.h.src): blocks of up to 128 values summed by
+    :func:`_pairwise_block`, longer runs split in halves (at a multiple of 8) and the
+    halves' sums added. The halving is walked with an explicit stack, not recursion:
+    numba's on-disk cache does not reload a recursive function safely."""
+    n = values.shape[0]
+    if n <= 128:
+        return _pairwise_block(values, 0, n)
+    # Depth first, left half before right; a segment's two sums are added when both
+    # are known. 64 levels halve any array length.
+    starts = np.empty(64, dtype=np.intp)
+    counts = np.empty(64, dtype=np.intp)
+    split = np.zeros(64, dtype=np.bool_)
+    sums = np.empty(64, dtype=values.dtype)
+    top, n_sums = 0, 0
+    starts[0], counts[0] = 0, n
+    while top >= 0:
+        start, count = starts[top], counts[top]
+        if count <= 128:
+            sums[n_sums] = _pairwise_block(values, start, count)
+            n_sums += 1
+            top -= 1
+        elif split[top]:
+            sums[n_sums - 2] = sums[n_sums - 2] + sums[n_sums - 1]
+            n_sums -= 1
+            top -= 1
+        else:
+            split[top] = True
+            half = count // 2
+            half -= half % 8
+            starts[top + 1], counts[top + 1], split[top + 1] = start + half, count - half, False
+            starts[top + 2], counts[top + 2], split[top + 2] = start, half, False
+            top += 2
+    return sums[0]
+
+
+@njit(**_HELPER)
+def _output_activate(z, bias, loss_code, bits, exact):
     """z <- output_activation(z + bias): identity, exp, softmax or logistic, the
-    canonical partner of each loss (``OUTPUT_OF_LOSS`` in fastbp._kernel_codes)."""
+    canonical partner of each loss (``OUTPUT_OF_LOSS`` in fastbp._kernel_codes).
+
+    ``exact`` (prediction) computes each exp with the C library's ``exp`` and sums a
+    softmax row in numpy's pairwise order: scikit-learn's own arithmetic (scipy's
+    expit, numpy's exp and sum), so that predictions from the same weights are its
+    bits in float64 (``tests/test_prediction_bits.py``). Training keeps the
+    vectorised :func:`_exp_all` (an ulp apart, and faster).
+    """
     n_rows, n_units = z.shape
     if loss_code < 0 or loss_code >= len(OUTPUT_OF_LOSS):
         raise ValueError("fastbp: unknown loss code")
@@ -331,16 +411,24 @@ def _output_activate(z, bias, loss_code, bits):
         else:
             for j in range(n_units):
                 z[i, j] += bias[j]
-    _exp_all(z, bits)
+    if exact:
+        for i in range(n_rows):
+            for j in range(n_units):
+                z[i, j] = math.exp(z[i, j])
+    else:
+        _exp_all(z, bits)
     if output == LOGISTIC_OUTPUT:
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = 1.0 / (1.0 + z[i, j])
     elif output == SOFTMAX_OUTPUT:
         for i in range(n_rows):
-            total = z.dtype.type(0)
-            for j in range(n_units):
-                total += z[i, j]
+            if exact:
+                total = _pairwise_sum(z[i])
+            else:
+                total = z.dtype.type(0)
+                for j in range(n_units):
+                    total += z[i, j]
             for j in range(n_units):
                 z[i, j] /= total
 
