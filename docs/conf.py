@@ -93,4 +93,7 @@ sphinx_gallery_conf = {
     "show_memory": False,
     "min_reported_time": 5,
     "abort_on_example_error": True,
+    # The execution-time pages load DataTables from a CDN: an offline reader would
+    # get a broken page, and the times are in each example's own page anyway.
+    "write_computation_times": False,
 }

@@ -13,8 +13,6 @@ allocates), the compiled kernel computes the same objective in row chunks, in
 bounded memory; its results then agree with scikit-learn's only closely.
 """
 
-import warnings
-
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
@@ -26,6 +24,7 @@ from fastbp._logging import LOGGER, detail_wanted
 from fastbp._losses import loss_parameters
 from fastbp._optimizers import FullBatchObjective
 from fastbp._stochastic import divergence_error
+from fastbp._warnings import warn_as_sklearn_mlp
 
 try:  # scikit-learn's own functions: their rounding is the point
     from sklearn.neural_network._base import ACTIVATIONS, DERIVATIVES, LOSS_FUNCTIONS
@@ -128,7 +127,7 @@ def fit_lbfgs(estimator, model, X, y, sample_weight):
         message = result.message
         if isinstance(message, bytes):
             message = message.decode("latin1")
-        warnings.warn(
+        warn_as_sklearn_mlp(
             f"lbfgs failed to converge after {result.nit} iteration(s) "
             f"(status={result.status}):\n{message}\n\nIncrease the number of "
             f"iterations to improve the convergence (max_iter={estimator.max_iter}).\n"

@@ -31,6 +31,7 @@ from fastbp._network import (
     workspace,
 )
 from fastbp._optimizers import OPTIMIZERS
+from fastbp._warnings import warn_as_sklearn_mlp
 
 # Several short epochs run in one compiled call, returning to Python about this
 # often (so Ctrl-C stays prompt), with at most so many epochs and row-order entries.
@@ -100,8 +101,9 @@ def _batch_size(estimator, n_samples):
     if estimator.batch_size == "auto":
         return min(200, n_samples)
     if estimator.batch_size > n_samples:
-        warnings.warn(
+        warn_as_sklearn_mlp(
             "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
+            UserWarning,
             stacklevel=_USER_FRAME_FROM_RUN + 1,  # from EpochLoop.__init__
         )
     return int(np.clip(estimator.batch_size, 1, n_samples))
@@ -200,7 +202,9 @@ class EpochLoop:
             # the optimizer's step describe exactly the weights that are kept.
             for finished in pending:
                 self._record_epoch(finished)
-            warnings.warn("Training interrupted by user.", stacklevel=_USER_FRAME_FROM_RUN)
+            warn_as_sklearn_mlp(
+                "Training interrupted by user.", UserWarning, stacklevel=_USER_FRAME_FROM_RUN
+            )
 
     def _compiled_call(self, sample_idx, n_epochs):
         """Run up to ``n_epochs`` epochs in the kernel, starting from the row order
@@ -320,7 +324,7 @@ class EpochLoop:
         if self.incremental:
             return True
         if estimator.n_iter_ == estimator.max_iter:
-            warnings.warn(
+            warn_as_sklearn_mlp(
                 "Stochastic Optimizer: Maximum iterations (%d) reached and the "
                 "optimization hasn't converged yet." % estimator.max_iter,
                 ConvergenceWarning,

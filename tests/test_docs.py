@@ -140,6 +140,19 @@ def test_equations_are_mathml_and_no_page_loads_mathjax(site):
         assert not [link for link in scripts if "mathjax" in link.lower()], path
 
 
+def test_no_page_loads_a_script_or_style_from_another_host(site):
+    # The site works offline: every script and stylesheet is served with the pages.
+    tags = re.compile(r"<script\b[^>]*>|<link\b[^>]*>", re.I)
+    remote = re.compile(r"""\b(?:src|href)=["'](?:https?:)?//""", re.I)
+    loading = {
+        str(path.relative_to(site)): tag
+        for path in _site_pages(site)
+        for tag in tags.findall(path.read_text(encoding="utf-8"))
+        if remote.search(tag) and (tag.lower().startswith("<script") or "stylesheet" in tag)
+    }
+    assert not loading, loading
+
+
 def test_no_page_names_a_private_setting(site):
     text = re.compile(r"\bfastbp\._\w")
     named = [

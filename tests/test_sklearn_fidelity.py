@@ -199,16 +199,31 @@ def test_the_documented_warning_filter_silences_fastbp():
     X, y = load_digits(return_X_y=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        # scikit-learn's examples filter by module, which names where a warning is
-        # attributed: fastbp attributes its warnings to the caller's line.
-        warnings.filterwarnings("ignore", category=ConvergenceWarning, module="sklearn")
-        BackpropClassifier(max_iter=1).fit(X, y)
-    assert any(issubclass(w.category, ConvergenceWarning) for w in caught)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
         exec(line, {"warnings": warnings, "ConvergenceWarning": ConvergenceWarning})
         BackpropClassifier(max_iter=1).fit(X, y)
     assert not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"max_iter": 1}, {"max_iter": 1, "solver": "lbfgs"}, {"max_iter": 1, "batch_size": 10**6}],
+    ids=["sgd-adam", "lbfgs", "batch_size"],
+)
+def test_scikit_learns_module_filter_silences_fastbp_as_it_silences_scikit_learn(params):
+    # scikit-learn's gallery filters by module ("sklearn"): the drop-in's warnings are
+    # issued under scikit-learn's MLP module name, so the same filter silences both.
+    X, y = load_digits(return_X_y=True)
+    for estimator in (MLPClassifier(**params), BackpropClassifier(**params)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            estimator.fit(X[:300], y[:300])
+        assert caught, type(estimator)  # each warns without the filter
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.filterwarnings("ignore", category=ConvergenceWarning, module="sklearn")
+            warnings.filterwarnings("ignore", category=UserWarning, module="sklearn")
+            estimator.fit(X[:300], y[:300])
+        assert not caught, (type(estimator), [str(w.message) for w in caught])
 
 
 # ---------------------------------------------- scikit-learn's own test suite
