@@ -82,9 +82,12 @@ def measure(source, case):
     code = SETUP + "\nwith threadpool_limits(1):\n" + textwrap.indent(CASES[case], "    ")
     code += "\nprint(json.dumps(value))\n"
     env = {**os.environ, "PYTHONPATH": os.path.abspath(source)}
+    # In the checkout: ``python -c`` puts the working directory before PYTHONPATH, so a
+    # run started in the other checkout measured that one twice.
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
-    )
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+        cwd=os.path.abspath(source),
+    )  # fmt: skip
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

@@ -122,13 +122,20 @@ def log(message):
 def measure(checkout, case):
     """One fresh process importing fastbp from ``checkout``: its JSON result."""
     code = textwrap.dedent(WORKER).replace("{CASE}", CASES[case])
-    env = {**os.environ, "PYTHONPATH": os.path.abspath(checkout)}
+    checkout = os.path.abspath(checkout)
+    env = {**os.environ, "PYTHONPATH": checkout}
+    # In the checkout: ``python -c`` puts the working directory before PYTHONPATH, so a
+    # run started in another checkout would import that one's fastbp.
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
-    )
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=checkout,
+        check=False,
+    )  # fmt: skip
     if result.returncode != 0:
         raise RuntimeError(f"{case} with {checkout} failed:\n{result.stderr}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    if not measured["fastbp_file"].startswith(os.path.join(checkout, "")):
+        raise RuntimeError(f"imported {measured['fastbp_file']}, not {checkout}'s fastbp")
+    return measured
 
 
 def _spread(values, unit=1.0):

@@ -393,9 +393,11 @@ class SklearnArithmeticObjective:
         if activation in ("tanh", "logistic"):
             self.derivative_scratch = [np.empty((n_samples, n), dtype) for n in units[1:-1]]
         self.derivative = DERIVATIVES_INTO[activation]
-        from fastbp import _exact_steps  # loaded by the fits it serves, not by the import
+        self.steps = _NumpySteps
+        if n_samples * max(units[1:]) >= COMPILED_STEPS_MIN_VALUES:
+            from fastbp import _exact_steps  # loaded by the fits it serves
 
-        self.steps = _exact_steps
+            self.steps = _exact_steps
         # A product whose inner dimension is 1 (the delta of a single output times
         # the last weights, transposed) is numpy's plain loop, not BLAS, except one
         # value times one value (numpy's dot).
@@ -501,6 +503,44 @@ class SklearnArithmeticObjective:
         if buffers is None:
             return self.loss_function(self.y, y_pred, self.sample_weight)
         return _LOSSES_INTO[self.loss](self.y, y_pred, buffers)
+
+
+#: Values in the widest layer of the whole batch from which the objective runs its
+#: element-wise steps compiled (fastbp/_exact_steps.py) rather than with numpy. Below
+#: it numpy's per-call cost is a few microseconds either way, and a process whose
+#: fits are all that small never waits for numba to load a kernel (about 0.3 s for
+#: the first one in a process).
+COMPILED_STEPS_MIN_VALUES = 1 << 14
+
+
+class _NumpySteps:
+    """The steps of :mod:`fastbp._exact_steps`, as scikit-learn writes them, for
+    small batches (same arguments, same bits; True: the arrays fit)."""
+
+    @staticmethod
+    def relu_derivative(outputs, deltas):
+        deltas[outputs == 0] = 0
+        return True
+
+    @staticmethod
+    def add_intercept(values, intercept):
+        values += intercept
+        return True
+
+    @staticmethod
+    def outer_product(column, row, out):
+        np.matmul(column[:, np.newaxis], row[np.newaxis, :], out=out)
+        return True
+
+    @staticmethod
+    def subtract_row_max(values, out):
+        np.subtract(values, values.max(axis=1)[:, np.newaxis], out=out)
+        return True
+
+    @staticmethod
+    def divide_rows(values, divisors):
+        values /= divisors[:, np.newaxis]
+        return True
 
 
 OUTPUT_ACTIVATIONS = {

@@ -31,6 +31,15 @@ def one_blas_thread():
         yield
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def steps(request, monkeypatch):
+    """The objective's element-wise steps compiled (large batches) or numpy's (small
+    ones), whatever the batch size."""
+    threshold = 0 if request.param == "compiled" else np.inf
+    monkeypatch.setattr(_lbfgs, "COMPILED_STEPS_MIN_VALUES", threshold)
+    return request.param
+
+
 def _bits(array):
     """The IEEE bit patterns (so that -0.0 and 0.0, or two NaNs, are told apart)."""
     array = np.ascontiguousarray(array)
@@ -102,7 +111,7 @@ def _sklearn_objective(kind, activation, sample_weight, X):
 @pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel", "squared_error", "poisson"])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 def test_objective_equals_sklearns_loss_grad_lbfgs_bit_for_bit_at_every_call(
-    activation, kind, weighted
+    activation, kind, weighted, steps
 ):
     X = _problem(kind)[0]
     sample_weight = np.random.RandomState(1).uniform(0.2, 2.0, len(X)) if weighted else None
@@ -121,7 +130,7 @@ def test_objective_equals_sklearns_loss_grad_lbfgs_bit_for_bit_at_every_call(
         assert_bit_identical(got_gradient, expected_gradient)
 
 
-def test_objective_on_sparse_input_equals_sklearns():
+def test_objective_on_sparse_input_equals_sklearns(steps):
     X = sp.csr_matrix(np.where(_problem("multiclass")[0] > 0.5, 1.0, 0.0))
     theirs, loss, target, _ = _sklearn_objective("multiclass", "relu", None, X)
     layout = NetworkLayout([X.shape[1], 6, 4, target.shape[1]])
@@ -427,7 +436,7 @@ def test_an_unknown_scipy_driver_falls_back_to_scipy_minimize(monkeypatch):
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
 @pytest.mark.parametrize("loss", ["log_loss", "binary_log_loss"])
-def test_float32_objective_repeats_the_reference_bit_for_bit(activation, loss):
+def test_float32_objective_repeats_the_reference_bit_for_bit(activation, loss, steps):
     X, y = load_digits(return_X_y=True)
     X = (X[:200] / 16).astype(np.float32)
     target = np.eye(10, dtype=bool)[y[:200]]
@@ -460,6 +469,7 @@ def _special_values(shape, dtype, seed=0):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_compiled_steps_write_numpys_bits(dtype):
+    """Against numpy's own calls (these are what _NumpySteps runs)."""
     from fastbp import _exact_steps as steps
 
     with np.errstate(all="ignore"):
@@ -505,3 +515,21 @@ def test_compiled_steps_refuse_arrays_that_do_not_fit():
     assert not steps.subtract_row_max(a, np.ones((3, 3)))
     assert not steps.divide_rows(b, np.ones(3))
     assert (b == 1).all()  # nothing written
+
+
+def test_a_small_lbfgs_fit_loads_no_compiled_step():
+    """numba's first kernel load in a process costs more than a small fit's whole
+    objective saves: below the threshold the steps stay numpy's."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from sklearn.datasets import make_moons\n"
+        "from fastbp import BackpropClassifier\n"
+        "X, y = make_moons(n_samples=60, noise=0.3, random_state=0)\n"
+        "BackpropClassifier(solver='lbfgs', hidden_layer_sizes=(10, 10)).fit(X, y)\n"
+        "print('fastbp._exact_steps' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
