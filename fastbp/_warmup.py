@@ -216,7 +216,8 @@ def prepare_prediction_while_training(model, X):
     kernel is ready in this process already or ``X`` is sparse.
 
     Prediction is its own kernel: after a cold first fit it would compile at the
-    first prediction (seconds). Started after the first epoch call, it compiles while
+    first prediction (seconds); a kernel in the disk cache is left for the first
+    prediction to load. Started after the first epoch call, it compiles while
     the epochs run (they release the GIL), so the first prediction finds it ready.
     The call predicts one row with a copy of the parameters (training writes the
     model's own meanwhile) and its result is dropped.
@@ -224,6 +225,7 @@ def prepare_prediction_while_training(model, X):
     import threading
 
     from fastbp import _kernels
+    from fastbp._kernel_cache import cached_signatures
     from fastbp._network import rare_paths
 
     if X.shape[0] == 0:  # sparse training data: its rows are not in X
@@ -239,8 +241,10 @@ def prepare_prediction_while_training(model, X):
     )  # fmt: skip
     rare_position, params_position = (kernel.py_func.arguments.index(name)
                                       for name in ("rare", "params"))  # fmt: skip
-    for signature in kernel.signatures:
-        if str(signature[params_position].dtype) == dtype.name and (
+    # Compiled here, or in the disk cache (the first prediction loads it in a tenth
+    # of a second; loading it here would lengthen a warm fit by as much).
+    for signature in (*kernel.signatures, *cached_signatures(kernel)):
+        if str(getattr(signature[params_position], "dtype", "")) == dtype.name and (
             (str(signature[rare_position]) == "none") == (rare is None)
         ):
             return None
