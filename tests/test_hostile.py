@@ -204,7 +204,8 @@ def _without_module_list(stderr):
     """faulthandler's report less its closing list of extension modules (a few
     thousand characters that would push the traceback out of the tail)."""
     return "".join(
-        line for line in stderr.splitlines(keepends=True)
+        line
+        for line in stderr.splitlines(keepends=True)
         if not line.startswith("Extension modules:")
     )
 
