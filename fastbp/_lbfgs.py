@@ -223,7 +223,10 @@ def scipy_driver_is_known():
         import scipy
 
         version = ".".join(scipy.__version__.split(".")[:2])
-        _driver_known = KNOWN_SCIPY_DRIVERS.get(version) == _scipy_driver_digest()
+        reviewed = KNOWN_SCIPY_DRIVERS.get(version)
+        # Both sides may be None (an unreviewed version whose sources cannot be
+        # read, as scipy 1.11's): None == None must not count as known.
+        _driver_known = reviewed is not None and reviewed == _scipy_driver_digest()
     return _driver_known
 
 
