@@ -31,7 +31,7 @@ def _prepare_kernels():
     if not cached:
         print(
             "First run in this environment: numba compiles fastbp's kernels once "
-            "(8-12 s on a 2-core machine; later runs load them from its cache in "
+            "(about 20 s on a 2-core machine; later runs load them from its cache in "
             "well under a second)",
             end="",
             flush=True,
