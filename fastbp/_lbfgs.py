@@ -239,8 +239,16 @@ def _scipy_lbfgsb(evaluate, x0, maxfun, maxiter, gtol, iteration_ends):
             if iteration_ends(intermediate_result.x, intermediate_result.fun):
                 raise StopIteration
 
+    def evaluate_copied(x):
+        # A copy in float64: the objective may hand back a view of its own buffer
+        # (overwritten by the next call, which scipy's memo would not see) in the
+        # model's dtype, and older scipy (1.11) passes the gradient to its compiled
+        # setulb as it is, which takes float64 only. float32 -> float64 is exact.
+        loss, gradient = evaluate(x)
+        return loss, np.array(gradient, dtype=np.float64)
+
     return scipy.optimize.minimize(
-        evaluate, x0, method="L-BFGS-B", jac=True, callback=callback,
+        evaluate_copied, x0, method="L-BFGS-B", jac=True, callback=callback,
         options={"maxfun": maxfun, "maxiter": maxiter, "gtol": gtol},
     )  # fmt: skip
 

@@ -449,6 +449,26 @@ def test_an_unknown_scipy_driver_falls_back_to_scipy_minimize(monkeypatch):
     monkeypatch.setattr(_lbfgs, "_driver_known", None)  # asked again after the test
 
 
+def test_the_fallback_hands_scipy_float64_gradients_of_its_own(monkeypatch):
+    # scipy 1.11 passes the gradient to its compiled setulb as it is (float64 only),
+    # and its memo keeps the array: a float32 view of the objective's own buffer
+    # broke float32 fits there (found by .ci/floors).
+    seen = []
+    minimize = scipy.optimize.minimize
+
+    def checking_minimize(fun, x0, **kwargs):
+        first, second = fun(x0)[1], fun(x0 + 1e-3)[1]
+        seen.append((first.dtype, second.dtype, np.shares_memory(first, second)))
+        return minimize(fun, x0, **kwargs)
+
+    monkeypatch.setattr(_lbfgs, "_driver_known", False)
+    monkeypatch.setattr(scipy.optimize, "minimize", checking_minimize)
+    X, y = make_moons(n_samples=60, noise=0.3, random_state=0)
+    BackpropClassifier(solver="lbfgs", max_iter=20, random_state=1).fit(X.astype(np.float32), y)
+    assert seen == [(np.dtype(np.float64), np.dtype(np.float64), False)]
+    monkeypatch.setattr(_lbfgs, "_driver_known", None)  # asked again after the test
+
+
 @pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
 @pytest.mark.parametrize("loss", ["log_loss", "binary_log_loss"])
 def test_float32_objective_repeats_the_reference_bit_for_bit(activation, loss, steps):
