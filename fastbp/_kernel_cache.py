@@ -226,7 +226,9 @@ _cache_warnings_given = set()
 def _warn_once(kind, message):
     if kind not in _cache_warnings_given:
         _cache_warnings_given.add(kind)
-        warnings.warn(message, RuntimeWarning, stacklevel=4)
+        from fastbp._warnings import warn_at_user_code
+
+        warn_at_user_code(message, RuntimeWarning)
 
 
 # ---------------------------------------------------------------------------------

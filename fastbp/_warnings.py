@@ -35,3 +35,32 @@ def warn_as_sklearn_mlp(message, category, stacklevel):
         # own name but runs as __main__ (ImportError). warnings.warn passes none
         # either; the line is read from the file.
     )
+
+
+def _inside_the_machinery(filename):
+    """Whether ``filename`` is fastbp's, numba's or llvmlite's own source."""
+    return any(filename.startswith(root) for root in _machinery_roots())
+
+
+def _machinery_roots():
+    import os
+
+    roots = [os.path.dirname(__file__) + os.sep]
+    for name in ("numba", "llvmlite"):
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "__file__", None):
+            roots.append(os.path.dirname(module.__file__) + os.sep)
+    return roots
+
+
+def warn_at_user_code(message, category):
+    """:func:`warnings.warn` shown at the first line outside fastbp, numba and
+    llvmlite: for warnings raised deep inside numba's dispatch (the kernel cache's),
+    where a fixed ``stacklevel`` would name a line of numba, different for each way
+    in (a fit, a prediction, a warmup)."""
+    frame = sys._getframe(1)
+    stacklevel = 2  # warnings.warn's count for the frame above this function
+    while frame is not None and _inside_the_machinery(frame.f_code.co_filename):
+        frame = frame.f_back
+        stacklevel += 1
+    warnings.warn(message, category, stacklevel=stacklevel)

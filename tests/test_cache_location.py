@@ -285,3 +285,33 @@ def test_warmup_compiles_in_this_process_when_the_cache_is_read_only(monkeypatch
     assert _warmup._processes(-1, 2) == min(2, os.cpu_count())
     monkeypatch.setattr(_kernel_cache, "CACHE_WRITABLE", False)
     assert _warmup._processes(-1, 2) == 1
+
+
+# ------------------------------------------------------------ where its warnings point
+def test_cache_warnings_point_at_the_users_line_past_fastbp_and_numba_frames():
+    """The cache's warnings are raised deep inside numba's dispatch; they are shown
+    at the first line outside fastbp and numba (here: this test's), whatever the
+    depth."""
+    import os
+    import warnings
+
+    import numba
+
+    from fastbp import _kernel_cache
+
+    # A caller that lives in numba's directory, as numba's dispatcher does.
+    numba_file = os.path.join(os.path.dirname(numba.__file__), "dispatcher_like.py")
+    namespace = {"warn_once": _kernel_cache._warn_once}
+    source = "def dispatch(kind):\n    warn_once(kind, 'cache message ' + kind)\n"
+    exec(compile(source, numba_file, "exec"), namespace)
+    for kind, call in (
+        ("direct", lambda: _kernel_cache._warn_once("direct", "cache message direct")),
+        ("through numba", lambda: namespace["dispatch"]("through numba")),
+    ):
+        _kernel_cache._cache_warnings_given.discard(kind)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        [warning] = caught
+        assert warning.filename == __file__, (kind, warning.filename)
+        assert str(warning.message) == f"cache message {kind}"
