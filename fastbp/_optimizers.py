@@ -156,6 +156,12 @@ class _Schedule(_PlainState):
     'cosine' decays from learning_rate_init to 0 over max_iter epochs; 'step'
     multiplies it by step_factor every step_epochs epochs."""
 
+    #: Whether the step looks ahead along the velocity (Nesterov's momentum): only
+    #: an optimizer that sets it (SGD, from ``nesterovs_momentum``) does; the
+    #: training kernels read it from the optimizer, as scikit-learn's optimizer
+    #: keeps the value it was made with across ``partial_fit`` calls.
+    nesterov = False
+
     def _init_schedule(self, learning_rate_init, lr_schedule, max_iter, step_epochs,
                        step_factor):  # fmt: skip
         self.learning_rate_init = learning_rate_init

@@ -129,7 +129,7 @@ class EpochLoop:
         self.settings = _kernels.Settings(
             model.loss_code,
             optimizer.solver_code,
-            bool(estimator.solver == "sgd" and estimator.nesterovs_momentum),
+            optimizer.nesterov,
             float(estimator.max_grad_norm or 0.0),
             optimizer.hyperparameters(estimator.alpha, dtype),
             estimator._loss_parameters(dtype),

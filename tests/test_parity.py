@@ -115,6 +115,24 @@ def test_early_stopping_matches_sklearn(kind, small_classification, small_regres
     assert ours.n_iter_ == theirs.n_iter_
 
 
+@pytest.mark.parametrize("first, then", [(True, False), (False, True)])
+def test_partial_fit_keeps_the_momentum_kind_it_started_with(first, then, small_regression):
+    """scikit-learn's optimizer is made once, by the first partial_fit, and keeps its
+    Nesterov setting: changing ``nesterovs_momentum`` between calls changes nothing
+    until a fresh fit. fastbp's kernels read the setting from its optimizer too."""
+    X, y = small_regression
+    params = dict(hidden_layer_sizes=(6,), solver="sgd", nesterovs_momentum=first,
+                  learning_rate_init=0.01, batch_size=16, random_state=0)  # fmt: skip
+    ours, theirs = _both("regressor", **params)
+    for model in (ours, theirs):
+        model.partial_fit(X, y)
+        model.set_params(nesterovs_momentum=then)
+        model.partial_fit(X, y)
+        model.partial_fit(X, y)
+    _assert_same_parameters(ours, theirs, rtol=1e-9)
+    assert ours._optimizer.nesterov is first
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
 def test_sample_weight_matches_sklearn(solver, small_regression):
     X, y = small_regression
