@@ -16,15 +16,7 @@ the common path reads the code the full kernel runs.
 
 from numba import njit
 
-from fastbp._argument_checks import (
-    REFUSED,
-    epochs_fit,
-    layout_lengths_fit,
-    network_fits,
-    orders_fit,
-    workspace_fits,
-)
-from fastbp._epochs import train_epochs
+from fastbp._epochs import checked_train_epochs
 from fastbp._kernel_arguments import Data, Network, Settings, Workspace, entry_point
 from fastbp._kernel_cache import _HELPER, _JIT, pause_gc_while_compiling, prepare_caches
 from fastbp._kernel_codes import (
@@ -35,7 +27,6 @@ from fastbp._kernel_codes import (
     LEAKY_RELU,
     LOG_LOSS,
     LOGISTIC,
-    N_LOSS_PARAMS,
     RELU,
     SGD,
     SQUARED_ERROR,
@@ -76,29 +67,9 @@ def _common_epochs(data, net, work, params, state, orders, batch_size, settings,
     """:func:`fastbp._kernels.run_epochs` for the common path: the same arguments,
     less the rare paths and the dropout seeds (its entry point, :data:`common_epochs`,
     takes the named tuples' fields)."""
-    # The last line of defence (fastbp._argument_checks): nothing is indexed unless
-    # every length fits the layout.
-    units = net.units
-    if not (
-        layout_lengths_fit(
-            units.shape[0], net.coef_offsets.shape[0], net.intercept_offsets.shape[0],
-            net.hidden_codes.shape[0],
-        )
-        and network_fits(units, net.coef_offsets, net.intercept_offsets, net.hidden_codes,
-                         net.n_coefs, params)
-        and workspace_fits(
-            data.X, data.Y, data.sample_weight, data.use_weights, False, units,
-            work.activations, work.deltas, work.layer_offsets, work.bits, work.x_batch,
-            work.y_batch, work.sw_batch, work.grads, params, batch_size,
-        )
-        and epochs_fit(params, state, settings.solver_code, orders.shape[0], settings.hyper,
-                       loss_sums, steps, stopping)
-        and orders_fit(orders, data.Y.shape[0])
-        and settings.loss_params.shape[0] >= N_LOSS_PARAMS
-    ):  # fmt: skip
-        return REFUSED, False
-    return train_epochs(data, net, work, None, params, state, orders, batch_size, settings,
-                        adam_step, None, loss_sums, steps, stopping)  # fmt: skip
+    return checked_train_epochs(data, net, work, None, params, state, orders, batch_size,
+                                settings, adam_step, None, loss_sums, steps,
+                                stopping)  # fmt: skip
 
 
 #: The common path's compiled entry point: the named tuples' fields.

@@ -1,16 +1,17 @@
 """Epochs of minibatch training, written once: both training kernels run them.
 
-:func:`train_epochs` is the body of both training entry points: the common path's
+:func:`checked_train_epochs` (the argument checks, then :func:`train_epochs`) is
+the body of both training entry points: the common path's
 (:data:`fastbp._common_path.common_epochs`, ``rare=None``: dense input, no dropout,
 the common hidden activations) and the full kernel's
 (:data:`fastbp._kernels.epoch_kernel`, with :class:`fastbp._kernel_arguments.RarePaths`).
-Each entry point checks its arguments and calls it; numba compiles it once for each
-(``rare=None`` prunes every branch of the rare paths), so a reader of the common path
-reads the code the full kernel runs. One epoch (:func:`train_epoch`) is, per
-minibatch: gather, forward pass, output delta and loss, backward pass, optimizer
-step (:mod:`fastbp._batch_passes`, :mod:`fastbp._layer_math`,
-:mod:`fastbp._optimizer_steps`); the convergence rule between epochs is
-:func:`no_improvement_rule`, the one Python also runs.
+numba compiles it once for each (``rare=None`` prunes every branch of the rare
+paths), so a reader of the common path reads the code the full kernel runs.
+
+One epoch (:func:`train_epoch`) is, per minibatch: gather, forward pass, output
+delta and loss, backward pass, optimizer step (:mod:`fastbp._batch_passes`,
+:mod:`fastbp._layer_math`, :mod:`fastbp._optimizer_steps`); the convergence rule
+between epochs is :func:`no_improvement_rule`, the one Python also runs.
 """
 
 import math
@@ -18,10 +19,20 @@ import math
 import numpy as np
 from numba import njit
 
+from fastbp._argument_checks import (
+    REFUSED,
+    epochs_fit,
+    layout_lengths_fit,
+    network_fits,
+    orders_fit,
+    rare_paths_fit,
+    workspace_fits,
+)
 from fastbp._batch_passes import _backward, _forward, _gather, _matrix
 from fastbp._kernel_cache import _HELPER, prepare_caches
 from fastbp._kernel_codes import (
     H_ALPHA,
+    N_LOSS_PARAMS,
     S_BEST_LOSS,
     S_CHECK,
     S_N_ITER_NO_CHANGE,
@@ -183,6 +194,46 @@ def train_epochs(data, net, work, rare, params, state, orders, batch_size, setti
             if count > patience:
                 return epoch + 1, True
     return orders.shape[0], True
+
+
+@njit(**_HELPER, inline="always")
+def checked_train_epochs(data, net, work, rare, params, state, orders, batch_size, settings,
+                         adam_step, dropout_seeds, loss_sums, steps, stopping):  # fmt: skip
+    """Both training entry points' body: :func:`train_epochs` once the arguments pass
+    the last line of defence (:mod:`fastbp._argument_checks`: nothing is indexed
+    unless every length fits the layout); ``(REFUSED, False)`` otherwise, with
+    nothing computed."""
+    units = net.units
+    with_dropout = False
+    is_sparse = False
+    if rare is not None:
+        is_sparse = rare.is_sparse
+        for rate in net.dropout_rates:
+            with_dropout = with_dropout or rate > 0
+    if not (
+        layout_lengths_fit(
+            units.shape[0], net.coef_offsets.shape[0], net.intercept_offsets.shape[0],
+            net.hidden_codes.shape[0],
+        )
+        and network_fits(units, net.coef_offsets, net.intercept_offsets, net.hidden_codes,
+                         net.n_coefs, params)
+        and net.dropout_rates.shape[0] >= units.shape[0]
+        and workspace_fits(
+            data.X, data.Y, data.sample_weight, data.use_weights, is_sparse, units,
+            work.activations, work.deltas, work.layer_offsets, work.bits, work.x_batch,
+            work.y_batch, work.sw_batch, work.grads, params, batch_size,
+        )
+        and epochs_fit(params, state, settings.solver_code, orders.shape[0], settings.hyper,
+                       loss_sums, steps, stopping)
+        and orders_fit(orders, data.Y.shape[0])
+        and (rare is None or rare_paths_fit(rare, data.Y.shape[0], units, batch_size, True,
+                                            with_dropout))
+        and (dropout_seeds is None or dropout_seeds.shape[0] >= orders.shape[0])
+        and settings.loss_params.shape[0] >= N_LOSS_PARAMS
+    ):  # fmt: skip
+        return REFUSED, False
+    return train_epochs(data, net, work, rare, params, state, orders, batch_size, settings,
+                        adam_step, dropout_seeds, loss_sums, steps, stopping)  # fmt: skip
 
 
 prepare_caches(globals())

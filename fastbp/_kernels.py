@@ -30,7 +30,6 @@ from numba import njit
 
 from fastbp._argument_checks import (
     REFUSED,
-    epochs_fit,
     layout_lengths_fit,
     network_fits,
     orders_fit,
@@ -40,7 +39,7 @@ from fastbp._argument_checks import (
 )
 from fastbp._batch_passes import _backward, _forward, _gather
 from fastbp._common_path import common_epochs
-from fastbp._epochs import train_epochs
+from fastbp._epochs import checked_train_epochs
 from fastbp._kernel_arguments import Data, Network, RarePaths, Settings, Workspace, entry_point
 from fastbp._kernel_cache import _HELPER, _JIT, pause_gc_while_compiling, prepare_caches
 from fastbp._kernel_codes import (
@@ -184,33 +183,9 @@ def _predict_rows(X, rare, n_samples, params, net, loss_code, out):
 def _epoch_kernel(data, net, work, rare, params, state, orders, batch_size, settings,
                   adam_step, dropout_seeds, loss_sums, steps, stopping):  # fmt: skip
     """:func:`run_epochs` in the full kernel (arguments and results there)."""
-    # The last line of defence (fastbp._argument_checks): nothing is indexed unless
-    # every length fits the layout.
-    units = net.units
-    with_dropout = False
-    for rate in net.dropout_rates:
-        with_dropout = with_dropout or rate > 0
-    is_sparse = False if rare is None else rare.is_sparse
-    if not (
-        network_fits(units, net.coef_offsets, net.intercept_offsets, net.hidden_codes,
-                     net.n_coefs, params)
-        and net.dropout_rates.shape[0] >= units.shape[0]
-        and workspace_fits(
-            data.X, data.Y, data.sample_weight, data.use_weights, is_sparse, units,
-            work.activations, work.deltas, work.layer_offsets, work.bits, work.x_batch,
-            work.y_batch, work.sw_batch, work.grads, params, batch_size,
-        )
-        and epochs_fit(params, state, settings.solver_code, orders.shape[0], settings.hyper,
-                       loss_sums, steps, stopping)
-        and orders_fit(orders, data.Y.shape[0])
-        and (rare is None or rare_paths_fit(rare, data.Y.shape[0], units, batch_size, True,
-                                            with_dropout))
-        and dropout_seeds.shape[0] >= orders.shape[0]
-        and settings.loss_params.shape[0] >= N_LOSS_PARAMS
-    ):  # fmt: skip
-        return REFUSED, False
-    return train_epochs(data, net, work, rare, params, state, orders, batch_size, settings,
-                        adam_step, dropout_seeds, loss_sums, steps, stopping)  # fmt: skip
+    return checked_train_epochs(data, net, work, rare, params, state, orders, batch_size,
+                                settings, adam_step, dropout_seeds, loss_sums, steps,
+                                stopping)  # fmt: skip
 
 
 #: The full training kernel's entry point (the fields of the named tuples).
