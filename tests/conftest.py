@@ -36,3 +36,22 @@ def small_regression():
     X = rng.uniform(-1, 1, (160, 6))
     y = np.sin(X[:, 0] * 2) + X[:, 1] * X[:, 2] + 0.1 * rng.randn(160)
     return X, y
+
+
+@pytest.fixture
+def kept_kernel_cache(request, tmp_path):
+    """``kept_kernel_cache(name)``: a NUMBA_CACHE_DIR that outlives the test run (in
+    pytest's cache directory), for tests that compile in a fresh process under
+    settings of their own (bounds checking, an edited copy of the package): the next
+    run of the suite loads what this one compiled. Safe because fastbp files its
+    kernels under the fastbp, numba and Python versions and a digest of the kernel
+    sources (fastbp._kernel_cache), so an edit is compiled anew, never loaded
+    stale. A fresh directory where pytest's cache is off (-p no:cacheprovider)."""
+
+    def directory(name):
+        cache = getattr(request.config, "cache", None)
+        if cache is None:
+            return tmp_path / name
+        return cache.mkdir(f"fastbp-kernels-{name}")
+
+    return directory

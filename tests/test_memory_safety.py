@@ -324,7 +324,9 @@ def test_every_kernel_module_is_in_the_cache_stamp():
 
 
 @pytest.mark.slow
-def test_an_edited_helper_in_another_file_is_recompiled_not_loaded_stale(tmp_path):
+def test_an_edited_helper_in_another_file_is_recompiled_not_loaded_stale(
+    tmp_path, kept_kernel_cache
+):
     # numba checks a cached kernel against its own file only; fastbp stamps every
     # cache with all kernel sources. Edit the relu of a copy of the package (in
     # _layer_math.py, not the file of the epoch kernel): the fit must change.
@@ -348,7 +350,8 @@ def test_an_edited_helper_in_another_file_is_recompiled_not_loaded_stale(tmp_pat
                                 loss="huber")
         print(repr(float(reg.fit(X, X[:, 0]).coefs_[0].sum())))
     """
-    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONWARNINGS": "ignore"}
+    # A cache kept between runs: both versions of the sources stay filed apart in it.
+    env = {"NUMBA_CACHE_DIR": str(kept_kernel_cache("edited-helper")), "PYTHONWARNINGS": "ignore"}
     relu = _run(script, env=env)
     assert _run(script, env=env) == relu  # loaded from the cache, same weights
     math_file = package / "_layer_math.py"
@@ -424,9 +427,10 @@ EVERY_KERNEL_PATH = """
 
 
 @pytest.mark.slow
-def test_kernels_stay_in_bounds_under_numba_boundscheck(tmp_path):
+def test_kernels_stay_in_bounds_under_numba_boundscheck(kept_kernel_cache):
     # numba does not check indices in compiled code; NUMBA_BOUNDSCHECK=1 makes an
-    # out-of-range index an IndexError. Its own cache directory: the checked
-    # kernels are different machine code.
-    env = {"NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}
+    # out-of-range index an IndexError. A cache directory of its own (the checked
+    # kernels are different machine code, and numba's cache key does not say so),
+    # kept between runs.
+    env = {"NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(kept_kernel_cache("boundscheck"))}
     assert "all kernel paths ran" in _run(EVERY_KERNEL_PATH, timeout=900, env=env)
