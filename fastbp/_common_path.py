@@ -122,7 +122,6 @@ KERNEL_MARGIN = 1e-6
 no_improvement = njit(**_HELPER)(no_improvement_rule)
 
 
-@njit(**_HELPER, inline="always")
 def _common_epochs(data, net, work, params, state, orders, batch_size, settings, adam_step,
                    loss_sums, steps, stopping):  # fmt: skip
     """:func:`fastbp._kernels.run_epochs` for the common path: the same arguments,

@@ -89,7 +89,7 @@ def _clipped_weight_sum(params, grads, n_coefs, alpha, weight_sum, max_norm):
 
 
 # ---------------------------------------------------------------------------------
-# The bodies of the compiled entry points (inlined into them). The entry points
+# Helpers of the entry points' bodies (inlined into them). The entry points
 # compile once per dtype with ``rare=None`` (the common path: dense input, no
 # dropout, identity/relu/leaky_relu/logistic hidden layers) and once more, on first
 # use, with ``RarePaths`` (everything).
@@ -267,11 +267,11 @@ def _predict_rows(X, rare, n_samples, params, net, loss_code, out):
 
 
 # ---------------------------------------------------------------------------------
-# The compiled entry points: each body takes the named tuples, and its entry point,
-# written by fastbp._kernel_arguments.entry_point, takes their fields (arrays and
-# scalars type in C at the boundary: a one-row prediction costs microseconds).
+# The compiled entry points: each body (plain Python) takes the named tuples, and its
+# entry point, written from it by fastbp._kernel_arguments.entry_point, takes their
+# fields (arrays and scalars type in C at the boundary: a one-row prediction costs
+# microseconds).
 # ---------------------------------------------------------------------------------
-@njit(**_HELPER, inline="always")
 def _epoch_kernel(data, net, work, rare, params, state, orders, batch_size, settings,
                   adam_step, dropout_seeds, loss_sums, steps, stopping):  # fmt: skip
     """:func:`run_epochs` in the full kernel (arguments and results there)."""
@@ -331,7 +331,6 @@ epoch_kernel = njit(**_JIT)(
 )  # fmt: skip
 
 
-@njit(**_HELPER, inline="always")
 def _predict_forward(X, rare, params, net, loss_code, out):
     """Output-layer values for every row of ``X`` (or of the CSR matrix of ``rare``)
     into ``out``, in row chunks; ``rare`` is None for a dense input and a network of
