@@ -190,7 +190,7 @@ def _common_epochs(data, net, work, params, state, orders, batch_size, settings,
             x = x_batch[:n_rows]
 
             # Forward pass: z_l = a_{l-1} W_l + b_l, a_l = f_l(z_l).
-            z = _matrix(activations, 0, 0, 1)  # typed before the loop
+            z = _matrix(activations, np.intp(0), np.intp(0), np.intp(1))  # typed before the loop
             for layer in range(1, n_layers):
                 fan_in, fan_out = units[layer - 1], units[layer]
                 offset = coef_offsets[layer - 1]
@@ -204,10 +204,12 @@ def _common_epochs(data, net, work, params, state, orders, batch_size, settings,
                     np.dot(below, coef, z)
                 offset = intercept_offsets[layer - 1]
                 bias = _segment(params, offset, fan_out)
+                # not exact: training's exp; a bool, not a literal (see _output_activate)
+                exact = np.bool_(False)
                 if layer == last:  # the output activation paired with the loss
-                    _output_activate(z, bias, loss_code, bits, False)
+                    _output_activate(z, bias, loss_code, bits, exact)
                 else:  # with no rare paths, only the common activations compile
-                    _activate(z, bias, hidden_codes[layer], bits, None, z, False)
+                    _activate(z, bias, hidden_codes[layer], bits, None, z, exact)
 
             # Output delta (prediction - target, times the sample weight) and loss.
             delta = _matrix(deltas, out_start, n_rows, n_outputs)
