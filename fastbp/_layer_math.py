@@ -354,12 +354,14 @@ def _pairwise_sum(values):
         return _pairwise_block(values, np.intp(0), n)  # not a literal 0: see _matrix
     # Depth first, left half before right; a segment's two sums are added when both
     # are known. 64 levels halve any array length.
+    # (np.empty of intp and of the values' dtype, as the prediction kernel's buffers:
+    # compiled once for both; a np.zeros of bools compiled two functions more.)
     starts = np.empty(64, dtype=np.intp)
     counts = np.empty(64, dtype=np.intp)
-    split = np.zeros(64, dtype=np.bool_)
+    split = np.empty(64, dtype=np.intp)  # 1 once the segment is split
     sums = np.empty(64, dtype=values.dtype)
     top, n_sums = 0, 0
-    starts[0], counts[0] = 0, n
+    starts[0], counts[0], split[0] = 0, n, 0
     while top >= 0:
         start, count = starts[top], counts[top]
         if count <= 128:
@@ -371,11 +373,11 @@ def _pairwise_sum(values):
             n_sums -= 1
             top -= 1
         else:
-            split[top] = True
+            split[top] = 1
             half = count // 2
             half -= half % 8
-            starts[top + 1], counts[top + 1], split[top + 1] = start + half, count - half, False
-            starts[top + 2], counts[top + 2], split[top + 2] = start, half, False
+            starts[top + 1], counts[top + 1], split[top + 1] = start + half, count - half, 0
+            starts[top + 2], counts[top + 2], split[top + 2] = start, half, 0
             top += 2
     return sums[0]
 
