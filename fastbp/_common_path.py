@@ -18,7 +18,7 @@ from numba import njit
 
 from fastbp._epochs import checked_train_epochs
 from fastbp._kernel_arguments import Data, Network, Settings, Workspace, entry_point
-from fastbp._kernel_cache import _HELPER, _JIT, pause_gc_while_compiling, prepare_caches
+from fastbp._kernel_cache import _JIT, pause_gc_while_compiling, prepare_caches
 from fastbp._kernel_codes import (
     ADAM,
     ADAMW,
@@ -61,7 +61,6 @@ def takes_common_path(net, is_sparse, training, settings=None):
     )
 
 
-@njit(**_HELPER, inline="always")
 def _common_epochs(data, net, work, params, state, orders, batch_size, settings, adam_step,
                    loss_sums, steps, stopping):  # fmt: skip
     """:func:`fastbp._kernels.run_epochs` for the common path: the same arguments,

@@ -41,7 +41,7 @@ from fastbp._batch_passes import _backward, _forward, _gather
 from fastbp._common_path import common_epochs
 from fastbp._epochs import checked_train_epochs
 from fastbp._kernel_arguments import Data, Network, RarePaths, Settings, Workspace, entry_point
-from fastbp._kernel_cache import _HELPER, _JIT, pause_gc_while_compiling, prepare_caches
+from fastbp._kernel_cache import _JIT, pause_gc_while_compiling, prepare_caches
 from fastbp._kernel_codes import (
     H_ALPHA,
     N_HYPER,
@@ -53,10 +53,10 @@ __all__ = ["Data", "Network", "RarePaths", "Settings", "Workspace"]  # named her
 
 
 # ---------------------------------------------------------------------------------
-# The bodies of the compiled entry points (inlined into them). The entry points
-# compile once per dtype with ``rare=None`` (the common path: dense input, no
-# dropout, identity/relu/leaky_relu/logistic hidden layers) and once more, on first
-# use, with ``RarePaths`` (everything).
+# The compiled entry points and their bodies. The entry points compile once per
+# dtype with ``rare=None`` (the common path: dense input, no dropout,
+# identity/relu/leaky_relu/logistic hidden layers) and once more, on first use, with
+# ``RarePaths`` (everything).
 # ---------------------------------------------------------------------------------
 @njit(**_JIT)
 def _full_gradient(data, net, work, rare, order, chunk_rows, params, chunk_grads, settings,
@@ -133,53 +133,12 @@ def _full_gradient(data, net, work, rare, order, chunk_rows, params, chunk_grads
     return loss_sum / total_weight + 0.5 * alpha * squared_norm / total_weight
 
 
-@njit(**_HELPER, inline="always")
-def _predict_rows(X, rare, n_samples, params, net, loss_code, out):
-    """The body of :func:`predict_forward` (arguments and results there)."""
-    is_sparse = False if rare is None else rare.is_sparse
-    if not is_sparse:
-        for i in range(n_samples):
-            for j in range(X.shape[1]):
-                if not math.isfinite(X[i, j]):
-                    return 0, False
-    units = net.units
-    n_layers = units.shape[0]
-    chunk_rows = min(n_samples, 1024)
-    layer_offsets = np.empty(n_layers, dtype=np.intp)
-    layer_offsets[0] = 0
-    total = 0
-    for layer in range(1, n_layers):
-        layer_offsets[layer] = total
-        total += chunk_rows * units[layer]
-    activations = np.empty(total, dtype=params.dtype)
-    bits = np.empty(2 * _BLOCK, dtype=np.int64)
-    # Row indices matter to sparse input only (dense rows are sliced from X).
-    all_rows = np.arange(n_samples) if is_sparse else layer_offsets[:0]
-    n_outputs = units[n_layers - 1]
-    outputs_finite = True
-    for start in range(0, n_samples, chunk_rows):
-        stop = min(start + chunk_rows, n_samples)
-        x = X[0:0] if is_sparse else X[start:stop]
-        rows = all_rows[start:stop] if is_sparse else all_rows
-        result = _forward(
-            x, rows, stop - start, params, net, activations, layer_offsets, bits, loss_code,
-            rare, False,
-        )  # fmt: skip
-        for i in range(stop - start):
-            for j in range(n_outputs):
-                value = result[i, j]
-                out[start + i, j] = value
-                if not math.isfinite(value):
-                    outputs_finite = False
-    return 1, outputs_finite
-
-
 # ---------------------------------------------------------------------------------
-# The compiled entry points: each body takes the named tuples, and its entry point,
-# written by fastbp._kernel_arguments.entry_point, takes their fields (arrays and
-# scalars type in C at the boundary: a one-row prediction costs microseconds).
+# The compiled entry points: each body (plain Python) takes the named tuples, and its
+# entry point, written from it by fastbp._kernel_arguments.entry_point, takes their
+# fields (arrays and scalars type in C at the boundary: a one-row prediction costs
+# microseconds).
 # ---------------------------------------------------------------------------------
-@njit(**_HELPER, inline="always")
 def _epoch_kernel(data, net, work, rare, params, state, orders, batch_size, settings,
                   adam_step, dropout_seeds, loss_sums, steps, stopping):  # fmt: skip
     """:func:`run_epochs` in the full kernel (arguments and results there)."""
@@ -196,7 +155,6 @@ epoch_kernel = njit(**_JIT)(
 )  # fmt: skip
 
 
-@njit(**_HELPER, inline="always")
 def _predict_forward(X, rare, params, net, loss_code, out):
     """Output-layer values for every row of ``X`` (or of the CSR matrix of ``rare``)
     into ``out``, in row chunks; ``rare`` is None for a dense input and a network of
@@ -225,10 +183,43 @@ def _predict_forward(X, rare, params, net, loss_code, out):
         params.shape[0], net.intercept_offsets[last - 1] + units[last],
     ):  # fmt: skip
         return REFUSED, False
-    chunk_rows = min(n_rows, 1024)  # _predict_rows's chunks
+    chunk_rows = min(n_rows, 1024)
     if rare is not None and not rare_paths_fit(rare, n_rows, units, chunk_rows, False, False):
         return REFUSED, False
-    return _predict_rows(X, rare, n_rows, params, net, loss_code, out)
+    is_sparse = False if rare is None else rare.is_sparse
+    if not is_sparse:
+        for i in range(n_rows):
+            for j in range(X.shape[1]):
+                if not math.isfinite(X[i, j]):
+                    return 0, False
+    # The forward pass over all rows, in chunks of chunk_rows.
+    layer_offsets = np.empty(n_layers, dtype=np.intp)
+    layer_offsets[0] = 0
+    total = 0
+    for layer in range(1, n_layers):
+        layer_offsets[layer] = total
+        total += chunk_rows * units[layer]
+    activations = np.empty(total, dtype=params.dtype)
+    bits = np.empty(2 * _BLOCK, dtype=np.int64)
+    # Row indices matter to sparse input only (dense rows are sliced from X).
+    all_rows = np.arange(n_rows) if is_sparse else layer_offsets[:0]
+    n_outputs = units[n_layers - 1]
+    outputs_finite = True
+    for start in range(0, n_rows, chunk_rows):
+        stop = min(start + chunk_rows, n_rows)
+        x = X[0:0] if is_sparse else X[start:stop]
+        rows = all_rows[start:stop] if is_sparse else all_rows
+        result = _forward(
+            x, rows, stop - start, params, net, activations, layer_offsets, bits, loss_code,
+            rare, False,
+        )  # fmt: skip
+        for i in range(stop - start):
+            for j in range(n_outputs):
+                value = result[i, j]
+                out[start + i, j] = value
+                if not math.isfinite(value):
+                    outputs_finite = False
+    return 1, outputs_finite
 
 
 #: The prediction kernel's entry point (X, the rare paths or None, the parameters,

@@ -166,6 +166,19 @@ def _exp_of_negated(values, temp, bits):
     return decay
 
 
+@njit(**_HELPER, inline="always")
+def _exp(values, bits, exact):
+    """values <- exp(values) for a 2-D array: with ``exact`` (prediction), by the C
+    library's ``exp`` one value at a time, numpy's and scipy's results; else by the
+    vectorised :func:`_exp_all` (training: an ulp apart, and faster)."""
+    if exact:
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                values[i, j] = math.exp(values[i, j])
+    else:
+        _exp_all(values, bits)
+
+
 @njit(**_HELPER)
 def _activate(z, bias, code, bits, rare, pre, exact):
     """z <- activation(z + bias), row by row, for a hidden layer; swish keeps
@@ -176,12 +189,7 @@ def _activate(z, bias, code, bits, rare, pre, exact):
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = -(z[i, j] + bias[j])
-        if exact:
-            for i in range(n_rows):
-                for j in range(n_units):
-                    z[i, j] = math.exp(z[i, j])
-        else:
-            _exp_all(z, bits)
+        _exp(z, bits, exact)
         for i in range(n_rows):
             for j in range(n_units):
                 z[i, j] = 1.0 / (1.0 + z[i, j])
@@ -305,10 +313,11 @@ def _multiply_by_derivative(delta, activation, code, bits, rare, pre):
         raise ValueError("fastbp: unknown activation code")
 
 
-@njit(**_HELPER)
+@njit(**_HELPER, inline="always")
 def _pairwise_block(values, start, n):
     """numpy's pairwise sum of ``values[start:start + n]`` for ``n <= 128``: a plain
-    loop below 8 values, else 8 running sums combined as a tree, then the rest."""
+    loop below 8 values, else 8 running sums combined as a tree, then the rest.
+    Inlined into :func:`_pairwise_sum`, its one caller (a library less to compile)."""
     if n < 8:
         total = values.dtype.type(0)
         for k in range(n):
@@ -343,15 +352,17 @@ def _pairwise_sum(values):
     numba's on-disk cache does not reload a recursive function safely."""
     n = values.shape[0]
     if n <= 128:
-        return _pairwise_block(values, 0, n)
+        return _pairwise_block(values, np.intp(0), n)  # not a literal 0: see _matrix
     # Depth first, left half before right; a segment's two sums are added when both
     # are known. 64 levels halve any array length.
+    # (np.empty of intp and of the values' dtype, as the prediction kernel's buffers:
+    # compiled once for both; a np.zeros of bools compiled two functions more.)
     starts = np.empty(64, dtype=np.intp)
     counts = np.empty(64, dtype=np.intp)
-    split = np.zeros(64, dtype=np.bool_)
+    split = np.empty(64, dtype=np.intp)  # 1 once the segment is split
     sums = np.empty(64, dtype=values.dtype)
     top, n_sums = 0, 0
-    starts[0], counts[0] = 0, n
+    starts[0], counts[0], split[0] = 0, n, 0
     while top >= 0:
         start, count = starts[top], counts[top]
         if count <= 128:
@@ -363,11 +374,11 @@ def _pairwise_sum(values):
             n_sums -= 1
             top -= 1
         else:
-            split[top] = True
+            split[top] = 1
             half = count // 2
             half -= half % 8
-            starts[top + 1], counts[top + 1], split[top + 1] = start + half, count - half, False
-            starts[top + 2], counts[top + 2], split[top + 2] = start, half, False
+            starts[top + 1], counts[top + 1], split[top + 1] = start + half, count - half, 0
+            starts[top + 2], counts[top + 2], split[top + 2] = start, half, 0
             top += 2
     return sums[0]
 
@@ -382,6 +393,11 @@ def _output_activate(z, bias, loss_code, bits, exact):
     expit, numpy's exp and sum), so that predictions from the same weights are its
     bits in float64 (``tests/test_prediction_bits.py``). Training keeps the
     vectorised :func:`_exp_all` (an ulp apart, and faster).
+
+    ``exact`` is a bool decided at run time, never a literal ``True`` or ``False``:
+    a literal compiles a copy of this helper (and of :func:`_activate`) for each
+    value, so that the prediction kernel compiled after a first fit could not use
+    the training kernel's (0.8 s and 0.65 s more, measured).
     """
     n_rows, n_units = z.shape
     if loss_code < 0 or loss_code >= len(OUTPUT_OF_LOSS):
@@ -411,12 +427,7 @@ def _output_activate(z, bias, loss_code, bits, exact):
         else:
             for j in range(n_units):
                 z[i, j] += bias[j]
-    if exact:
-        for i in range(n_rows):
-            for j in range(n_units):
-                z[i, j] = math.exp(z[i, j])
-    else:
-        _exp_all(z, bits)
+    _exp(z, bits, exact)
     if output == LOGISTIC_OUTPUT:
         for i in range(n_rows):
             for j in range(n_units):
