@@ -89,7 +89,7 @@ def _clipped_weight_sum(params, grads, n_coefs, alpha, weight_sum, max_norm):
 
 
 # ---------------------------------------------------------------------------------
-# Helpers of the entry points' bodies (inlined into them). The entry points
+# One epoch of the full kernel (inlined into it) and the full-batch gradient. They
 # compile once per dtype with ``rare=None`` (the common path: dense input, no
 # dropout, identity/relu/leaky_relu/logistic hidden layers) and once more, on first
 # use, with ``RarePaths`` (everything).
