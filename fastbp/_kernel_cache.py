@@ -107,7 +107,6 @@ KERNEL_SOURCES = (
     "_layer_math.py",
     "_optimizer_steps.py",
     "_batch_passes.py",
-    "_epochs.py",
     "_kernels.py",
     "_common_path.py",
     "_argument_checks.py",

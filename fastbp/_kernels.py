@@ -8,8 +8,7 @@ as integer codes and are dispatched with ``if`` inside the kernels, so adding an
 option never adds a specialisation. The named tuples that cross into them are in
 :mod:`fastbp._kernel_arguments` (and importable from here); every rule of the
 mathematics has one definition, in :mod:`fastbp._layer_math` (activations, output
-activations, losses) and :mod:`fastbp._optimizer_steps` (optimizer steps), and the
-epochs both training kernels run are :func:`fastbp._epochs.train_epochs`.
+activations, losses) and :mod:`fastbp._optimizer_steps` (optimizer steps).
 
 Conventions shared by all kernels
 ---------------------------------
@@ -30,6 +29,7 @@ from numba import njit
 
 from fastbp._argument_checks import (
     REFUSED,
+    epochs_fit,
     layout_lengths_fit,
     network_fits,
     orders_fit,
@@ -38,26 +38,118 @@ from fastbp._argument_checks import (
     workspace_fits,
 )
 from fastbp._batch_passes import _backward, _forward, _gather
-from fastbp._common_path import common_epochs
-from fastbp._epochs import checked_train_epochs
+from fastbp._common_path import KERNEL_MARGIN, common_epochs, no_improvement
 from fastbp._kernel_arguments import Data, Network, RarePaths, Settings, Workspace, entry_point
-from fastbp._kernel_cache import _JIT, pause_gc_while_compiling, prepare_caches
+from fastbp._kernel_cache import _HELPER, _JIT, pause_gc_while_compiling, prepare_caches
 from fastbp._kernel_codes import (
     H_ALPHA,
     N_HYPER,
     N_LOSS_PARAMS,
+    S_BEST_LOSS,
+    S_CHECK,
+    S_N_ITER_NO_CHANGE,
+    S_NO_IMPROVEMENT_COUNT,
+    S_TOL,
 )
 from fastbp._layer_math import _BLOCK, _output_delta_and_loss
+from fastbp._optimizer_steps import optimizer_step
 
 __all__ = ["Data", "Network", "RarePaths", "Settings", "Workspace"]  # named here too
 
 
 # ---------------------------------------------------------------------------------
-# The compiled entry points and their bodies. The entry points compile once per
-# dtype with ``rare=None`` (the common path: dense input, no dropout,
-# identity/relu/leaky_relu/logistic hidden layers) and once more, on first use, with
-# ``RarePaths`` (everything).
+# The L2 penalty's value and gradient clipping (the steps: fastbp._optimizer_steps).
 # ---------------------------------------------------------------------------------
+@njit(**_HELPER)
+def _squared_coef_norm(params, net):
+    """Sum of squared coefficients, one dot product per layer as scikit-learn does."""
+    total = 0.0
+    units = net.units
+    for layer in range(units.shape[0] - 1):
+        start = net.coef_offsets[layer]
+        coefs = params[start : start + units[layer] * units[layer + 1]]
+        total += float(np.dot(coefs, coefs))
+    return total
+
+
+@njit(**_HELPER)
+def _clipped_weight_sum(params, grads, n_coefs, alpha, weight_sum, max_norm):
+    """The divisor that scales the step's gradient (raw + alpha w) / weight_sum down
+    to a global norm of at most ``max_norm`` (gradient clipping)."""
+    squared = 0.0
+    for k in range(params.shape[0]):
+        g = float(grads[k])
+        if k < n_coefs:
+            g += alpha * float(params[k])
+        squared += g * g
+    norm = math.sqrt(squared) / weight_sum
+    if norm > max_norm:
+        return weight_sum * norm / max_norm
+    return weight_sum
+
+
+# ---------------------------------------------------------------------------------
+# One epoch of the full kernel (inlined into it) and the full-batch gradient. They
+# compile once per dtype with ``rare=None`` (the common path: dense input, no
+# dropout, identity/relu/leaky_relu/logistic hidden layers) and once more, on first
+# use, with ``RarePaths`` (everything).
+# ---------------------------------------------------------------------------------
+@njit(**_HELPER, inline="always")
+def _train_epoch(data, net, work, rare, params, state, order, batch_size, settings, adam_step,
+                 dropout_seed):  # fmt: skip
+    """One epoch of :func:`run_epochs` on named tuples, in the row ``order``; returns
+    ``(loss_sum, finite, adam_step)`` after it."""
+    n_samples = order.shape[0]
+    n_coefs = net.n_coefs
+    alpha = float(settings.hyper[H_ALPHA])
+    max_grad_norm = settings.max_grad_norm
+    offsets = work.layer_offsets
+    last = net.units.shape[0] - 1
+    out_start, n_outputs = offsets[last], net.units[last]
+    is_sparse = False if rare is None else rare.is_sparse
+    loss_sum = 0.0
+    step = adam_step
+    if rare is not None:
+        if dropout_seed >= 0:
+            np.random.seed(dropout_seed)
+    for start in range(0, n_samples, batch_size):
+        stop = min(start + batch_size, n_samples)
+        n_rows = stop - start
+        rows = order[start:stop]
+        weight_sum = _gather(data, rows, work, is_sparse)
+        if weight_sum == 0:
+            continue  # every row weighs zero: nothing to learn from this batch
+        # Forward, output delta and loss, backward (raw gradients into work.grads).
+        x = work.x_batch[:n_rows]
+        prediction = _forward(
+            x, rows, n_rows, params, net, work.activations, offsets, work.bits,
+            settings.loss_code, rare, True,
+        )  # fmt: skip
+        output_delta = work.deltas[out_start : out_start + n_rows * n_outputs]
+        batch_loss_sum = _output_delta_and_loss(
+            prediction, work.y_batch[:n_rows], work.sw_batch[:n_rows], data.use_weights,
+            output_delta.reshape(n_rows, n_outputs), settings.loss_code, settings.loss_params,
+        )  # fmt: skip
+        _backward(x, rows, n_rows, params, work.grads, net, work, rare)
+        # The reported loss uses the weights before this step's update.
+        squared_norm = _squared_coef_norm(params, net)
+        divisor = weight_sum
+        if max_grad_norm > 0:
+            divisor = _clipped_weight_sum(
+                params, work.grads, n_coefs, alpha, weight_sum, max_grad_norm
+            )
+        step = optimizer_step(params, work.grads, state, n_coefs, settings.solver_code,
+                              settings.nesterov, settings.hyper, divisor, step)  # fmt: skip
+        batch_loss = batch_loss_sum / weight_sum + 0.5 * alpha * squared_norm / weight_sum
+        loss_sum += batch_loss * n_rows
+        if not math.isfinite(batch_loss):
+            return loss_sum, False, step
+    for k in range(params.shape[0]):
+        if not math.isfinite(params[k]):
+            return loss_sum, False, step
+    return loss_sum, True, step
+
+
 @njit(**_JIT)
 def _full_gradient(data, net, work, rare, order, chunk_rows, params, chunk_grads, settings,
                    dropout_seed):  # fmt: skip
@@ -142,9 +234,52 @@ def _full_gradient(data, net, work, rare, order, chunk_rows, params, chunk_grads
 def _epoch_kernel(data, net, work, rare, params, state, orders, batch_size, settings,
                   adam_step, dropout_seeds, loss_sums, steps, stopping):  # fmt: skip
     """:func:`run_epochs` in the full kernel (arguments and results there)."""
-    return checked_train_epochs(data, net, work, rare, params, state, orders, batch_size,
-                                settings, adam_step, dropout_seeds, loss_sums, steps,
-                                stopping)  # fmt: skip
+    # The last line of defence (fastbp._argument_checks): nothing is indexed unless
+    # every length fits the layout.
+    units = net.units
+    with_dropout = False
+    for rate in net.dropout_rates:
+        with_dropout = with_dropout or rate > 0
+    is_sparse = False if rare is None else rare.is_sparse
+    if not (
+        network_fits(units, net.coef_offsets, net.intercept_offsets, net.hidden_codes,
+                     net.n_coefs, params)
+        and net.dropout_rates.shape[0] >= units.shape[0]
+        and workspace_fits(
+            data.X, data.Y, data.sample_weight, data.use_weights, is_sparse, units,
+            work.activations, work.deltas, work.layer_offsets, work.bits, work.x_batch,
+            work.y_batch, work.sw_batch, work.grads, params, batch_size,
+        )
+        and epochs_fit(params, state, settings.solver_code, orders.shape[0], settings.hyper,
+                       loss_sums, steps, stopping)
+        and orders_fit(orders, data.Y.shape[0])
+        and (rare is None or rare_paths_fit(rare, data.Y.shape[0], units, batch_size, True,
+                                            with_dropout))
+        and dropout_seeds.shape[0] >= orders.shape[0]
+        and settings.loss_params.shape[0] >= N_LOSS_PARAMS
+    ):  # fmt: skip
+        return REFUSED, False
+    step = adam_step
+    check_stopping = stopping[S_CHECK] > 0
+    best_loss, tol = stopping[S_BEST_LOSS], stopping[S_TOL]
+    count, patience = stopping[S_NO_IMPROVEMENT_COUNT], stopping[S_N_ITER_NO_CHANGE]
+    n_samples = orders.shape[1]
+    for epoch in range(orders.shape[0]):
+        loss_sum, finite, step = _train_epoch(
+            data, net, work, rare, params, state, orders[epoch], batch_size, settings, step,
+            dropout_seeds[epoch],
+        )  # fmt: skip
+        loss_sums[epoch] = loss_sum
+        steps[epoch] = step
+        if not finite:
+            return epoch + 1, False
+        if check_stopping:
+            count, best_loss = no_improvement(
+                loss_sum / n_samples, best_loss, tol, count, KERNEL_MARGIN
+            )
+            if count > patience:
+                return epoch + 1, True
+    return orders.shape[0], True
 
 
 #: The full training kernel's entry point (the fields of the named tuples).
@@ -240,7 +375,7 @@ def run_epochs(data, net, work, rare, params, state, orders, batch_size, setting
     epoch ``e``.
 
     ``rare`` is None exactly when :func:`fastbp._common_path.takes_common_path`
-    said so for this training call: the common-path entry point runs; every other
+    said so for this training call: the flat common-path kernel runs; every other
     fit passes its :class:`RarePaths` and runs the full kernel.
 
     Several epochs in one call spare short epochs the cost of returning to Python.

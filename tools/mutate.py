@@ -55,7 +55,7 @@ def _mutation(name, what, *edits, tests=()):
     return Mutation(name, what, tuple(Edit(*edit) for edit in edits), tuple(tests))
 
 
-EPOCHS = "fastbp/_epochs.py"
+COMMON = "fastbp/_common_path.py"
 LAYER_MATH = "fastbp/_layer_math.py"
 KERNELS = "fastbp/_kernels.py"
 STEPS = "fastbp/_optimizer_steps.py"
@@ -63,11 +63,11 @@ STEPS = "fastbp/_optimizer_steps.py"
 MUTATIONS = [
     _mutation(
         "zero-weight-batch-guard",
-        "both training kernels step on a batch whose weights sum to 0 (divides by 0)",
+        "the common path steps on a batch whose weights sum to 0 (divides by 0)",
         (
-            EPOCHS,
-            "        if weight_sum == 0:\n            continue",
-            "        if False:\n            continue",
+            COMMON,
+            "            if weight_sum == 0:\n                continue",
+            "            if False:\n                continue",
         ),
     ),
     _mutation(
@@ -79,7 +79,7 @@ MUTATIONS = [
         "convergence-reset",
         "the convergence count never starts again after an improvement (the one rule, "
         "which Python and both kernels run)",
-        (EPOCHS, "    else:\n        count = 0\n", "    else:\n        count = count\n"),
+        (COMMON, "    else:\n        count = 0\n", "    else:\n        count = count\n"),
     ),
     _mutation(
         "convergence-best-score-kept",
@@ -129,9 +129,9 @@ MUTATIONS = [
     ),
     _mutation(
         "l2-loss-term",
-        "the L2 penalty left out of the reported loss (both training kernels)",
+        "the L2 penalty left out of the common path's reported loss",
         (
-            EPOCHS,
+            COMMON,
             "batch_loss_sum / weight_sum + 0.5 * alpha * squared_norm / weight_sum",
             "batch_loss_sum / weight_sum",
         ),
@@ -176,7 +176,7 @@ MUTATIONS = [
     _mutation(
         "epoch-loss-unweighted-by-rows",
         "the epoch loss sums batch losses without weighting each by its rows",
-        (EPOCHS, "loss_sum += batch_loss * n_rows", "loss_sum += batch_loss"),
+        (COMMON, "loss_sum += batch_loss * n_rows", "loss_sum += batch_loss"),
     ),
     _mutation(
         "kernels-hold-the-gil",
