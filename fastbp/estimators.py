@@ -334,8 +334,8 @@ class BackpropClassifier(_DocumentationLink, ClassifierMixin, _BaseBackprop):
         y : ndarray of shape (n_samples,) or (n_samples, n_classes)
             The predicted classes.
         """
-        model = self._fitted_network()
-        return self._decode(self._forward_pass_fast(X, model), model)
+        model, outputs = self._predicted(X)
+        return self._decode(outputs, model)
 
     @staticmethod
     def _score_function(y_true, y_pred, sample_weight=None):
@@ -433,8 +433,7 @@ class BackpropClassifier(_DocumentationLink, ClassifierMixin, _BaseBackprop):
         y_prob : ndarray of shape (n_samples, n_classes)
             The probability of each class, in the order of ``classes_``.
         """
-        model = self._fitted_network()
-        y_pred = self._forward_pass_fast(X, model)
+        model, y_pred = self._predicted(X)
         if model.loss_code == BINARY_LOG_LOSS:  # a logistic output
             # A saturated sigmoid rounds to exactly 0 or 1; keep probabilities strictly
             # inside (0, 1), one rounding step from the bounds, so that log-probabilities
@@ -575,8 +574,8 @@ default='squared_error'
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The predicted values.
         """
-        model = self._fitted_network()
-        return self._decode(self._forward_pass_fast(X, model), model)
+        model, outputs = self._predicted(X)
+        return self._decode(outputs, model)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
