@@ -441,22 +441,28 @@ class BackpropClassifier(_DocumentationLink, ClassifierMixin, _BaseBackprop):
             The probability of each class, in the order of ``classes_``.
         """
         model, y_pred = self._predicted(X)
-        if model.loss_code == BINARY_LOG_LOSS:  # a logistic output
-            # A saturated sigmoid rounds to exactly 0 or 1; keep probabilities strictly
-            # inside (0, 1), one rounding step from the bounds, so that log-probabilities
-            # stay finite. The lower bound is epsneg, not the smallest float: 1 - p must
-            # stay below 1 too (1 - 1e-300 rounds to exactly 1).
-            # (np.maximum then np.minimum: np.clip's bits, without its Python-level
-            # argument handling, which cost a one-row prediction several microseconds.)
+        # A logistic output: a saturated sigmoid rounds to exactly 0 or 1; keep
+        # probabilities strictly inside (0, 1), one rounding step from the bounds, so
+        # that log-probabilities stay finite. The lower bound is epsneg, not the
+        # smallest float: 1 - p must stay below 1 too (1 - 1e-300 rounds to exactly 1).
+        # (np.maximum then np.minimum: np.clip's bits, without its Python-level
+        # argument handling, which cost a one-row prediction several microseconds.)
+        logistic = model.loss_code == BINARY_LOG_LOSS
+        if y_pred.shape[1] == 1:
+            # [1 - p, p] per row, laid out as np.vstack([1 - p, p]).T (scikit-learn's),
+            # p clipped straight into its row
+            proba = np.empty((2, y_pred.shape[0]), dtype=y_pred.dtype)
+            positive = proba[1]
+            if logistic:
+                low, high = _PROBABILITY_BOUNDS[y_pred.dtype.type]
+                np.minimum(np.maximum(y_pred[:, 0], low, out=positive), high, out=positive)
+            else:
+                positive[:] = y_pred[:, 0]
+            np.subtract(1, positive, out=proba[0])
+            return proba.T
+        if logistic:
             low, high = _PROBABILITY_BOUNDS[y_pred.dtype.type]
             np.minimum(np.maximum(y_pred, low, out=y_pred), high, out=y_pred)
-        if y_pred.shape[1] == 1:
-            # [1 - p, p] per row, laid out as np.vstack([1 - p, p]).T (scikit-learn's)
-            positive = y_pred[:, 0]
-            proba = np.empty((2, positive.shape[0]), dtype=y_pred.dtype)
-            np.subtract(1, positive, out=proba[0])
-            proba[1] = positive
-            return proba.T
         return y_pred
 
     def predict_log_proba(self, X):
