@@ -21,6 +21,7 @@ from fastbp import _fitted as fitted
 from fastbp import _kernel_codes, _kernels
 from fastbp._callbacks import CallbackSupportMixin, fit_task
 from fastbp._compat import SCALAR_ARITHMETIC_KEEPS_FLOAT32
+from fastbp._compiled_call import compiled_variant
 from fastbp._losses import LOSSES, loss_parameters, loss_params_vector
 from fastbp._network import NetworkLayout, check_input_shape, kernel_input, rare_paths, read_only
 from fastbp._optimizers import OPTIMIZERS, per_hidden_layer
@@ -455,27 +456,33 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         return True
 
     # -------------------------------------------------------------- prediction
-    def _is_plain_input(self, X, model):
-        """True for a 2-D, C-contiguous array of the model's dtype and width, fitted
-        without feature names: then validation reduces to the finiteness check that
-        the prediction kernel does as it reads X (the fast path of single-row
-        predictions, where scikit-learn's validation would cost 20 times the work)."""
-        if type(X) is not np.ndarray or X.ndim != 2:
-            return False
-        rows, columns = X.shape
-        return (
-            rows > 0
-            and columns == model.n_features
-            and X.dtype == model.params.dtype
-            and X.flags.c_contiguous
-            and self.__dict__.get("feature_names_in_") is None
-        )
+    def _predicted(self, X):
+        """``(model, outputs)``: the snapshot to predict with (as :meth:`_fitted_network`
+        gives it) and its output-layer values for the rows of X (as
+        :meth:`_forward_pass_fast` computes them).
+
+        The path of small predictions: the published snapshot's identity check, the
+        checks of X (:func:`_plain_rows`) and a direct call of the kernel's variant
+        found at the model's first prediction (:mod:`fastbp._compiled_call`); anything
+        else, or a call that the kernel refuses (a NaN in X, an overflow), goes the
+        whole way, which raises the right error."""
+        state = self.__dict__
+        model = state.get("_model")
+        if model is None or not model.describes(state.get("coefs_"), state.get("intercepts_")):
+            model = self._fitted_network()
+        compiled = model.compiled[0]  # found at the model's first plain prediction
+        if compiled is not None and _plain_rows(X, model, state):
+            out = np.empty((X.shape[0], model.n_outputs), dtype=model.params.dtype)
+            inputs_finite, outputs_finite = compiled(X, None, *model.predict_arguments, out)
+            if inputs_finite == 1 and outputs_finite:
+                return model, out
+        return model, self._forward_pass_fast(X, model)
 
     def _forward_pass_fast(self, X, model, check_input=True):
         """Output-layer activations of ``model`` (a fitted-network snapshot, the only
         source of shapes and weights here) for the rows of X."""
         dtype = model.params.dtype
-        fast_path = check_input and self._is_plain_input(X, model)
+        fast_path = check_input and _plain_rows(X, model, self.__dict__)
         if check_input and not fast_path:
             X = validate_data(
                 self, X, accept_sparse=["csr", "csc"], reset=False, dtype=(np.float64, np.float32)
@@ -496,9 +503,8 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
             chunk = min(n_samples, 1024)  # predict_forward's chunk
             rare = rare_paths(model.layout, chunk, dtype, csr, with_dropout=False)
         out = np.empty((n_samples, model.n_outputs), dtype=dtype)
-        inputs_finite, outputs_finite = _kernels.predict_forward(
-            X_kernel, rare, *model.predict_arguments, out
-        )
+        arguments = (X_kernel, rare, *model.predict_arguments, out)
+        inputs_finite, outputs_finite = _kernels.predict_forward(*arguments)
         if inputs_finite == _kernels.REFUSED:
             _kernels.refused("prediction", model.layout.layer_units)
         if not inputs_finite:
@@ -512,6 +518,10 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
                 "their values are far larger than the model was trained on. Scale X "
                 "the way the training data was scaled."
             )
+        if fast_path and rare is None and model.compiled[0] is None:
+            # The variant numba just chose for plain rows (X read-only: it takes any
+            # X that _plain_rows passes), typed once for this model.
+            model.compiled[0] = compiled_variant(_kernels.predict_forward, arguments)
         return out
 
     def __sklearn_tags__(self):
@@ -519,6 +529,28 @@ class _BaseBackprop(CallbackSupportMixin, BaseEstimator, ABC):
         tags.input_tags.sparse = True  # CSR/CSC, multiplied in place by the first layer
         tags.target_tags.multi_output = True
         return tags
+
+
+def _plain_rows(X, model, state):
+    """True for a 2-D, C-contiguous, aligned array of the model's dtype and width, to
+    an estimator (its attribute dict ``state``) fitted without feature names: then
+    validation reduces to the finiteness check that the prediction kernel does as it
+    reads X (the fast path of small predictions, where scikit-learn's validation would
+    cost 20 times the work). These are also every property of X that the type of the
+    prediction kernel's compiled variant depends on (:mod:`fastbp._compiled_call`),
+    bar writability: the variant reads X as read-only."""
+    if type(X) is not np.ndarray or X.ndim != 2:
+        return False
+    rows, columns = X.shape
+    flags = X.flags
+    return (
+        rows > 0
+        and columns == model.n_features
+        and X.dtype == model.params.dtype
+        and flags.c_contiguous
+        and flags.aligned
+        and state.get("feature_names_in_") is None
+    )
 
 
 def _weights_in_dtype(sample_weight, dtype):

@@ -15,13 +15,35 @@ import contextlib
 #: trains with one BLAS thread.
 SMALL_PRODUCT_MACS = 1 << 22
 
+#: OpenBLAS runs a matrix product of at most this many multiply-adds on one thread
+#: whatever its thread setting (SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD,
+#: 65536 * 4, in its interface/gemm.c): a fit of such products needs no limit.
+OPENBLAS_ONE_THREAD_MACS = 65536 * 4
+
 _controller = None
+_openblas = None
+
+
+def _kernels_blas_is_openblas():
+    """Whether scipy's BLAS, the one the kernels call, is OpenBLAS (scipy's build
+    configuration says so; checked once)."""
+    global _openblas
+    if _openblas is None:
+        try:
+            from scipy.__config__ import CONFIG
+
+            name = CONFIG["Build Dependencies"]["blas"]["name"]
+        except (ImportError, KeyError, TypeError):
+            name = ""
+        _openblas = "openblas" in str(name).lower()
+    return _openblas
 
 
 def _blas_controller():
-    """threadpoolctl's controller, made once (making one scans the loaded libraries,
-    ~0.3 ms; limiting through it takes microseconds). It is made after numba's BLAS
-    (scipy's, which the kernels call) is loaded."""
+    """threadpoolctl's controller, made once (making one scans every loaded library:
+    10-25 ms with scikit-learn and numba loaded, measured; limiting through it takes
+    microseconds). It is made after numba's BLAS (scipy's, which the kernels call)
+    is loaded."""
     global _controller
     if _controller is None:
         import scipy.linalg.cython_blas  # noqa: F401  - the library the kernels call
@@ -38,8 +60,13 @@ def largest_product_macs(layer_units, batch_rows):
 
 def one_thread_if_small(layer_units, batch_rows):
     """A context manager that limits BLAS to one thread (and restores it) when the
-    network's minibatch products are small; otherwise it does nothing."""
-    if largest_product_macs(layer_units, batch_rows) > SMALL_PRODUCT_MACS:
+    network's minibatch products are small; otherwise it does nothing. Products that
+    OpenBLAS keeps on one thread by itself need no limit (and no controller: a small
+    first fit would spend more on making one than on its epochs)."""
+    macs = largest_product_macs(layer_units, batch_rows)
+    if macs > SMALL_PRODUCT_MACS:
+        return contextlib.nullcontext()
+    if macs <= OPENBLAS_ONE_THREAD_MACS and _kernels_blas_is_openblas():
         return contextlib.nullcontext()
     controller = _blas_controller().select(user_api="blas")
     if all(library.num_threads <= 1 for library in controller.lib_controllers):

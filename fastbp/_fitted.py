@@ -63,7 +63,9 @@ class FittedNetwork(NamedTuple):
     whether a hidden activation needs the rare paths in prediction (the routing
     decision, :func:`fastbp._common_path.takes_common_path`, for dense input, made
     once per model); ``predict_arguments`` what :func:`fastbp._kernels.predict_forward` takes after
-    X and the rare paths.
+    X and the rare paths; ``compiled`` holds one entry, None until the first prediction
+    of plain rows finds the compiled variant of that kernel that these arguments have
+    (:func:`fastbp._compiled_call.compiled_variant`), which later ones call directly.
     """
 
     params: np.ndarray
@@ -80,6 +82,7 @@ class FittedNetwork(NamedTuple):
     activation: object  #: the ``activation`` setting fitted with: a name or a tuple
     activations: tuple  #: the hidden layers' activation names, one per hidden layer
     loss: str  #: the kernels' loss name (a key of LOSSES), as fitted
+    compiled: list  #: [the prediction kernel's variant for plain rows, or None]
 
     @property
     def dtype(self):
@@ -147,7 +150,7 @@ def build(layout, params, activation, dropout_rates, loss, decoding):
     return FittedNetwork(
         params, layout, net, loss_code, tuple(coefs), tuple(intercepts), decoding,
         rare_activations, predict_arguments, int(layout.layer_units[0]),
-        int(layout.layer_units[-1]), activation, activations, loss,
+        int(layout.layer_units[-1]), activation, activations, loss, [None],
     )  # fmt: skip
 
 
