@@ -1,39 +1,31 @@
 """Compiled steps of L-BFGS's exact objective (:mod:`fastbp._lbfgs`): the ones whose
 bits cannot depend on how they are computed.
 
-A step belongs here only if every result is decided by its inputs alone, with no
-rounding whose order or implementation could differ from numpy's: a comparison, an
-assignment and one IEEE operation per element do; a sum (numpy sums pairwise), a
-transcendental function (numpy's SIMD ``tanh`` is not libm's: 20% of float64 values
-differ in the last bit here) or a matrix product (BLAS blocks and fuses multiply-adds:
-25-97% of elements differ from a loop's) do not, and stay numpy calls in
+A step belongs here only if every result is decided by its inputs and an order of
+operations that numpy fixes, so that a loop can repeat it: a comparison, an
+assignment and one IEEE operation per element do; so do numpy's sums, whose order is
+its own algorithm (down the rows of a matrix, one row after the other; along a
+contiguous row, numpy's pairwise summation, repeated by :func:`_pairwise_sum`); so
+does libm's ``log``, which scipy's ``xlogy`` calls as numba does. numpy's SIMD
+transcendental functions (its ``tanh`` is not libm's: 20% of float64 values differ in
+the last bit; its ``exp``) and matrix products (BLAS blocks and fuses multiply-adds:
+25-97% of elements differ from a loop's) cannot be repeated, and stay numpy calls in
 :class:`fastbp._lbfgs.SklearnArithmeticObjective`. Each step here is faster than
 numpy's because numpy pays per row (a broadcast, a matrix product with an inner
-dimension of 1) or builds a mask; the tests compare every one with numpy's bits.
+dimension of 1, a short row sum), builds a mask or a temporary, or makes one pass per
+operation where a loop makes one for all; the tests compare every one with numpy's
+bits.
 
 Imported only by an L-BFGS fit that needs it, so that neither ``import fastbp`` nor
 the other solvers load it.
 """
 
+import math
+
 import numba
+import numpy as np
 
-from fastbp._kernel_cache import _JIT, pause_gc_while_compiling, prepare_caches
-
-
-@numba.njit(**_JIT)
-def relu_derivative(outputs, deltas):
-    """scikit-learn's ``inplace_relu_derivative``, ``deltas[outputs == 0] = 0``, in
-    one pass without the boolean mask (numpy's masked assignment takes ten times as
-    long). Both arrays are 2-D and of one shape (checked: returns False and writes
-    nothing otherwise)."""
-    n_rows, n_columns = deltas.shape
-    if outputs.shape[0] != n_rows or outputs.shape[1] != n_columns:
-        return False
-    for row in range(n_rows):
-        for column in range(n_columns):
-            if outputs[row, column] == 0:
-                deltas[row, column] = 0
-    return True
+from fastbp._kernel_cache import _HELPER, _JIT, pause_gc_while_compiling, prepare_caches
 
 
 @numba.njit(**_JIT)
@@ -89,22 +81,260 @@ def subtract_row_max(values, out):
     return True
 
 
-@numba.njit(**_JIT)
-def divide_rows(values, divisors):
-    """``values /= divisors[:, None]``: one IEEE division per element, as numpy's.
-    Returns False (and writes nothing) when the lengths differ."""
+# ------------------------------------------------------------------------------------
+# numpy's sums. np.add.reduce starts from the identity, +0.0 (so a sum of -0.0s is
+# +0.0), and adds in the order its iterator visits: down the rows of a C-ordered
+# matrix (axis=0) one row after the other, every column at once; along a contiguous
+# run of values (a row, or a matrix of one column), by its pairwise summation.
+# ------------------------------------------------------------------------------------
+@numba.njit(**_HELPER)
+def _block_sum(values, start, count, zero):
+    """numpy's ``pairwise_sum`` of at most 128 values ``values[start:start + count]``
+    (1-D): below 8 one after the other from ``zero`` (+0.0 in the values' dtype);
+    else in 8 interleaved partial sums, combined as a tree, then the rest one by
+    one."""
+    if count < 8:
+        total = zero
+        for i in range(start, start + count):
+            total += values[i]
+        return total
+    r0, r1, r2, r3 = values[start], values[start + 1], values[start + 2], values[start + 3]
+    r4, r5, r6, r7 = values[start + 4], values[start + 5], values[start + 6], values[start + 7]
+    i = start + 8
+    end_of_blocks = start + count - count % 8
+    while i < end_of_blocks:
+        r0 += values[i]
+        r1 += values[i + 1]
+        r2 += values[i + 2]
+        r3 += values[i + 3]
+        r4 += values[i + 4]
+        r5 += values[i + 5]
+        r6 += values[i + 6]
+        r7 += values[i + 7]
+        i += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for j in range(i, start + count):
+        total += values[j]
+    return total
+
+
+@numba.njit(**_HELPER)
+def _pairwise_sum(values, start, count, zero):
+    """np.add.reduce of ``values[start:start + count]`` (1-D, contiguous): ``zero``
+    (+0.0 in the values' dtype) plus numpy's ``pairwise_sum``, which sums up to 128
+    values as :func:`_block_sum` does and more as the sum of its two halves, cut at
+    a multiple of 8. The halving is numpy's recursion, walked with a stack (numba
+    0.68 crashes on a recursive function): each level holds its range, whether its
+    left half is done, and that half's sum."""
+    if count <= 128:
+        return zero + _block_sum(values, start, count, zero)
+    starts = np.empty(64, np.int64)  # each halving at least halves: 64 levels
+    counts = np.empty(64, np.int64)
+    left_done = np.empty(64, np.bool_)
+    left_sums = np.empty(64, values.dtype)
+    depth = 0
+    starts[0], counts[0] = start, count
+    while True:
+        if counts[depth] > 128:  # descend into the left half
+            half = counts[depth] // 2
+            half -= half % 8
+            starts[depth + 1], counts[depth + 1] = starts[depth], half
+            left_done[depth] = False
+            depth += 1
+            continue
+        total = _block_sum(values, starts[depth], counts[depth], zero)
+        # climb while this was a right half; a left half's sum waits for the right
+        while depth > 0 and left_done[depth - 1]:
+            depth -= 1
+            total = left_sums[depth] + total
+        if depth == 0:
+            return zero + total
+        parent = depth - 1
+        left_sums[parent] = total
+        left_done[parent] = True
+        half = counts[parent] // 2
+        half -= half % 8
+        starts[depth], counts[depth] = starts[parent] + half, counts[parent] - half
+
+
+@numba.njit(**_HELPER)
+def _column_sums_into(values, sums):
+    """``np.add.reduce(values, axis=0, out=sums)`` for a C-ordered matrix."""
     n_rows, n_columns = values.shape
-    if divisors.shape[0] != n_rows:
-        return False
+    zero = np.zeros(1, sums.dtype)[0]
+    if n_columns == 1:  # one contiguous column: numpy sums it pairwise
+        sums[0] = _pairwise_sum(values[:, 0], 0, n_rows, zero)
+        return
+    for column in range(n_columns):
+        sums[column] = zero
     for row in range(n_rows):
         for column in range(n_columns):
-            values[row, column] /= divisors[row]
+            sums[column] += values[row, column]
+
+
+@numba.njit(**_JIT)
+def column_sums(values, sums):
+    """``np.add.reduce(values, axis=0, out=sums)`` (``np.sum(values, axis=0)``, the
+    intercept gradient's sum) for a C-ordered matrix, without numpy's per-call and
+    per-row costs. Returns False (and writes nothing) when the lengths differ."""
+    if sums.shape[0] != values.shape[1]:
+        return False
+    _column_sums_into(values, sums)
     return True
 
 
+@numba.njit(**_JIT)
+def add_intercept_relu(values, intercept):
+    """``values += intercept`` then scikit-learn's ``inplace_relu``,
+    ``np.maximum(values, 0, out=values)``, in one pass. numpy's maximum returns its
+    second operand, +0.0, for a tie (so -0.0 becomes +0.0) and a NaN operand as it
+    is. Returns False (and writes nothing) when the lengths differ."""
+    n_rows, n_columns = values.shape
+    if intercept.shape[0] != n_columns:
+        return False
+    zero = np.zeros(1, values.dtype)[0]
+    for row in range(n_rows):
+        for column in range(n_columns):
+            value = values[row, column] + intercept[column]
+            values[row, column] = value if value > 0 or value != value else zero
+    return True
+
+
+@numba.njit(**_JIT)
+def relu_derivative_summed(outputs, deltas, sums):
+    """scikit-learn's ``inplace_relu_derivative``, ``deltas[outputs == 0] = 0``
+    (without numpy's boolean mask, which takes ten times as long), then
+    :func:`column_sums` of the deltas into ``sums`` (the layer's intercept gradient,
+    before its division), in one call. Returns False (and writes nothing) when the
+    shapes differ."""
+    n_rows, n_columns = deltas.shape
+    if outputs.shape[0] != n_rows or outputs.shape[1] != n_columns or sums.shape[0] != n_columns:
+        return False
+    for row in range(n_rows):
+        for column in range(n_columns):
+            if outputs[row, column] == 0:
+                deltas[row, column] = 0
+    _column_sums_into(deltas, sums)
+    return True
+
+
+@numba.njit(**_JIT)
+def subtract_summed(predictions, targets, deltas, sums):
+    """The output delta ``np.subtract(predictions, targets, out=deltas)``, then
+    :func:`column_sums` of it into ``sums``. ``targets`` must already have the deltas'
+    dtype (the cast numpy's subtraction makes: exact). Returns False (and writes
+    nothing) when the shapes differ."""
+    n_rows, n_columns = deltas.shape
+    if (
+        predictions.shape[0] != n_rows
+        or predictions.shape[1] != n_columns
+        or targets.shape[0] != n_rows
+        or targets.shape[1] != n_columns
+        or sums.shape[0] != n_columns
+    ):
+        return False
+    for row in range(n_rows):
+        for column in range(n_columns):
+            deltas[row, column] = predictions[row, column] - targets[row, column]
+    _column_sums_into(deltas, sums)
+    return True
+
+
+@numba.njit(**_JIT)
+def normalize_rows(values, sums):
+    """The end of scikit-learn's softmax: ``np.add.reduce(values, axis=1, out=sums)``
+    (numpy's pairwise sum of each row) and ``values /= sums[:, None]``. Returns False
+    (and writes nothing) when the lengths differ."""
+    n_rows, n_columns = values.shape
+    if sums.shape[0] != n_rows:
+        return False
+    zero = np.zeros(1, sums.dtype)[0]
+    for row in range(n_rows):
+        total = _pairwise_sum(values[row], 0, n_columns, zero)
+        sums[row] = total
+        for column in range(n_columns):
+            values[row, column] /= total
+    return True
+
+
+# ------------------------------------------------------------------------------------
+# The log losses' terms (float64 only: the objective's loss buffers are float64).
+# scipy's xlogy(x, y) is 0 where x == 0 and y is not NaN, else x * log(y), with
+# libm's log, which numba calls too. np.clip(p, low, high) is np.minimum(np.maximum(
+# p, low), high): a NaN stays NaN.
+# ------------------------------------------------------------------------------------
+@numba.njit(**_HELPER)
+def _xlogy(x, y):
+    if x == 0 and y == y:
+        return 0.0
+    return x * math.log(y)
+
+
+@numba.njit(**_HELPER)
+def _clip(value, low, high):
+    value = value if value > low or value != value else low
+    return value if value < high or value != value else high
+
+
+@numba.njit(**_JIT)
+def log_loss_terms(targets, probabilities, low, high, terms):
+    """``xlogy(targets, np.clip(probabilities, low, high))`` into ``terms``. Returns
+    False (and writes nothing) when the shapes differ."""
+    n_rows, n_columns = terms.shape
+    if probabilities.shape != terms.shape or targets.shape != terms.shape:
+        return False
+    for row in range(n_rows):
+        for column in range(n_columns):
+            clipped = _clip(probabilities[row, column], low, high)
+            terms[row, column] = _xlogy(targets[row, column], clipped)
+    return True
+
+
+@numba.njit(**_JIT)
+def binary_log_loss_terms(targets, complements, probabilities, low, high, terms, scratch):
+    """``xlogy(y, p) + xlogy(1 - y, 1 - p)`` into ``terms``, ``p`` the clipped
+    probabilities and ``complements`` ``1 - y`` (``scratch``, where numpy's step
+    keeps ``1 - p``, goes unused). Returns False (and writes nothing) when the shapes
+    differ."""
+    n_rows, n_columns = terms.shape
+    if (
+        probabilities.shape != terms.shape
+        or targets.shape != terms.shape
+        or complements.shape != terms.shape
+    ):
+        return False
+    for row in range(n_rows):
+        for column in range(n_columns):
+            clipped = _clip(probabilities[row, column], low, high)
+            terms[row, column] = _xlogy(targets[row, column], clipped) + _xlogy(
+                complements[row, column], 1 - clipped
+            )
+    return True
+
+
+@numba.njit(**_JIT)
+def mean_over_samples_summed(terms, columns):
+    """``np.add.reduce(np.add.reduce(terms, axis=0) / n_rows)`` (``terms.mean(axis=0)
+    .sum()``, numpy's order), the column means left in ``columns``. Returns NaN (and
+    writes nothing) when the lengths differ."""
+    n_rows, n_columns = terms.shape
+    if columns.shape[0] != n_columns:
+        return np.nan
+    _column_sums_into(terms, columns)
+    for column in range(n_columns):
+        columns[column] /= n_rows
+    return _pairwise_sum(columns, 0, n_columns, np.zeros(1, columns.dtype)[0])
+
+
 prepare_caches(globals())
-pause_gc_while_compiling(relu_derivative)
 pause_gc_while_compiling(add_intercept)
 pause_gc_while_compiling(outer_product)
 pause_gc_while_compiling(subtract_row_max)
-pause_gc_while_compiling(divide_rows)
+pause_gc_while_compiling(column_sums)
+pause_gc_while_compiling(add_intercept_relu)
+pause_gc_while_compiling(relu_derivative_summed)
+pause_gc_while_compiling(subtract_summed)
+pause_gc_while_compiling(normalize_rows)
+pause_gc_while_compiling(log_loss_terms)
+pause_gc_while_compiling(binary_log_loss_terms)
+pause_gc_while_compiling(mean_over_samples_summed)

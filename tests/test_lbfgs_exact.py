@@ -51,6 +51,18 @@ def assert_bit_identical(ours, theirs):
     np.testing.assert_array_equal(_bits(ours), _bits(theirs))
 
 
+def assert_bit_identical_but_nan_signs(ours, theirs):
+    """Bit for bit, except that a NaN may be another NaN: a sum that meets NaN (or
+    inf - inf) carries the sign and payload of whichever operand the adder's machine
+    code puts first, which a compiler may swap. Nothing in a fit tells NaNs apart
+    (a NaN loss or gradient ends it either way)."""
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    canonical = np.asarray(np.nan, ours.dtype)
+    assert_bit_identical(np.where(np.isnan(ours), canonical, ours),
+                         np.where(np.isnan(theirs), canonical, theirs))  # fmt: skip
+
+
 def assert_same_fit(ours, theirs):
     """Same iterates: weights, loss and iteration count, bit for bit."""
     assert ours.n_iter_ == theirs.n_iter_
@@ -507,19 +519,31 @@ def test_compiled_steps_write_numpys_bits(dtype):
     """Against numpy's own calls (these are what _NumpySteps runs)."""
     from fastbp import _exact_steps as steps
 
+    numpy_steps = _lbfgs._NumpySteps
     with np.errstate(all="ignore"):
         outputs, deltas = _special_values((37, 11), dtype, 0), _special_values((37, 11), dtype, 1)
-        expected = deltas.copy()
-        expected[outputs == 0] = 0
-        got = deltas.copy()
-        assert steps.relu_derivative(outputs, got)
-        assert_bit_identical(got, expected)
-
         intercept = _special_values((11,), dtype, 2)
-        expected = outputs + intercept
-        got = outputs.copy()
-        assert steps.add_intercept(got, intercept)
+        for step in ("add_intercept", "add_intercept_relu"):
+            expected, got = outputs.copy(), outputs.copy()
+            assert getattr(numpy_steps, step)(expected, intercept)
+            assert getattr(steps, step)(got, intercept)
+            assert_bit_identical(got, expected)
+
+        expected, got = deltas.copy(), deltas.copy()
+        expected_sums, got_sums = np.full(11, 7, dtype), np.full(11, 7, dtype)
+        assert numpy_steps.relu_derivative_summed(outputs, expected, expected_sums)
+        assert steps.relu_derivative_summed(outputs, got, got_sums)
         assert_bit_identical(got, expected)
+        assert_bit_identical_but_nan_signs(got_sums, expected_sums)
+
+        for targets in (deltas, outputs > 0):
+            targets = targets.astype(dtype)
+            expected, got = np.empty_like(deltas), np.empty_like(deltas)
+            expected_sums, got_sums = np.empty(11, dtype), np.empty(11, dtype)
+            assert numpy_steps.subtract_summed(outputs, targets, expected, expected_sums)
+            assert steps.subtract_summed(outputs, targets, got, got_sums)
+            assert_bit_identical(got, expected)
+            assert_bit_identical_but_nan_signs(got_sums, expected_sums)
 
         column, row = _special_values((37, 1), dtype, 3), _special_values((1, 11), dtype, 4)
         got = np.empty((37, 11), dtype)
@@ -533,22 +557,106 @@ def test_compiled_steps_write_numpys_bits(dtype):
         assert steps.subtract_row_max(values, scratch)
         assert_bit_identical(np.exp(scratch), np.exp(values - values.max(axis=1)[:, None]))
 
-        sums = _special_values((37,), dtype, 6)
-        expected = values / sums[:, None]
-        got = values.copy()
-        assert steps.divide_rows(got, sums)
-        assert_bit_identical(got, expected)
+        expected, got = values.copy(), values.copy()
+        expected_sums, got_sums = np.empty(37, dtype), np.empty(37, dtype)
+        assert numpy_steps.normalize_rows(expected, expected_sums)
+        assert steps.normalize_rows(got, got_sums)
+        assert_bit_identical_but_nan_signs(got, expected)
+        assert_bit_identical_but_nan_signs(got_sums, expected_sums)
+
+
+def _sum_cases(dtype):
+    """Matrices whose sums take every branch of numpy's pairwise summation (under 8,
+    8 to 128 with and without a remainder, halved once and many times), with values
+    over many magnitudes (so that a different order rounds differently) and the
+    signed zeros and non-finite values of _special_values."""
+    rng = np.random.RandomState(7)
+    for n_rows, n_columns in [(1, 1), (1, 5), (5, 1), (8, 1), (37, 1), (128, 1), (129, 1),
+                              (300, 1), (569, 1), (4099, 1), (1797, 10), (61, 2), (3, 130),
+                              (2, 1000)]:  # fmt: skip
+        values = rng.normal(size=(n_rows, n_columns)) * 10.0 ** rng.randint(-8, 9, (n_rows, 1))
+        yield values.astype(dtype)
+        yield _special_values((n_rows, n_columns), dtype, n_rows)
+        yield np.full((n_rows, n_columns), -0.0, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_sums_repeat_numpys_order(dtype):
+    """np.add.reduce along either axis, and the mean over samples summed: numpy's
+    order of additions (sequential down the rows, pairwise along a row or a single
+    column), its starting +0.0, its dtype."""
+    from fastbp import _exact_steps as steps
+
+    with np.errstate(all="ignore"):
+        for values in _sum_cases(dtype):
+            n_rows, n_columns = values.shape
+            got = np.empty(n_columns, dtype)
+            assert steps.column_sums(values, got)
+            assert_bit_identical_but_nan_signs(got, np.add.reduce(values, axis=0))
+            assert_bit_identical_but_nan_signs(got, np.sum(values, axis=0))
+
+            got, expected = values.copy(), values.copy()
+            got_sums, expected_sums = np.empty(n_rows, dtype), np.empty(n_rows, dtype)
+            assert steps.normalize_rows(got, got_sums)
+            assert _lbfgs._NumpySteps.normalize_rows(expected, expected_sums)
+            assert_bit_identical_but_nan_signs(got_sums, values.sum(axis=1))
+            assert_bit_identical_but_nan_signs(got, expected)
+
+            if dtype == np.float64:  # the loss buffers are float64 only
+                columns = np.empty(n_columns)
+                got = steps.mean_over_samples_summed(values, columns)
+                expected = values.mean(axis=0)
+                assert_bit_identical_but_nan_signs(np.float64(got), np.float64(expected.sum()))
+                assert_bit_identical_but_nan_signs(columns, expected)
+
+
+@pytest.mark.parametrize("kind", ["binary_log_loss", "log_loss"])
+def test_compiled_log_loss_terms_are_scikit_learns(kind):
+    """xlogy of clipped probabilities (libm's log, as scipy's), against the numpy
+    steps and scikit-learn's loss function."""
+    from fastbp import _exact_steps as steps
+
+    rng = np.random.RandomState(3)
+    shape = (301, 1) if kind == "binary_log_loss" else (301, 4)
+    probabilities = rng.uniform(size=shape) ** 3
+    probabilities.ravel()[:8] = [0.0, 1.0, np.nan, 1e-300, 1 - 1e-17, 2e-16, 0.5, -0.0]
+    eps = np.finfo(np.float64).eps
+    numpy_steps = _lbfgs._NumpySteps
+    with np.errstate(all="ignore"):
+        for targets in (rng.uniform(size=shape) < 0.4, rng.uniform(size=shape)):
+            got, expected = np.empty(shape), np.empty(shape)
+            if kind == "binary_log_loss":
+                complements = 1 - targets
+                args = (targets, complements, probabilities, eps, 1 - eps)
+                assert steps.binary_log_loss_terms(*args, got, np.empty(shape))
+                assert numpy_steps.binary_log_loss_terms(*args, expected, np.empty(shape))
+            else:
+                args = (targets, probabilities, eps, 1 - eps)
+                assert steps.log_loss_terms(*args, got)
+                assert numpy_steps.log_loss_terms(*args, expected)
+            assert_bit_identical(got, expected)
+            loss = -steps.mean_over_samples_summed(got, np.empty(shape[1]))
+            theirs = LOSS_FUNCTIONS[kind](targets, probabilities.copy())
+            assert_bit_identical(np.float64(loss), np.float64(theirs))
 
 
 def test_compiled_steps_refuse_arrays_that_do_not_fit():
     from fastbp import _exact_steps as steps
 
     a, b = np.zeros((4, 3)), np.ones((4, 3))
-    assert not steps.relu_derivative(np.zeros((4, 2)), b)
     assert not steps.add_intercept(b, np.ones(4))
+    assert not steps.add_intercept_relu(b, np.ones(4))
+    assert not steps.relu_derivative_summed(np.zeros((4, 2)), b, np.ones(3))
+    assert not steps.relu_derivative_summed(a, b, np.ones(2))
+    assert not steps.subtract_summed(a, np.zeros((3, 3)), b, np.ones(3))
+    assert not steps.subtract_summed(a, a, b, np.ones(4))
+    assert not steps.column_sums(b, np.ones(4))
     assert not steps.outer_product(np.ones(3), np.ones(3), b)
     assert not steps.subtract_row_max(a, np.ones((3, 3)))
-    assert not steps.divide_rows(b, np.ones(3))
+    assert not steps.normalize_rows(b, np.ones(3))
+    assert not steps.log_loss_terms(a, np.ones((4, 2)), 0.1, 0.9, b)
+    assert not steps.binary_log_loss_terms(a, a, np.ones((4, 2)), 0.1, 0.9, b, b)
+    assert np.isnan(steps.mean_over_samples_summed(b, np.ones(2)))
     assert (b == 1).all()  # nothing written
 
 
