@@ -123,11 +123,19 @@ def _pairwise_sum(values, start, count, zero):
     """np.add.reduce of ``values[start:start + count]`` (1-D, contiguous): ``zero``
     (+0.0 in the values' dtype) plus numpy's ``pairwise_sum``, which sums up to 128
     values as :func:`_block_sum` does and more as the sum of its two halves, cut at
-    a multiple of 8. The halving is numpy's recursion, walked with a stack (numba
-    0.68 crashes on a recursive function): each level holds its range, whether its
-    left half is done, and that half's sum."""
+    a multiple of 8 (:func:`_halved_sum`)."""
     if count <= 128:
         return zero + _block_sum(values, start, count, zero)
+    return zero + _halved_sum(values, start, count, zero)
+
+
+@numba.njit(**_HELPER)
+def _halved_sum(values, start, count, zero):
+    """numpy's ``pairwise_sum`` of more than 128 values: the sum of its halves, each
+    summed the same way down to :func:`_block_sum`. The halving is numpy's
+    recursion, walked with a stack (numba 0.68 crashes on a recursive function):
+    each level holds its range, whether its left half is done, and that half's
+    sum."""
     starts = np.empty(64, np.int64)  # each halving at least halves: 64 levels
     counts = np.empty(64, np.int64)
     left_done = np.empty(64, np.bool_)
@@ -148,7 +156,7 @@ def _pairwise_sum(values, start, count, zero):
             depth -= 1
             total = left_sums[depth] + total
         if depth == 0:
-            return zero + total
+            return total
         parent = depth - 1
         left_sums[parent] = total
         left_done[parent] = True
@@ -161,15 +169,23 @@ def _pairwise_sum(values, start, count, zero):
 def _column_sums_into(values, sums):
     """``np.add.reduce(values, axis=0, out=sums)`` for a C-ordered matrix."""
     n_rows, n_columns = values.shape
-    zero = np.zeros(1, sums.dtype)[0]
     if n_columns == 1:  # one contiguous column: numpy sums it pairwise
-        sums[0] = _pairwise_sum(values[:, 0], 0, n_rows, zero)
+        sums[0] = _pairwise_sum(values[:, 0], 0, n_rows, np.zeros(1, sums.dtype)[0])
         return
-    for column in range(n_columns):
-        sums[column] = zero
+    totals = np.zeros(n_columns, sums.dtype)  # a buffer of its own: see _copy_into
     for row in range(n_rows):
         for column in range(n_columns):
-            sums[column] += values[row, column]
+            totals[column] += values[row, column]
+    _copy_into(totals, sums)
+
+
+@numba.njit(**_HELPER)
+def _copy_into(source, target):
+    """``target[:] = source``. Running totals go to an array the step allocates, not
+    to the caller's: LLVM cannot prove that the caller's does not overlap the values
+    being summed, and then adds one value at a time (2-4x the time)."""
+    for i in range(source.shape[0]):
+        target[i] = source[i]
 
 
 @numba.njit(**_JIT)
@@ -210,11 +226,22 @@ def relu_derivative_summed(outputs, deltas, sums):
     n_rows, n_columns = deltas.shape
     if outputs.shape[0] != n_rows or outputs.shape[1] != n_columns or sums.shape[0] != n_columns:
         return False
+    zero = np.zeros(1, deltas.dtype)[0]
+    if n_columns == 1:  # numpy sums one column pairwise: after the pass
+        for row in range(n_rows):
+            if outputs[row, 0] == 0:
+                deltas[row, 0] = zero
+        _column_sums_into(deltas, sums)
+        return True
+    # One pass, each delta added as it is written (the sums are memory-bound: a
+    # second pass would read the deltas again).
+    totals = np.zeros(n_columns, sums.dtype)
     for row in range(n_rows):
         for column in range(n_columns):
-            if outputs[row, column] == 0:
-                deltas[row, column] = 0
-    _column_sums_into(deltas, sums)
+            delta = zero if outputs[row, column] == 0 else deltas[row, column]
+            deltas[row, column] = delta
+            totals[column] += delta
+    _copy_into(totals, sums)
     return True
 
 
@@ -233,10 +260,18 @@ def subtract_summed(predictions, targets, deltas, sums):
         or sums.shape[0] != n_columns
     ):
         return False
+    if n_columns == 1:  # numpy sums one column pairwise: after the pass
+        for row in range(n_rows):
+            deltas[row, 0] = predictions[row, 0] - targets[row, 0]
+        _column_sums_into(deltas, sums)
+        return True
+    totals = np.zeros(n_columns, sums.dtype)
     for row in range(n_rows):
         for column in range(n_columns):
-            deltas[row, column] = predictions[row, column] - targets[row, column]
-    _column_sums_into(deltas, sums)
+            delta = predictions[row, column] - targets[row, column]
+            deltas[row, column] = delta
+            totals[column] += delta
+    _copy_into(totals, sums)
     return True
 
 
@@ -250,7 +285,11 @@ def normalize_rows(values, sums):
         return False
     zero = np.zeros(1, sums.dtype)[0]
     for row in range(n_rows):
-        total = _pairwise_sum(values[row], 0, n_columns, zero)
+        row_values = values[row]
+        if n_columns <= 128:
+            total = zero + _block_sum(row_values, 0, n_columns, zero)
+        else:
+            total = zero + _halved_sum(row_values, 0, n_columns, zero)
         sums[row] = total
         for column in range(n_columns):
             values[row, column] /= total
@@ -279,14 +318,31 @@ def _clip(value, low, high):
 @numba.njit(**_JIT)
 def log_loss_terms(targets, probabilities, low, high, terms):
     """``xlogy(targets, np.clip(probabilities, low, high))`` into ``terms``. Returns
-    False (and writes nothing) when the shapes differ."""
+    False (and writes nothing) when the shapes differ.
+
+    The logs are taken in a second pass, only where xlogy needs one (a target not 0,
+    or a NaN): in one pass LLVM computes the log of every value and selects (a log
+    has no side effects, so it may), 10 ns a value, where a one-hot target needs one
+    value in n_classes."""
     n_rows, n_columns = terms.shape
     if probabilities.shape != terms.shape or targets.shape != terms.shape:
         return False
+    pending_rows = np.empty(n_rows * n_columns, np.int64)
+    pending_columns = np.empty(n_rows * n_columns, np.int64)
+    n_pending = 0
     for row in range(n_rows):
         for column in range(n_columns):
             clipped = _clip(probabilities[row, column], low, high)
-            terms[row, column] = _xlogy(targets[row, column], clipped)
+            if targets[row, column] == 0 and clipped == clipped:
+                terms[row, column] = 0.0
+            else:
+                terms[row, column] = clipped
+                pending_rows[n_pending] = row
+                pending_columns[n_pending] = column
+                n_pending += 1
+    for i in range(n_pending):
+        row, column = pending_rows[i], pending_columns[i]
+        terms[row, column] = targets[row, column] * math.log(terms[row, column])
     return True
 
 
