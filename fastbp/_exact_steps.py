@@ -246,6 +246,34 @@ def relu_derivative_summed(outputs, deltas, sums):
 
 
 @numba.njit(**_JIT)
+def outer_relu_derivative_summed(column, row, outputs, deltas, sums):
+    """:func:`outer_product` into ``deltas``, then :func:`relu_derivative_summed`, in
+    one pass. Returns False (and writes nothing) when the shapes do not fit."""
+    n_rows, n_columns = deltas.shape
+    if (
+        column.shape[0] != n_rows
+        or row.shape[0] != n_columns
+        or outputs.shape[0] != n_rows
+        or outputs.shape[1] != n_columns
+        or sums.shape[0] != n_columns
+    ):
+        return False
+    zero = np.zeros(1, deltas.dtype)[0]
+    totals = np.zeros(n_columns, sums.dtype)
+    for i in range(n_rows):
+        value = column[i]
+        for j in range(n_columns):
+            delta = zero if outputs[i, j] == 0 else zero + value * row[j]
+            deltas[i, j] = delta
+            totals[j] += delta
+    if n_columns == 1:  # numpy sums one column pairwise
+        _column_sums_into(deltas, sums)
+    else:
+        _copy_into(totals, sums)
+    return True
+
+
+@numba.njit(**_JIT)
 def subtract_summed(predictions, targets, deltas, sums):
     """The output delta ``np.subtract(predictions, targets, out=deltas)``, then
     :func:`column_sums` of it into ``sums``. ``targets`` must already have the deltas'
@@ -390,6 +418,7 @@ pause_gc_while_compiling(column_sums)
 pause_gc_while_compiling(add_intercept_relu)
 pause_gc_while_compiling(relu_derivative_summed)
 pause_gc_while_compiling(subtract_summed)
+pause_gc_while_compiling(outer_relu_derivative_summed)
 pause_gc_while_compiling(normalize_rows)
 pause_gc_while_compiling(log_loss_terms)
 pause_gc_while_compiling(binary_log_loss_terms)

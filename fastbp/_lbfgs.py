@@ -486,15 +486,29 @@ class SklearnArithmeticObjective:
             _checked(self.steps.column_sums(deltas[last], intercept_grads[last]))
         self._layer_gradient(last, coefs)
         for i in range(last, 0, -1):
-            if i == last and self.outer_backward:
-                _checked(
-                    self.steps.outer_product(deltas[i].ravel(), coefs[i].ravel(), deltas[i - 1])
-                )
-            else:
-                np.matmul(deltas[i], coefs[i].T, out=deltas[i - 1])
-            self.derivative_summed(self, i, activations[i], deltas[i - 1], intercept_grads[i - 1])
+            self._hidden_delta(i, coefs)
             self._layer_gradient(i - 1, coefs)
         return loss, self.gradient
+
+    def _hidden_delta(self, layer, coefs):
+        """``deltas[layer - 1]``: the next layer's delta times its weights, transposed,
+        times the derivative of the activation; its column sums into the intercept
+        gradient."""
+        deltas, outputs = self.deltas, self.activations[layer]
+        sums = self.intercept_grads[layer - 1]
+        if layer == self.n_layers - 2 and self.outer_backward:
+            column, row = deltas[layer].ravel(), coefs[layer].ravel()
+            if self.relu:  # one pass for the product, the derivative and the sums
+                _checked(
+                    self.steps.outer_relu_derivative_summed(
+                        column, row, outputs, deltas[layer - 1], sums
+                    )
+                )
+                return
+            _checked(self.steps.outer_product(column, row, deltas[layer - 1]))
+        else:
+            np.matmul(deltas[layer], coefs[layer].T, out=deltas[layer - 1])
+        self.derivative_summed(self, layer, outputs, deltas[layer - 1], sums)
 
     def _layer_gradient(self, layer, coefs):
         """The layer's gradient, its intercept part's column sums already taken."""
@@ -574,6 +588,13 @@ class _NumpySteps:
     @staticmethod
     def outer_product(column, row, out):
         np.matmul(column[:, np.newaxis], row[np.newaxis, :], out=out)
+        return True
+
+    @staticmethod
+    def outer_relu_derivative_summed(column, row, outputs, deltas, sums):
+        np.matmul(column[:, np.newaxis], row[np.newaxis, :], out=deltas)
+        deltas[outputs == 0] = 0
+        np.add.reduce(deltas, axis=0, out=sums)
         return True
 
     @staticmethod

@@ -95,11 +95,11 @@ def _problem(kind, n_samples=40, n_features=5, seed=0):
     return X, y, y.reshape(-1, 1), MLPRegressor, {"loss": "poisson"}
 
 
-def _sklearn_objective(kind, activation, sample_weight, X):
+def _sklearn_objective(kind, activation, sample_weight, X, hidden=(6, 4), n_samples=40):
     """scikit-learn's own ``_loss_grad_lbfgs`` (a model set up by a one-iteration
     L-BFGS fit), and the loss name fastbp's objective takes."""
-    X_fit, y, target, Estimator, params = _problem(kind)
-    mlp = Estimator(hidden_layer_sizes=(6, 4), activation=activation, solver="lbfgs",
+    X_fit, y, target, Estimator, params = _problem(kind, n_samples)
+    mlp = Estimator(hidden_layer_sizes=hidden, activation=activation, solver="lbfgs",
                     max_iter=1, alpha=0.3, random_state=0, **params)  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -136,6 +136,24 @@ def test_objective_equals_sklearns_loss_grad_lbfgs_bit_for_bit_at_every_call(
     # accumulates instead of overwriting, or views of an old parameter vector, shows
     # at the second and third calls. A fresh array each time, as the fit's is not.
     for packed in (points[0], points[1], points[0].copy()):
+        expected_loss, expected_gradient = theirs(packed.copy())
+        got_loss, got_gradient = ours(packed.copy())
+        assert_bit_identical(np.float64(got_loss), np.float64(expected_loss))
+        assert_bit_identical(got_gradient, expected_gradient)
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "squared_error"])
+@pytest.mark.parametrize("hidden", [(5, 1), (1,), (200,)])
+def test_objective_with_one_unit_or_many_rows_equals_sklearns(kind, hidden, steps):
+    """A layer of one unit (its delta's column sum is numpy's pairwise sum, not a sum
+    down the rows) and more than 128 rows (pairwise sums of halves)."""
+    X = _problem(kind, n_samples=300)[0]
+    theirs, loss, target, _ = _sklearn_objective(kind, "relu", None, X, hidden, 300)
+    layout = NetworkLayout([X.shape[1], *hidden, target.shape[1]])
+    ours = SklearnArithmeticObjective(layout, X, target, None, "relu", loss, 0.3)
+    rng = np.random.RandomState(4)
+    for _ in range(2):
+        packed = rng.uniform(-1, 1, layout.n_params)
         expected_loss, expected_gradient = theirs(packed.copy())
         got_loss, got_gradient = ours(packed.copy())
         assert_bit_identical(np.float64(got_loss), np.float64(expected_loss))
@@ -550,6 +568,15 @@ def test_compiled_steps_write_numpys_bits(dtype):
         assert steps.outer_product(column.ravel(), row.ravel(), got)
         assert_bit_identical(got, column @ row)
 
+        for n_columns in (11, 1):  # one column: its sum is pairwise
+            expected, got = np.empty((37, n_columns), dtype), np.empty((37, n_columns), dtype)
+            expected_sums, got_sums = np.empty(n_columns, dtype), np.empty(n_columns, dtype)
+            args = (column.ravel(), row.ravel()[:n_columns], outputs[:, :n_columns].copy())
+            assert numpy_steps.outer_relu_derivative_summed(*args, expected, expected_sums)
+            assert steps.outer_relu_derivative_summed(*args, got, got_sums)
+            assert_bit_identical(got, expected)
+            assert_bit_identical_but_nan_signs(got_sums, expected_sums)
+
         # softmax's first step is only ever seen through exp: compare what exp makes
         values = _special_values((37, 11), dtype, 5)
         values[3] = [0.0, -0.0] * 5 + [-1.0]  # a tie of signed zeros
@@ -652,6 +679,8 @@ def test_compiled_steps_refuse_arrays_that_do_not_fit():
     assert not steps.subtract_summed(a, a, b, np.ones(4))
     assert not steps.column_sums(b, np.ones(4))
     assert not steps.outer_product(np.ones(3), np.ones(3), b)
+    assert not steps.outer_relu_derivative_summed(np.ones(4), np.ones(3), a, b, np.ones(2))
+    assert not steps.outer_relu_derivative_summed(np.ones(4), np.ones(2), a, b, np.ones(3))
     assert not steps.subtract_row_max(a, np.ones((3, 3)))
     assert not steps.normalize_rows(b, np.ones(3))
     assert not steps.log_loss_terms(a, np.ones((4, 2)), 0.1, 0.9, b)
