@@ -354,9 +354,13 @@ class SklearnArithmeticObjective:
     of a new array (``np.matmul(a, b, out=c)`` runs the BLAS call of ``a @ b``; a ufunc
     writes the same bits wherever its output goes). The gradient is computed in place
     in one flat vector (the per-layer gradients are views into it), so nothing is
-    packed. The only compiled step is the ReLU derivative (a comparison and an
-    assignment, see :mod:`fastbp._exact_steps`); sums, transcendental functions and
-    matrix products stay numpy's, whose rounding a compiled loop would not repeat.
+    packed. On large batches the steps a loop can repeat bit for bit run compiled
+    (:mod:`fastbp._exact_steps`: comparisons, one IEEE operation per element, numpy's
+    sums in numpy's order, the log losses' xlogy), fused where one pass serves
+    several (ReLU with its intercept; ReLU's derivative, and the output delta, with
+    their column sums, which is the intercept gradient); numpy's SIMD ``exp`` and
+    ``tanh`` and the matrix products stay numpy's, whose rounding a loop would not
+    repeat.
 
     Parameters
     ----------
@@ -530,8 +534,8 @@ class SklearnArithmeticObjective:
             ACTIVATIONS[self.output_activation](values)
             return
         # scikit-learn's inplace_softmax, into the preallocated row and scratch buffers
-        # (the maximum, the subtraction and the division compiled: exact; numpy's exp
-        # and pairwise row sums kept: a loop would round them differently)
+        # (the maximum, the subtraction, numpy's pairwise row sums and the division
+        # compiled: exact; numpy's SIMD exp kept: a loop would round it differently)
         rows, scratch = self.softmax_rows, self.softmax_scratch
         _checked(self.steps.subtract_row_max(values, scratch))  # tmp = X - max(X, 1)
         np.exp(scratch, out=values)
