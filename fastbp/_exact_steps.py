@@ -5,8 +5,9 @@ A step belongs here only if every result is decided by its inputs and an order o
 operations that numpy fixes, so that a loop can repeat it: a comparison, an
 assignment and one IEEE operation per element do; so do numpy's sums, whose order is
 its own algorithm (down the rows of a matrix, one row after the other; along a
-contiguous row, numpy's pairwise summation, repeated by :func:`_pairwise_sum`); so
-does libm's ``log``, which scipy's ``xlogy`` calls as numba does. numpy's SIMD
+contiguous row of up to 128 values, numpy's pairwise summation, repeated by
+:func:`_short_sum`); so does libm's ``log``, which scipy's ``xlogy`` calls as numba
+does. numpy's SIMD
 transcendental functions (its ``tanh`` is not libm's: 20% of float64 values differ in
 the last bit; its ``exp``) and matrix products (BLAS blocks and fuses multiply-adds:
 25-97% of elements differ from a loop's) cannot be repeated, and stay numpy calls in
@@ -85,24 +86,27 @@ def subtract_row_max(values, out):
 # numpy's sums. np.add.reduce starts from the identity, +0.0 (so a sum of -0.0s is
 # +0.0), and adds in the order its iterator visits: down the rows of a C-ordered
 # matrix (axis=0) one row after the other, every column at once; along a contiguous
-# run of values (a row, or a matrix of one column), by its pairwise summation.
+# run of values (a row, or a matrix of one column), by its pairwise summation, which
+# halves runs of more than 128 values recursively. The steps here take the first
+# kind, and rows of up to 128 values: a matrix of one column (the output of a binary
+# classifier) is summed by numpy itself (the steps refuse it), since the halving
+# loop, compiled into every step that might meet it, tripled their compile time.
 # ------------------------------------------------------------------------------------
 @numba.njit(**_HELPER)
-def _block_sum(values, start, count, zero):
-    """numpy's ``pairwise_sum`` of at most 128 values ``values[start:start + count]``
-    (1-D): below 8 one after the other from ``zero`` (+0.0 in the values' dtype);
-    else in 8 interleaved partial sums, combined as a tree, then the rest one by
-    one."""
+def _short_sum(values, count, zero):
+    """np.add.reduce of the first ``count`` <= 128 values of ``values`` (1-D): numpy's
+    ``pairwise_sum`` plus the starting ``zero`` (+0.0 in the values' dtype). Below 8
+    values one after the other; else in 8 interleaved partial sums, combined as a
+    tree, then the rest one by one."""
     if count < 8:
         total = zero
-        for i in range(start, start + count):
+        for i in range(count):
             total += values[i]
         return total
-    r0, r1, r2, r3 = values[start], values[start + 1], values[start + 2], values[start + 3]
-    r4, r5, r6, r7 = values[start + 4], values[start + 5], values[start + 6], values[start + 7]
-    i = start + 8
-    end_of_blocks = start + count - count % 8
-    while i < end_of_blocks:
+    r0, r1, r2, r3 = values[0], values[1], values[2], values[3]
+    r4, r5, r6, r7 = values[4], values[5], values[6], values[7]
+    end_of_blocks = count - count % 8
+    for i in range(8, end_of_blocks, 8):
         r0 += values[i]
         r1 += values[i + 1]
         r2 += values[i + 2]
@@ -111,72 +115,10 @@ def _block_sum(values, start, count, zero):
         r5 += values[i + 5]
         r6 += values[i + 6]
         r7 += values[i + 7]
-        i += 8
     total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    for j in range(i, start + count):
-        total += values[j]
-    return total
-
-
-@numba.njit(**_HELPER)
-def _pairwise_sum(values, start, count, zero):
-    """np.add.reduce of ``values[start:start + count]`` (1-D, contiguous): ``zero``
-    (+0.0 in the values' dtype) plus numpy's ``pairwise_sum``, which sums up to 128
-    values as :func:`_block_sum` does and more as the sum of its two halves, cut at
-    a multiple of 8 (:func:`_halved_sum`)."""
-    if count <= 128:
-        return zero + _block_sum(values, start, count, zero)
-    return zero + _halved_sum(values, start, count, zero)
-
-
-@numba.njit(**_HELPER)
-def _halved_sum(values, start, count, zero):
-    """numpy's ``pairwise_sum`` of more than 128 values: the sum of its halves, each
-    summed the same way down to :func:`_block_sum`. The halving is numpy's
-    recursion, walked with a stack (numba 0.68 crashes on a recursive function):
-    each level holds its range, whether its left half is done, and that half's
-    sum."""
-    starts = np.empty(64, np.int64)  # each halving at least halves: 64 levels
-    counts = np.empty(64, np.int64)
-    left_done = np.empty(64, np.bool_)
-    left_sums = np.empty(64, values.dtype)
-    depth = 0
-    starts[0], counts[0] = start, count
-    while True:
-        if counts[depth] > 128:  # descend into the left half
-            half = counts[depth] // 2
-            half -= half % 8
-            starts[depth + 1], counts[depth + 1] = starts[depth], half
-            left_done[depth] = False
-            depth += 1
-            continue
-        total = _block_sum(values, starts[depth], counts[depth], zero)
-        # climb while this was a right half; a left half's sum waits for the right
-        while depth > 0 and left_done[depth - 1]:
-            depth -= 1
-            total = left_sums[depth] + total
-        if depth == 0:
-            return total
-        parent = depth - 1
-        left_sums[parent] = total
-        left_done[parent] = True
-        half = counts[parent] // 2
-        half -= half % 8
-        starts[depth], counts[depth] = starts[parent] + half, counts[parent] - half
-
-
-@numba.njit(**_HELPER)
-def _column_sums_into(values, sums):
-    """``np.add.reduce(values, axis=0, out=sums)`` for a C-ordered matrix."""
-    n_rows, n_columns = values.shape
-    if n_columns == 1:  # one contiguous column: numpy sums it pairwise
-        sums[0] = _pairwise_sum(values[:, 0], 0, n_rows, np.zeros(1, sums.dtype)[0])
-        return
-    totals = np.zeros(n_columns, sums.dtype)  # a buffer of its own: see _copy_into
-    for row in range(n_rows):
-        for column in range(n_columns):
-            totals[column] += values[row, column]
-    _copy_into(totals, sums)
+    for i in range(end_of_blocks, count):
+        total += values[i]
+    return zero + total
 
 
 @numba.njit(**_HELPER)
@@ -191,11 +133,17 @@ def _copy_into(source, target):
 @numba.njit(**_JIT)
 def column_sums(values, sums):
     """``np.add.reduce(values, axis=0, out=sums)`` (``np.sum(values, axis=0)``, the
-    intercept gradient's sum) for a C-ordered matrix, without numpy's per-call and
-    per-row costs. Returns False (and writes nothing) when the lengths differ."""
-    if sums.shape[0] != values.shape[1]:
+    intercept gradient's sum) for a C-ordered matrix of more than one column, without
+    numpy's per-call and per-row costs. Returns False (and writes nothing) when the
+    lengths differ or there is one column."""
+    n_rows, n_columns = values.shape
+    if sums.shape[0] != n_columns or n_columns < 2:
         return False
-    _column_sums_into(values, sums)
+    totals = np.zeros(n_columns, sums.dtype)  # +0.0, numpy's start; see _copy_into
+    for row in range(n_rows):
+        for column in range(n_columns):
+            totals[column] += values[row, column]
+    _copy_into(totals, sums)
     return True
 
 
@@ -222,17 +170,16 @@ def relu_derivative_summed(outputs, deltas, sums):
     (without numpy's boolean mask, which takes ten times as long), then
     :func:`column_sums` of the deltas into ``sums`` (the layer's intercept gradient,
     before its division), in one call. Returns False (and writes nothing) when the
-    shapes differ."""
+    shapes differ or there is one column."""
     n_rows, n_columns = deltas.shape
-    if outputs.shape[0] != n_rows or outputs.shape[1] != n_columns or sums.shape[0] != n_columns:
+    if (
+        outputs.shape[0] != n_rows
+        or outputs.shape[1] != n_columns
+        or sums.shape[0] != n_columns
+        or n_columns < 2
+    ):
         return False
     zero = np.zeros(1, deltas.dtype)[0]
-    if n_columns == 1:  # numpy sums one column pairwise: after the pass
-        for row in range(n_rows):
-            if outputs[row, 0] == 0:
-                deltas[row, 0] = zero
-        _column_sums_into(deltas, sums)
-        return True
     # One pass, each delta added as it is written (the sums are memory-bound: a
     # second pass would read the deltas again).
     totals = np.zeros(n_columns, sums.dtype)
@@ -248,7 +195,8 @@ def relu_derivative_summed(outputs, deltas, sums):
 @numba.njit(**_JIT)
 def outer_relu_derivative_summed(column, row, outputs, deltas, sums):
     """:func:`outer_product` into ``deltas``, then :func:`relu_derivative_summed`, in
-    one pass. Returns False (and writes nothing) when the shapes do not fit."""
+    one pass. Returns False (and writes nothing) when the shapes do not fit or there
+    is one column."""
     n_rows, n_columns = deltas.shape
     if (
         column.shape[0] != n_rows
@@ -256,6 +204,7 @@ def outer_relu_derivative_summed(column, row, outputs, deltas, sums):
         or outputs.shape[0] != n_rows
         or outputs.shape[1] != n_columns
         or sums.shape[0] != n_columns
+        or n_columns < 2
     ):
         return False
     zero = np.zeros(1, deltas.dtype)[0]
@@ -266,10 +215,7 @@ def outer_relu_derivative_summed(column, row, outputs, deltas, sums):
             delta = zero if outputs[i, j] == 0 else zero + value * row[j]
             deltas[i, j] = delta
             totals[j] += delta
-    if n_columns == 1:  # numpy sums one column pairwise
-        _column_sums_into(deltas, sums)
-    else:
-        _copy_into(totals, sums)
+    _copy_into(totals, sums)
     return True
 
 
@@ -278,7 +224,7 @@ def subtract_summed(predictions, targets, deltas, sums):
     """The output delta ``np.subtract(predictions, targets, out=deltas)``, then
     :func:`column_sums` of it into ``sums``. ``targets`` must already have the deltas'
     dtype (the cast numpy's subtraction makes: exact). Returns False (and writes
-    nothing) when the shapes differ."""
+    nothing) when the shapes differ or there is one column."""
     n_rows, n_columns = deltas.shape
     if (
         predictions.shape[0] != n_rows
@@ -286,13 +232,9 @@ def subtract_summed(predictions, targets, deltas, sums):
         or targets.shape[0] != n_rows
         or targets.shape[1] != n_columns
         or sums.shape[0] != n_columns
+        or n_columns < 2
     ):
         return False
-    if n_columns == 1:  # numpy sums one column pairwise: after the pass
-        for row in range(n_rows):
-            deltas[row, 0] = predictions[row, 0] - targets[row, 0]
-        _column_sums_into(deltas, sums)
-        return True
     totals = np.zeros(n_columns, sums.dtype)
     for row in range(n_rows):
         for column in range(n_columns):
@@ -307,17 +249,13 @@ def subtract_summed(predictions, targets, deltas, sums):
 def normalize_rows(values, sums):
     """The end of scikit-learn's softmax: ``np.add.reduce(values, axis=1, out=sums)``
     (numpy's pairwise sum of each row) and ``values /= sums[:, None]``. Returns False
-    (and writes nothing) when the lengths differ."""
+    (and writes nothing) when the lengths differ or rows are longer than 128."""
     n_rows, n_columns = values.shape
-    if sums.shape[0] != n_rows:
+    if sums.shape[0] != n_rows or n_columns > 128:
         return False
     zero = np.zeros(1, sums.dtype)[0]
     for row in range(n_rows):
-        row_values = values[row]
-        if n_columns <= 128:
-            total = zero + _block_sum(row_values, 0, n_columns, zero)
-        else:
-            total = zero + _halved_sum(row_values, 0, n_columns, zero)
+        total = _short_sum(values[row], n_columns, zero)
         sums[row] = total
         for column in range(n_columns):
             values[row, column] /= total
@@ -397,17 +335,16 @@ def binary_log_loss_terms(targets, complements, probabilities, low, high, terms,
 
 
 @numba.njit(**_JIT)
-def mean_over_samples_summed(terms, columns):
-    """``np.add.reduce(np.add.reduce(terms, axis=0) / n_rows)`` (``terms.mean(axis=0)
-    .sum()``, numpy's order), the column means left in ``columns``. Returns NaN (and
-    writes nothing) when the lengths differ."""
+def column_means(terms, means):
+    """``np.add.reduce(terms, axis=0) / n_rows`` into ``means`` (np.average over the
+    samples, without weights). Returns False (and writes nothing) when the lengths
+    differ or there is one column."""
     n_rows, n_columns = terms.shape
-    if columns.shape[0] != n_columns:
-        return np.nan
-    _column_sums_into(terms, columns)
+    if not column_sums(terms, means):
+        return False
     for column in range(n_columns):
-        columns[column] /= n_rows
-    return _pairwise_sum(columns, 0, n_columns, np.zeros(1, columns.dtype)[0])
+        means[column] /= n_rows
+    return True
 
 
 prepare_caches(globals())
@@ -422,4 +359,4 @@ pause_gc_while_compiling(outer_relu_derivative_summed)
 pause_gc_while_compiling(normalize_rows)
 pause_gc_while_compiling(log_loss_terms)
 pause_gc_while_compiling(binary_log_loss_terms)
-pause_gc_while_compiling(mean_over_samples_summed)
+pause_gc_while_compiling(column_means)

@@ -416,6 +416,11 @@ class SklearnArithmeticObjective:
             from fastbp import _exact_steps  # loaded by the fits it serves
 
             self.steps = _exact_steps
+        # Per layer, the steps that write its delta's column sums: numpy's where the
+        # layer has one unit (numpy sums one column pairwise; the compiled steps leave
+        # that to it), and its softmax's, where rows are longer than 128.
+        self.summing_steps = [_NumpySteps if n < 2 else self.steps for n in units[1:]]
+        self.softmax_steps = _NumpySteps if units[-1] > 128 else self.steps
         # A product whose inner dimension is 1 (the delta of a single output times
         # the last weights, transposed) is numpy's plain loop, not BLAS, except one
         # value times one value (numpy's dot).
@@ -480,14 +485,14 @@ class SklearnArithmeticObjective:
         deltas, intercept_grads = self.deltas, self.intercept_grads
         if self.weight_column is None:
             _checked(
-                self.steps.subtract_summed(
+                self.summing_steps[last].subtract_summed(
                     activations[-1], self.delta_targets, deltas[last], intercept_grads[last]
                 )
             )
         else:
             np.subtract(activations[-1], self.delta_targets, out=deltas[last])
             deltas[last] *= self.weight_column
-            _checked(self.steps.column_sums(deltas[last], intercept_grads[last]))
+            _checked(self.summing_steps[last].column_sums(deltas[last], intercept_grads[last]))
         self._layer_gradient(last, coefs)
         for i in range(last, 0, -1):
             self._hidden_delta(i, coefs)
@@ -504,7 +509,7 @@ class SklearnArithmeticObjective:
             column, row = deltas[layer].ravel(), coefs[layer].ravel()
             if self.relu:  # one pass for the product, the derivative and the sums
                 _checked(
-                    self.steps.outer_relu_derivative_summed(
+                    self.summing_steps[layer - 1].outer_relu_derivative_summed(
                         column, row, outputs, deltas[layer - 1], sums
                     )
                 )
@@ -540,13 +545,15 @@ class SklearnArithmeticObjective:
         _checked(self.steps.subtract_row_max(values, scratch))  # tmp = X - max(X, 1)
         np.exp(scratch, out=values)
         # values /= values.sum(axis=1)[:, None]
-        _checked(self.steps.normalize_rows(values, rows))
+        _checked(self.softmax_steps.normalize_rows(values, rows))
 
     def _loss(self, y_pred):
         buffers = self.loss_buffers
         if buffers is None:
             return self.loss_function(self.y, y_pred, self.sample_weight)
-        return np.float64(_LOSSES_INTO[self.loss](self.y, y_pred, buffers, self.steps))
+        summing = self.summing_steps[-1]
+        loss = _LOSSES_INTO[self.loss](self.y, y_pred, buffers, self.steps, summing)
+        return np.float64(loss)
 
 
 #: Values in the widest layer of the whole batch from which the objective runs its
@@ -630,10 +637,10 @@ class _NumpySteps:
         return True
 
     @staticmethod
-    def mean_over_samples_summed(terms, columns):
-        np.add.reduce(terms, axis=0, out=columns)
-        columns /= terms.shape[0]
-        return np.add.reduce(columns)
+    def column_means(terms, means):
+        np.add.reduce(terms, axis=0, out=means)
+        means /= terms.shape[0]
+        return True
 
 
 OUTPUT_ACTIVATIONS = {
@@ -659,7 +666,7 @@ def _checked(fitted):
 
 def _relu_derivative_summed(objective, layer, outputs, delta, sums):
     # delta[Z == 0] = 0
-    _checked(objective.steps.relu_derivative_summed(outputs, delta, sums))
+    _checked(objective.summing_steps[layer - 1].relu_derivative_summed(outputs, delta, sums))
 
 
 def _tanh_derivative_summed(objective, layer, outputs, delta, sums):
@@ -668,7 +675,7 @@ def _tanh_derivative_summed(objective, layer, outputs, delta, sums):
     np.square(outputs, out=scratch)
     np.subtract(1, scratch, out=scratch)
     delta *= scratch
-    _checked(objective.steps.column_sums(delta, sums))
+    _checked(objective.summing_steps[layer - 1].column_sums(delta, sums))
 
 
 def _logistic_derivative_summed(objective, layer, outputs, delta, sums):
@@ -677,11 +684,11 @@ def _logistic_derivative_summed(objective, layer, outputs, delta, sums):
     scratch = objective.derivative_scratch[layer - 1]
     np.subtract(1, outputs, out=scratch)
     delta *= scratch
-    _checked(objective.steps.column_sums(delta, sums))
+    _checked(objective.summing_steps[layer - 1].column_sums(delta, sums))
 
 
 def _identity_derivative_summed(objective, layer, outputs, delta, sums):
-    _checked(objective.steps.column_sums(delta, sums))
+    _checked(objective.summing_steps[layer - 1].column_sums(delta, sums))
 
 
 DERIVATIVES_SUMMED_INTO = {
@@ -724,16 +731,22 @@ def _loss_buffers(loss, y, sample_weight, dtype, n_outputs):
     return _LossBuffers(loss, y)
 
 
-# Each loss: ``(y_true, y_pred, buffers, steps)``; ``steps.mean_over_samples_summed``
-# is ``terms.mean(axis=0).sum()`` (np.average without weights).
-def _log_loss_into(y_true, y_prob, buffers, steps):
+# Each loss: ``(y_true, y_pred, buffers, steps, summing)``, ``summing`` the steps that
+# sum the output layer's columns.
+def _mean_over_samples_summed(terms, buffers, summing):
+    """``terms.mean(axis=0).sum()`` (np.average without weights), in numpy's order."""
+    _checked(summing.column_means(terms, buffers.columns))
+    return np.add.reduce(buffers.columns)
+
+
+def _log_loss_into(y_true, y_prob, buffers, steps, summing):
     # -np.average(xlogy(y_true, np.clip(y_prob, eps, 1 - eps)), axis=0).sum()
     terms = buffers.terms
     _checked(steps.log_loss_terms(y_true, y_prob, buffers.low, buffers.high, terms))
-    return -steps.mean_over_samples_summed(terms, buffers.columns)
+    return -_mean_over_samples_summed(terms, buffers, summing)
 
 
-def _binary_log_loss_into(y_true, y_prob, buffers, steps):
+def _binary_log_loss_into(y_true, y_prob, buffers, steps, summing):
     # -np.average(xlogy(y, p) + xlogy(1 - y, 1 - p), axis=0).sum(), p clipped
     terms = buffers.terms
     _checked(
@@ -742,23 +755,23 @@ def _binary_log_loss_into(y_true, y_prob, buffers, steps):
             buffers.scratch,
         )
     )  # fmt: skip
-    return -steps.mean_over_samples_summed(terms, buffers.columns)
+    return -_mean_over_samples_summed(terms, buffers, summing)
 
 
-def _squared_loss_summed_into(y_true, y_pred, buffers, steps):
+def _squared_loss_summed_into(y_true, y_pred, buffers, steps, summing):
     # 0.5 * np.average((y_true - y_pred) ** 2, axis=0).sum()
     difference = np.subtract(y_true, y_pred, out=buffers.terms)
     np.square(difference, out=difference)
-    return 0.5 * steps.mean_over_samples_summed(difference, buffers.columns)
+    return 0.5 * _mean_over_samples_summed(difference, buffers, summing)
 
 
-def _poisson_loss_into(y_true, y_pred, buffers, steps):
+def _poisson_loss_into(y_true, y_pred, buffers, steps, summing):
     # np.average(xlogy(y_true, y_true / y_pred) - y_true + y_pred, axis=0).sum()
     terms = np.divide(y_true, y_pred, out=buffers.terms)
     xlogy(y_true, terms, out=terms)
     terms -= y_true
     terms += y_pred
-    return steps.mean_over_samples_summed(terms, buffers.columns)
+    return _mean_over_samples_summed(terms, buffers, summing)
 
 
 _LOSSES_INTO = {

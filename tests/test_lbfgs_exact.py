@@ -568,14 +568,20 @@ def test_compiled_steps_write_numpys_bits(dtype):
         assert steps.outer_product(column.ravel(), row.ravel(), got)
         assert_bit_identical(got, column @ row)
 
-        for n_columns in (11, 1):  # one column: its sum is pairwise
-            expected, got = np.empty((37, n_columns), dtype), np.empty((37, n_columns), dtype)
-            expected_sums, got_sums = np.empty(n_columns, dtype), np.empty(n_columns, dtype)
-            args = (column.ravel(), row.ravel()[:n_columns], outputs[:, :n_columns].copy())
-            assert numpy_steps.outer_relu_derivative_summed(*args, expected, expected_sums)
-            assert steps.outer_relu_derivative_summed(*args, got, got_sums)
-            assert_bit_identical(got, expected)
-            assert_bit_identical_but_nan_signs(got_sums, expected_sums)
+        expected, got = np.empty((37, 11), dtype), np.empty((37, 11), dtype)
+        expected_sums, got_sums = np.empty(11, dtype), np.empty(11, dtype)
+        args = (column.ravel(), row.ravel(), outputs)
+        assert numpy_steps.outer_relu_derivative_summed(*args, expected, expected_sums)
+        assert steps.outer_relu_derivative_summed(*args, got, got_sums)
+        assert_bit_identical(got, expected)
+        assert_bit_identical_but_nan_signs(got_sums, expected_sums)
+        # one column (summed pairwise by numpy): refused, by every summing step
+        one = np.ones((37, 1), dtype)
+        assert not steps.outer_relu_derivative_summed(column.ravel(), row.ravel()[:1], one,
+                                                      one, np.ones(1, dtype))  # fmt: skip
+        assert not steps.relu_derivative_summed(one, one, np.ones(1, dtype))
+        assert not steps.subtract_summed(one, one, one, np.ones(1, dtype))
+        assert (one == 1).all()
 
         # softmax's first step is only ever seen through exp: compare what exp makes
         values = _special_values((37, 11), dtype, 5)
@@ -593,14 +599,14 @@ def test_compiled_steps_write_numpys_bits(dtype):
 
 
 def _sum_cases(dtype):
-    """Matrices whose sums take every branch of numpy's pairwise summation (under 8,
-    8 to 128 with and without a remainder, halved once and many times), with values
-    over many magnitudes (so that a different order rounds differently) and the
-    signed zeros and non-finite values of _special_values."""
+    """Matrices whose row sums take every branch of numpy's pairwise summation of up
+    to 128 values (under 8, 8 to 128 with and without a remainder), and longer rows
+    and single columns (which the compiled steps refuse), with values over many
+    magnitudes (so that a different order rounds differently) and the signed zeros
+    and non-finite values of _special_values."""
     rng = np.random.RandomState(7)
-    for n_rows, n_columns in [(1, 1), (1, 5), (5, 1), (8, 1), (37, 1), (128, 1), (129, 1),
-                              (300, 1), (569, 1), (4099, 1), (1797, 10), (61, 2), (3, 130),
-                              (2, 1000)]:  # fmt: skip
+    for n_rows, n_columns in [(1, 1), (1, 5), (5, 1), (569, 1), (37, 7), (9, 8), (4, 17),
+                              (1797, 10), (61, 2), (3, 128), (3, 129), (2, 1000)]:  # fmt: skip
         values = rng.normal(size=(n_rows, n_columns)) * 10.0 ** rng.randint(-8, 9, (n_rows, 1))
         yield values.astype(dtype)
         yield _special_values((n_rows, n_columns), dtype, n_rows)
@@ -609,32 +615,43 @@ def _sum_cases(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_compiled_sums_repeat_numpys_order(dtype):
-    """np.add.reduce along either axis, and the mean over samples summed: numpy's
-    order of additions (sequential down the rows, pairwise along a row or a single
-    column), its starting +0.0, its dtype."""
+    """np.add.reduce along either axis, and the means over samples: numpy's order of
+    additions (sequential down the rows, pairwise along a row), its starting +0.0,
+    its dtype; a single column (summed pairwise) and rows over 128 values (pairwise
+    sums of halves) refused, writing nothing."""
     from fastbp import _exact_steps as steps
 
     with np.errstate(all="ignore"):
         for values in _sum_cases(dtype):
             n_rows, n_columns = values.shape
-            got = np.empty(n_columns, dtype)
-            assert steps.column_sums(values, got)
-            assert_bit_identical_but_nan_signs(got, np.add.reduce(values, axis=0))
-            assert_bit_identical_but_nan_signs(got, np.sum(values, axis=0))
+            got = np.full(n_columns, 7, dtype)
+            if n_columns == 1:
+                assert not steps.column_sums(values, got)
+                assert not steps.column_means(values, got)
+                assert (got == 7).all()
+            else:
+                assert steps.column_sums(values, got)
+                assert_bit_identical_but_nan_signs(got, np.add.reduce(values, axis=0))
+                assert_bit_identical_but_nan_signs(got, np.sum(values, axis=0))
+                got = np.empty(n_columns, dtype)
+                assert steps.column_means(values, got)
+                expected = np.empty(n_columns, dtype)
+                assert _lbfgs._NumpySteps.column_means(values, expected)
+                assert_bit_identical_but_nan_signs(got, expected)
+                if dtype == np.float64:  # the loss buffers are float64 only
+                    assert_bit_identical_but_nan_signs(got, values.mean(axis=0))
 
             got, expected = values.copy(), values.copy()
-            got_sums, expected_sums = np.empty(n_rows, dtype), np.empty(n_rows, dtype)
+            got_sums, expected_sums = np.full(n_rows, 7, dtype), np.empty(n_rows, dtype)
+            if n_columns > 128:
+                assert not steps.normalize_rows(got, got_sums)
+                assert_bit_identical(got, values)
+                assert (got_sums == 7).all()
+                continue
             assert steps.normalize_rows(got, got_sums)
             assert _lbfgs._NumpySteps.normalize_rows(expected, expected_sums)
             assert_bit_identical_but_nan_signs(got_sums, values.sum(axis=1))
             assert_bit_identical_but_nan_signs(got, expected)
-
-            if dtype == np.float64:  # the loss buffers are float64 only
-                columns = np.empty(n_columns)
-                got = steps.mean_over_samples_summed(values, columns)
-                expected = values.mean(axis=0)
-                assert_bit_identical_but_nan_signs(np.float64(got), np.float64(expected.sum()))
-                assert_bit_identical_but_nan_signs(columns, expected)
 
 
 @pytest.mark.parametrize("kind", ["binary_log_loss", "log_loss"])
@@ -644,7 +661,7 @@ def test_compiled_log_loss_terms_are_scikit_learns(kind):
     from fastbp import _exact_steps as steps
 
     rng = np.random.RandomState(3)
-    shape = (301, 1) if kind == "binary_log_loss" else (301, 4)
+    shape = (301, 3) if kind == "binary_log_loss" else (301, 4)
     probabilities = rng.uniform(size=shape) ** 3
     probabilities.ravel()[:8] = [0.0, 1.0, np.nan, 1e-300, 1 - 1e-17, 2e-16, 0.5, -0.0]
     eps = np.finfo(np.float64).eps
@@ -662,7 +679,9 @@ def test_compiled_log_loss_terms_are_scikit_learns(kind):
                 assert steps.log_loss_terms(*args, got)
                 assert numpy_steps.log_loss_terms(*args, expected)
             assert_bit_identical(got, expected)
-            loss = -steps.mean_over_samples_summed(got, np.empty(shape[1]))
+            means = np.empty(shape[1])
+            assert steps.column_means(got, means)
+            loss = -np.add.reduce(means)
             theirs = LOSS_FUNCTIONS[kind](targets, probabilities.copy())
             assert_bit_identical(np.float64(loss), np.float64(theirs))
 
@@ -685,7 +704,7 @@ def test_compiled_steps_refuse_arrays_that_do_not_fit():
     assert not steps.normalize_rows(b, np.ones(3))
     assert not steps.log_loss_terms(a, np.ones((4, 2)), 0.1, 0.9, b)
     assert not steps.binary_log_loss_terms(a, a, np.ones((4, 2)), 0.1, 0.9, b, b)
-    assert np.isnan(steps.mean_over_samples_summed(b, np.ones(2)))
+    assert not steps.column_means(b, np.ones(2))
     assert (b == 1).all()  # nothing written
 
 
