@@ -354,9 +354,13 @@ class SklearnArithmeticObjective:
     of a new array (``np.matmul(a, b, out=c)`` runs the BLAS call of ``a @ b``; a ufunc
     writes the same bits wherever its output goes). The gradient is computed in place
     in one flat vector (the per-layer gradients are views into it), so nothing is
-    packed. The only compiled step is the ReLU derivative (a comparison and an
-    assignment, see :mod:`fastbp._exact_steps`); sums, transcendental functions and
-    matrix products stay numpy's, whose rounding a compiled loop would not repeat.
+    packed. On large batches the steps a loop can repeat bit for bit run compiled
+    (:mod:`fastbp._exact_steps`: comparisons, one IEEE operation per element, numpy's
+    sums in numpy's order, the log losses' xlogy), fused where one pass serves
+    several (ReLU with its intercept; ReLU's derivative, and the output delta, with
+    their column sums, which is the intercept gradient); numpy's SIMD ``exp`` and
+    ``tanh`` and the matrix products stay numpy's, whose rounding a loop would not
+    repeat.
 
     Parameters
     ----------
@@ -398,17 +402,25 @@ class SklearnArithmeticObjective:
         self.deltas = [np.empty((n_samples, n), delta_dtype) for n in units[1:]]
         self.gradient = np.empty(layout.n_params, delta_dtype)
         self.coef_grads, self.intercept_grads = layout.views(self.gradient)
+        # y in the deltas' dtype: the cast np.subtract(prediction, y) makes (exact)
+        self.delta_targets = y if y.dtype == delta_dtype else y.astype(delta_dtype)
         self.penalties = [np.empty(g.shape, penalty_dtype) for g in self.coef_grads]
         # scratch for the derivatives that need a temporary (1 - Z**2, 1 - Z)
         self.derivative_scratch = None
         if activation in ("tanh", "logistic"):
             self.derivative_scratch = [np.empty((n_samples, n), dtype) for n in units[1:-1]]
-        self.derivative = DERIVATIVES_INTO[activation]
+        self.derivative_summed = DERIVATIVES_SUMMED_INTO[activation]
+        self.relu = activation == "relu"
         self.steps = _NumpySteps
         if n_samples * max(units[1:]) >= COMPILED_STEPS_MIN_VALUES:
             from fastbp import _exact_steps  # loaded by the fits it serves
 
             self.steps = _exact_steps
+        # Per layer, the steps that write its delta's column sums: numpy's where the
+        # layer has one unit (numpy sums one column pairwise; the compiled steps leave
+        # that to it), and its softmax's, where rows are longer than 128.
+        self.summing_steps = [_NumpySteps if n < 2 else self.steps for n in units[1:]]
+        self.softmax_steps = _NumpySteps if units[-1] > 128 else self.steps
         # A product whose inner dimension is 1 (the delta of a single output times
         # the last weights, transposed) is numpy's plain loop, not BLAS, except one
         # value times one value (numpy's dot).
@@ -449,8 +461,12 @@ class SklearnArithmeticObjective:
                 np.copyto(values, safe_sparse_dot(self.X, coefs[0]))
             else:
                 np.matmul(activations[i], coefs[i], out=values)
-            _checked(self.steps.add_intercept(values, intercepts[i]))  # values += intercept
-            if i + 1 != n_layers - 1:
+            if i + 1 == n_layers - 1:
+                _checked(self.steps.add_intercept(values, intercepts[i]))  # values += b
+            elif self.relu:  # values += b; np.maximum(values, 0, out=values)
+                _checked(self.steps.add_intercept_relu(values, intercepts[i]))
+            else:
+                _checked(self.steps.add_intercept(values, intercepts[i]))
                 hidden_activation(values)
         self._output_activation(activations[-1])
 
@@ -462,25 +478,49 @@ class SklearnArithmeticObjective:
         loss += (0.5 * self.alpha) * values / sw_sum
 
         # Backward propagate: the canonical output activation makes the output delta
-        # simply prediction - target.
+        # simply prediction - target. Each delta's column sums (the intercept
+        # gradient's np.sum(delta, axis=0)) are taken by the step that writes the
+        # delta, while it is in cache.
         last = n_layers - 2
-        deltas = self.deltas
-        np.subtract(activations[-1], self.y, out=deltas[last])
-        if self.weight_column is not None:
+        deltas, intercept_grads = self.deltas, self.intercept_grads
+        if self.weight_column is None:
+            _checked(
+                self.summing_steps[last].subtract_summed(
+                    activations[-1], self.delta_targets, deltas[last], intercept_grads[last]
+                )
+            )
+        else:
+            np.subtract(activations[-1], self.delta_targets, out=deltas[last])
             deltas[last] *= self.weight_column
+            _checked(self.summing_steps[last].column_sums(deltas[last], intercept_grads[last]))
         self._layer_gradient(last, coefs)
         for i in range(last, 0, -1):
-            if i == last and self.outer_backward:
-                _checked(
-                    self.steps.outer_product(deltas[i].ravel(), coefs[i].ravel(), deltas[i - 1])
-                )
-            else:
-                np.matmul(deltas[i], coefs[i].T, out=deltas[i - 1])
-            self.derivative(self, i, activations[i], deltas[i - 1])
+            self._hidden_delta(i, coefs)
             self._layer_gradient(i - 1, coefs)
         return loss, self.gradient
 
+    def _hidden_delta(self, layer, coefs):
+        """``deltas[layer - 1]``: the next layer's delta times its weights, transposed,
+        times the derivative of the activation; its column sums into the intercept
+        gradient."""
+        deltas, outputs = self.deltas, self.activations[layer]
+        sums = self.intercept_grads[layer - 1]
+        if layer == self.n_layers - 2 and self.outer_backward:
+            column, row = deltas[layer].ravel(), coefs[layer].ravel()
+            if self.relu:  # one pass for the product, the derivative and the sums
+                _checked(
+                    self.summing_steps[layer - 1].outer_relu_derivative_summed(
+                        column, row, outputs, deltas[layer - 1], sums
+                    )
+                )
+                return
+            _checked(self.steps.outer_product(column, row, deltas[layer - 1]))
+        else:
+            np.matmul(deltas[layer], coefs[layer].T, out=deltas[layer - 1])
+        self.derivative_summed(self, layer, outputs, deltas[layer - 1], sums)
+
     def _layer_gradient(self, layer, coefs):
+        """The layer's gradient, its intercept part's column sums already taken."""
         sw_sum = self.weight_sum
         coef_grad = self.coef_grads[layer]
         delta = self.deltas[layer]
@@ -492,28 +532,28 @@ class SklearnArithmeticObjective:
         np.multiply(self.alpha, coefs[layer], out=penalty)
         coef_grad += penalty
         coef_grad /= sw_sum
-        intercept_grad = self.intercept_grads[layer]
-        np.add.reduce(delta, axis=0, out=intercept_grad)  # np.sum(delta, axis=0)
-        intercept_grad /= sw_sum
+        self.intercept_grads[layer] /= sw_sum  # np.sum(delta, axis=0) / sw_sum
 
     def _output_activation(self, values):
         if self.output_activation != "softmax":
             ACTIVATIONS[self.output_activation](values)
             return
         # scikit-learn's inplace_softmax, into the preallocated row and scratch buffers
-        # (the maximum, the subtraction and the division compiled: exact; numpy's exp
-        # and pairwise row sums kept: a loop would round them differently)
+        # (the maximum, the subtraction, numpy's pairwise row sums and the division
+        # compiled: exact; numpy's SIMD exp kept: a loop would round it differently)
         rows, scratch = self.softmax_rows, self.softmax_scratch
         _checked(self.steps.subtract_row_max(values, scratch))  # tmp = X - max(X, 1)
         np.exp(scratch, out=values)
-        np.add.reduce(values, axis=1, out=rows)  # values.sum(axis=1)
-        _checked(self.steps.divide_rows(values, rows))  # values /= sums[:, None]
+        # values /= values.sum(axis=1)[:, None]
+        _checked(self.softmax_steps.normalize_rows(values, rows))
 
     def _loss(self, y_pred):
         buffers = self.loss_buffers
         if buffers is None:
             return self.loss_function(self.y, y_pred, self.sample_weight)
-        return _LOSSES_INTO[self.loss](self.y, y_pred, buffers)
+        summing = self.summing_steps[-1]
+        loss = _LOSSES_INTO[self.loss](self.y, y_pred, buffers, self.steps, summing)
+        return np.float64(loss)
 
 
 #: Values in the widest layer of the whole batch from which the objective runs its
@@ -529,13 +569,31 @@ class _NumpySteps:
     small batches (same arguments, same bits; True: the arrays fit)."""
 
     @staticmethod
-    def relu_derivative(outputs, deltas):
-        deltas[outputs == 0] = 0
+    def add_intercept(values, intercept):
+        values += intercept
         return True
 
     @staticmethod
-    def add_intercept(values, intercept):
+    def add_intercept_relu(values, intercept):
         values += intercept
+        np.maximum(values, 0, out=values)  # inplace_relu
+        return True
+
+    @staticmethod
+    def column_sums(values, sums):
+        np.add.reduce(values, axis=0, out=sums)  # np.sum(values, axis=0)
+        return True
+
+    @staticmethod
+    def relu_derivative_summed(outputs, deltas, sums):
+        deltas[outputs == 0] = 0
+        np.add.reduce(deltas, axis=0, out=sums)
+        return True
+
+    @staticmethod
+    def subtract_summed(predictions, targets, deltas, sums):
+        np.subtract(predictions, targets, out=deltas)
+        np.add.reduce(deltas, axis=0, out=sums)
         return True
 
     @staticmethod
@@ -544,13 +602,44 @@ class _NumpySteps:
         return True
 
     @staticmethod
+    def outer_relu_derivative_summed(column, row, outputs, deltas, sums):
+        np.matmul(column[:, np.newaxis], row[np.newaxis, :], out=deltas)
+        deltas[outputs == 0] = 0
+        np.add.reduce(deltas, axis=0, out=sums)
+        return True
+
+    @staticmethod
     def subtract_row_max(values, out):
         np.subtract(values, values.max(axis=1)[:, np.newaxis], out=out)
         return True
 
     @staticmethod
-    def divide_rows(values, divisors):
-        values /= divisors[:, np.newaxis]
+    def normalize_rows(values, sums):
+        np.add.reduce(values, axis=1, out=sums)  # values.sum(axis=1)
+        values /= sums[:, np.newaxis]
+        return True
+
+    @staticmethod
+    def log_loss_terms(targets, probabilities, low, high, terms):
+        clipped = np.maximum(probabilities, low, out=terms)  # np.clip: maximum,
+        np.minimum(clipped, high, out=clipped)  # then minimum
+        xlogy(targets, clipped, out=terms)
+        return True
+
+    @staticmethod
+    def binary_log_loss_terms(targets, complements, probabilities, low, high, terms, scratch):
+        clipped = np.maximum(probabilities, low, out=terms)
+        np.minimum(clipped, high, out=clipped)
+        complement = np.subtract(1, clipped, out=scratch)
+        xlogy(targets, clipped, out=terms)
+        xlogy(complements, complement, out=complement)
+        terms += complement
+        return True
+
+    @staticmethod
+    def column_means(terms, means):
+        np.add.reduce(terms, axis=0, out=means)
+        means /= terms.shape[0]
         return True
 
 
@@ -564,7 +653,9 @@ OUTPUT_ACTIVATIONS = {
 
 # ------------------------------------------------------------------------------------
 # The hidden derivatives, as scikit-learn's DERIVATIVES compute them, without
-# temporaries: ``(objective, layer, Z, delta)``, ``delta`` modified in place.
+# temporaries, each followed by the column sums of the delta it leaves (the
+# intercept gradient's np.sum(delta, axis=0)): ``(objective, layer, Z, delta,
+# sums)``, ``delta`` and ``sums`` written in place.
 # ------------------------------------------------------------------------------------
 def _checked(fitted):
     """A compiled step returns False instead of indexing outside arrays that do not
@@ -573,36 +664,38 @@ def _checked(fitted):
         raise AssertionError("an exact L-BFGS step got arrays of shapes that do not fit")
 
 
-def _relu_derivative(objective, layer, outputs, delta):
+def _relu_derivative_summed(objective, layer, outputs, delta, sums):
     # delta[Z == 0] = 0
-    _checked(objective.steps.relu_derivative(outputs, delta))
+    _checked(objective.summing_steps[layer - 1].relu_derivative_summed(outputs, delta, sums))
 
 
-def _tanh_derivative(objective, layer, outputs, delta):
+def _tanh_derivative_summed(objective, layer, outputs, delta, sums):
     # delta *= 1 - Z**2
     scratch = objective.derivative_scratch[layer - 1]
     np.square(outputs, out=scratch)
     np.subtract(1, scratch, out=scratch)
     delta *= scratch
+    _checked(objective.summing_steps[layer - 1].column_sums(delta, sums))
 
 
-def _logistic_derivative(objective, layer, outputs, delta):
+def _logistic_derivative_summed(objective, layer, outputs, delta, sums):
     # delta *= Z; delta *= 1 - Z
     delta *= outputs
     scratch = objective.derivative_scratch[layer - 1]
     np.subtract(1, outputs, out=scratch)
     delta *= scratch
+    _checked(objective.summing_steps[layer - 1].column_sums(delta, sums))
 
 
-def _identity_derivative(objective, layer, outputs, delta):
-    pass
+def _identity_derivative_summed(objective, layer, outputs, delta, sums):
+    _checked(objective.summing_steps[layer - 1].column_sums(delta, sums))
 
 
-DERIVATIVES_INTO = {
-    "identity": _identity_derivative,
-    "tanh": _tanh_derivative,
-    "logistic": _logistic_derivative,
-    "relu": _relu_derivative,
+DERIVATIVES_SUMMED_INTO = {
+    "identity": _identity_derivative_summed,
+    "tanh": _tanh_derivative_summed,
+    "logistic": _logistic_derivative_summed,
+    "relu": _relu_derivative_summed,
 }
 
 
@@ -615,27 +708,13 @@ DERIVATIVES_INTO = {
 # ------------------------------------------------------------------------------------
 class _LossBuffers:
     def __init__(self, loss, y):
-        self.n_samples = y.shape[0]
-        self.first = np.empty(y.shape, np.float64)
-        self.second = np.empty(y.shape, np.float64)
+        self.terms = np.empty(y.shape, np.float64)
+        self.scratch = np.empty(y.shape, np.float64)
         self.columns = np.empty(y.shape[1], np.float64)
         eps = np.finfo(np.float64).eps
         self.low, self.high = eps, 1 - eps
         if loss == "binary_log_loss":
             self.one_minus_y = 1 - y  # the array scikit-learn makes at each call
-
-    def mean_over_samples_summed(self, terms):
-        """``terms.mean(axis=0).sum()`` (np.average without weights), in place."""
-        columns = self.columns
-        np.add.reduce(terms, axis=0, out=columns)
-        columns /= self.n_samples
-        return np.add.reduce(columns)
-
-    def clipped(self, y_prob):
-        """``np.clip(y_prob, eps, 1 - eps)`` into ``first``: each value is y_prob's,
-        eps or 1 - eps (NaN stays NaN), chosen by the same comparisons."""
-        np.maximum(y_prob, self.low, out=self.first)
-        return np.minimum(self.first, self.high, out=self.first)
 
 
 def _loss_buffers(loss, y, sample_weight, dtype, n_outputs):
@@ -652,36 +731,47 @@ def _loss_buffers(loss, y, sample_weight, dtype, n_outputs):
     return _LossBuffers(loss, y)
 
 
-def _log_loss_into(y_true, y_prob, buffers):
+# Each loss: ``(y_true, y_pred, buffers, steps, summing)``, ``summing`` the steps that
+# sum the output layer's columns.
+def _mean_over_samples_summed(terms, buffers, summing):
+    """``terms.mean(axis=0).sum()`` (np.average without weights), in numpy's order."""
+    _checked(summing.column_means(terms, buffers.columns))
+    return np.add.reduce(buffers.columns)
+
+
+def _log_loss_into(y_true, y_prob, buffers, steps, summing):
     # -np.average(xlogy(y_true, np.clip(y_prob, eps, 1 - eps)), axis=0).sum()
-    terms = xlogy(y_true, buffers.clipped(y_prob), out=buffers.second)
-    return -buffers.mean_over_samples_summed(terms)
+    terms = buffers.terms
+    _checked(steps.log_loss_terms(y_true, y_prob, buffers.low, buffers.high, terms))
+    return -_mean_over_samples_summed(terms, buffers, summing)
 
 
-def _binary_log_loss_into(y_true, y_prob, buffers):
+def _binary_log_loss_into(y_true, y_prob, buffers, steps, summing):
     # -np.average(xlogy(y, p) + xlogy(1 - y, 1 - p), axis=0).sum(), p clipped
-    clipped = buffers.clipped(y_prob)
-    terms = xlogy(y_true, clipped, out=buffers.second)
-    complement = np.subtract(1, clipped, out=buffers.first)  # clipped is used up
-    xlogy(buffers.one_minus_y, complement, out=complement)
-    terms += complement
-    return -buffers.mean_over_samples_summed(terms)
+    terms = buffers.terms
+    _checked(
+        steps.binary_log_loss_terms(
+            y_true, buffers.one_minus_y, y_prob, buffers.low, buffers.high, terms,
+            buffers.scratch,
+        )
+    )  # fmt: skip
+    return -_mean_over_samples_summed(terms, buffers, summing)
 
 
-def _squared_loss_summed_into(y_true, y_pred, buffers):
+def _squared_loss_summed_into(y_true, y_pred, buffers, steps, summing):
     # 0.5 * np.average((y_true - y_pred) ** 2, axis=0).sum()
-    difference = np.subtract(y_true, y_pred, out=buffers.first)
+    difference = np.subtract(y_true, y_pred, out=buffers.terms)
     np.square(difference, out=difference)
-    return 0.5 * buffers.mean_over_samples_summed(difference)
+    return 0.5 * _mean_over_samples_summed(difference, buffers, summing)
 
 
-def _poisson_loss_into(y_true, y_pred, buffers):
+def _poisson_loss_into(y_true, y_pred, buffers, steps, summing):
     # np.average(xlogy(y_true, y_true / y_pred) - y_true + y_pred, axis=0).sum()
-    terms = np.divide(y_true, y_pred, out=buffers.first)
+    terms = np.divide(y_true, y_pred, out=buffers.terms)
     xlogy(y_true, terms, out=terms)
     terms -= y_true
     terms += y_pred
-    return buffers.mean_over_samples_summed(terms)
+    return _mean_over_samples_summed(terms, buffers, summing)
 
 
 _LOSSES_INTO = {

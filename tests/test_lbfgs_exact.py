@@ -51,6 +51,18 @@ def assert_bit_identical(ours, theirs):
     np.testing.assert_array_equal(_bits(ours), _bits(theirs))
 
 
+def assert_bit_identical_but_nan_signs(ours, theirs):
+    """Bit for bit, except that a NaN may be another NaN: a sum that meets NaN (or
+    inf - inf) carries the sign and payload of whichever operand the adder's machine
+    code puts first, which a compiler may swap. Nothing in a fit tells NaNs apart
+    (a NaN loss or gradient ends it either way)."""
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    canonical = np.asarray(np.nan, ours.dtype)
+    assert_bit_identical(np.where(np.isnan(ours), canonical, ours),
+                         np.where(np.isnan(theirs), canonical, theirs))  # fmt: skip
+
+
 def assert_same_fit(ours, theirs):
     """Same iterates: weights, loss and iteration count, bit for bit."""
     assert ours.n_iter_ == theirs.n_iter_
@@ -83,11 +95,11 @@ def _problem(kind, n_samples=40, n_features=5, seed=0):
     return X, y, y.reshape(-1, 1), MLPRegressor, {"loss": "poisson"}
 
 
-def _sklearn_objective(kind, activation, sample_weight, X):
+def _sklearn_objective(kind, activation, sample_weight, X, hidden=(6, 4), n_samples=40):
     """scikit-learn's own ``_loss_grad_lbfgs`` (a model set up by a one-iteration
     L-BFGS fit), and the loss name fastbp's objective takes."""
-    X_fit, y, target, Estimator, params = _problem(kind)
-    mlp = Estimator(hidden_layer_sizes=(6, 4), activation=activation, solver="lbfgs",
+    X_fit, y, target, Estimator, params = _problem(kind, n_samples)
+    mlp = Estimator(hidden_layer_sizes=hidden, activation=activation, solver="lbfgs",
                     max_iter=1, alpha=0.3, random_state=0, **params)  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -124,6 +136,24 @@ def test_objective_equals_sklearns_loss_grad_lbfgs_bit_for_bit_at_every_call(
     # accumulates instead of overwriting, or views of an old parameter vector, shows
     # at the second and third calls. A fresh array each time, as the fit's is not.
     for packed in (points[0], points[1], points[0].copy()):
+        expected_loss, expected_gradient = theirs(packed.copy())
+        got_loss, got_gradient = ours(packed.copy())
+        assert_bit_identical(np.float64(got_loss), np.float64(expected_loss))
+        assert_bit_identical(got_gradient, expected_gradient)
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "squared_error"])
+@pytest.mark.parametrize("hidden", [(5, 1), (1,), (200,)])
+def test_objective_with_one_unit_or_many_rows_equals_sklearns(kind, hidden, steps):
+    """A layer of one unit (its delta's column sum is numpy's pairwise sum, not a sum
+    down the rows) and more than 128 rows (pairwise sums of halves)."""
+    X = _problem(kind, n_samples=300)[0]
+    theirs, loss, target, _ = _sklearn_objective(kind, "relu", None, X, hidden, 300)
+    layout = NetworkLayout([X.shape[1], *hidden, target.shape[1]])
+    ours = SklearnArithmeticObjective(layout, X, target, None, "relu", loss, 0.3)
+    rng = np.random.RandomState(4)
+    for _ in range(2):
+        packed = rng.uniform(-1, 1, layout.n_params)
         expected_loss, expected_gradient = theirs(packed.copy())
         got_loss, got_gradient = ours(packed.copy())
         assert_bit_identical(np.float64(got_loss), np.float64(expected_loss))
@@ -507,24 +537,51 @@ def test_compiled_steps_write_numpys_bits(dtype):
     """Against numpy's own calls (these are what _NumpySteps runs)."""
     from fastbp import _exact_steps as steps
 
+    numpy_steps = _lbfgs._NumpySteps
     with np.errstate(all="ignore"):
         outputs, deltas = _special_values((37, 11), dtype, 0), _special_values((37, 11), dtype, 1)
-        expected = deltas.copy()
-        expected[outputs == 0] = 0
-        got = deltas.copy()
-        assert steps.relu_derivative(outputs, got)
-        assert_bit_identical(got, expected)
-
         intercept = _special_values((11,), dtype, 2)
-        expected = outputs + intercept
-        got = outputs.copy()
-        assert steps.add_intercept(got, intercept)
+        for step in ("add_intercept", "add_intercept_relu"):
+            expected, got = outputs.copy(), outputs.copy()
+            assert getattr(numpy_steps, step)(expected, intercept)
+            assert getattr(steps, step)(got, intercept)
+            assert_bit_identical(got, expected)
+
+        expected, got = deltas.copy(), deltas.copy()
+        expected_sums, got_sums = np.full(11, 7, dtype), np.full(11, 7, dtype)
+        assert numpy_steps.relu_derivative_summed(outputs, expected, expected_sums)
+        assert steps.relu_derivative_summed(outputs, got, got_sums)
         assert_bit_identical(got, expected)
+        assert_bit_identical_but_nan_signs(got_sums, expected_sums)
+
+        for targets in (deltas, outputs > 0):
+            targets = targets.astype(dtype)
+            expected, got = np.empty_like(deltas), np.empty_like(deltas)
+            expected_sums, got_sums = np.empty(11, dtype), np.empty(11, dtype)
+            assert numpy_steps.subtract_summed(outputs, targets, expected, expected_sums)
+            assert steps.subtract_summed(outputs, targets, got, got_sums)
+            assert_bit_identical(got, expected)
+            assert_bit_identical_but_nan_signs(got_sums, expected_sums)
 
         column, row = _special_values((37, 1), dtype, 3), _special_values((1, 11), dtype, 4)
         got = np.empty((37, 11), dtype)
         assert steps.outer_product(column.ravel(), row.ravel(), got)
         assert_bit_identical(got, column @ row)
+
+        expected, got = np.empty((37, 11), dtype), np.empty((37, 11), dtype)
+        expected_sums, got_sums = np.empty(11, dtype), np.empty(11, dtype)
+        args = (column.ravel(), row.ravel(), outputs)
+        assert numpy_steps.outer_relu_derivative_summed(*args, expected, expected_sums)
+        assert steps.outer_relu_derivative_summed(*args, got, got_sums)
+        assert_bit_identical(got, expected)
+        assert_bit_identical_but_nan_signs(got_sums, expected_sums)
+        # one column (summed pairwise by numpy): refused, by every summing step
+        one = np.ones((37, 1), dtype)
+        assert not steps.outer_relu_derivative_summed(column.ravel(), row.ravel()[:1], one,
+                                                      one, np.ones(1, dtype))  # fmt: skip
+        assert not steps.relu_derivative_summed(one, one, np.ones(1, dtype))
+        assert not steps.subtract_summed(one, one, one, np.ones(1, dtype))
+        assert (one == 1).all()
 
         # softmax's first step is only ever seen through exp: compare what exp makes
         values = _special_values((37, 11), dtype, 5)
@@ -533,22 +590,121 @@ def test_compiled_steps_write_numpys_bits(dtype):
         assert steps.subtract_row_max(values, scratch)
         assert_bit_identical(np.exp(scratch), np.exp(values - values.max(axis=1)[:, None]))
 
-        sums = _special_values((37,), dtype, 6)
-        expected = values / sums[:, None]
-        got = values.copy()
-        assert steps.divide_rows(got, sums)
-        assert_bit_identical(got, expected)
+        expected, got = values.copy(), values.copy()
+        expected_sums, got_sums = np.empty(37, dtype), np.empty(37, dtype)
+        assert numpy_steps.normalize_rows(expected, expected_sums)
+        assert steps.normalize_rows(got, got_sums)
+        assert_bit_identical_but_nan_signs(got, expected)
+        assert_bit_identical_but_nan_signs(got_sums, expected_sums)
+
+
+def _sum_cases(dtype):
+    """Matrices whose row sums take every branch of numpy's pairwise summation of up
+    to 128 values (under 8, 8 to 128 with and without a remainder), and longer rows
+    and single columns (which the compiled steps refuse), with values over many
+    magnitudes (so that a different order rounds differently) and the signed zeros
+    and non-finite values of _special_values."""
+    rng = np.random.RandomState(7)
+    for n_rows, n_columns in [(1, 1), (1, 5), (5, 1), (569, 1), (37, 7), (9, 8), (4, 17),
+                              (1797, 10), (61, 2), (3, 128), (3, 129), (2, 1000)]:  # fmt: skip
+        values = rng.normal(size=(n_rows, n_columns)) * 10.0 ** rng.randint(-8, 9, (n_rows, 1))
+        yield values.astype(dtype)
+        yield _special_values((n_rows, n_columns), dtype, n_rows)
+        yield np.full((n_rows, n_columns), -0.0, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_sums_repeat_numpys_order(dtype):
+    """np.add.reduce along either axis, and the means over samples: numpy's order of
+    additions (sequential down the rows, pairwise along a row), its starting +0.0,
+    its dtype; a single column (summed pairwise) and rows over 128 values (pairwise
+    sums of halves) refused, writing nothing."""
+    from fastbp import _exact_steps as steps
+
+    with np.errstate(all="ignore"):
+        for values in _sum_cases(dtype):
+            n_rows, n_columns = values.shape
+            got = np.full(n_columns, 7, dtype)
+            if n_columns == 1:
+                assert not steps.column_sums(values, got)
+                assert not steps.column_means(values, got)
+                assert (got == 7).all()
+            else:
+                assert steps.column_sums(values, got)
+                assert_bit_identical_but_nan_signs(got, np.add.reduce(values, axis=0))
+                assert_bit_identical_but_nan_signs(got, np.sum(values, axis=0))
+                got = np.empty(n_columns, dtype)
+                assert steps.column_means(values, got)
+                expected = np.empty(n_columns, dtype)
+                assert _lbfgs._NumpySteps.column_means(values, expected)
+                assert_bit_identical_but_nan_signs(got, expected)
+                if dtype == np.float64:  # the loss buffers are float64 only
+                    assert_bit_identical_but_nan_signs(got, values.mean(axis=0))
+
+            got, expected = values.copy(), values.copy()
+            got_sums, expected_sums = np.full(n_rows, 7, dtype), np.empty(n_rows, dtype)
+            if n_columns > 128:
+                assert not steps.normalize_rows(got, got_sums)
+                assert_bit_identical(got, values)
+                assert (got_sums == 7).all()
+                continue
+            assert steps.normalize_rows(got, got_sums)
+            assert _lbfgs._NumpySteps.normalize_rows(expected, expected_sums)
+            assert_bit_identical_but_nan_signs(got_sums, values.sum(axis=1))
+            assert_bit_identical_but_nan_signs(got, expected)
+
+
+@pytest.mark.parametrize("kind", ["binary_log_loss", "log_loss"])
+def test_compiled_log_loss_terms_are_scikit_learns(kind):
+    """xlogy of clipped probabilities (libm's log, as scipy's), against the numpy
+    steps and scikit-learn's loss function."""
+    from fastbp import _exact_steps as steps
+
+    rng = np.random.RandomState(3)
+    shape = (301, 3) if kind == "binary_log_loss" else (301, 4)
+    probabilities = rng.uniform(size=shape) ** 3
+    probabilities.ravel()[:8] = [0.0, 1.0, np.nan, 1e-300, 1 - 1e-17, 2e-16, 0.5, -0.0]
+    eps = np.finfo(np.float64).eps
+    numpy_steps = _lbfgs._NumpySteps
+    with np.errstate(all="ignore"):
+        for targets in (rng.uniform(size=shape) < 0.4, rng.uniform(size=shape)):
+            got, expected = np.empty(shape), np.empty(shape)
+            if kind == "binary_log_loss":
+                complements = 1 - targets
+                args = (targets, complements, probabilities, eps, 1 - eps)
+                assert steps.binary_log_loss_terms(*args, got, np.empty(shape))
+                assert numpy_steps.binary_log_loss_terms(*args, expected, np.empty(shape))
+            else:
+                args = (targets, probabilities, eps, 1 - eps)
+                assert steps.log_loss_terms(*args, got)
+                assert numpy_steps.log_loss_terms(*args, expected)
+            assert_bit_identical(got, expected)
+            means = np.empty(shape[1])
+            assert steps.column_means(got, means)
+            loss = -np.add.reduce(means)
+            theirs = LOSS_FUNCTIONS[kind](targets, probabilities.copy())
+            assert_bit_identical(np.float64(loss), np.float64(theirs))
 
 
 def test_compiled_steps_refuse_arrays_that_do_not_fit():
     from fastbp import _exact_steps as steps
 
     a, b = np.zeros((4, 3)), np.ones((4, 3))
-    assert not steps.relu_derivative(np.zeros((4, 2)), b)
     assert not steps.add_intercept(b, np.ones(4))
+    assert not steps.add_intercept_relu(b, np.ones(4))
+    assert not steps.relu_derivative_summed(np.zeros((4, 2)), b, np.ones(3))
+    assert not steps.relu_derivative_summed(a, b, np.ones(2))
+    assert not steps.subtract_summed(a, np.zeros((3, 3)), b, np.ones(3))
+    assert not steps.subtract_summed(a, a, b, np.ones(4))
+    assert not steps.column_sums(b, np.ones(4))
     assert not steps.outer_product(np.ones(3), np.ones(3), b)
+    assert not steps.outer_relu_derivative_summed(np.ones(4), np.ones(3), a, b, np.ones(2))
+    assert not steps.outer_relu_derivative_summed(np.ones(4), np.ones(2), a, b, np.ones(3))
     assert not steps.subtract_row_max(a, np.ones((3, 3)))
-    assert not steps.divide_rows(b, np.ones(3))
+    assert not steps.normalize_rows(b, np.ones(3))
+    assert not steps.log_loss_terms(a, np.ones((4, 2)), 0.1, 0.9, b)
+    assert not steps.binary_log_loss_terms(a, a, np.ones((4, 2)), 0.1, 0.9, b, b)
+    assert not steps.column_means(b, np.ones(2))
     assert (b == 1).all()  # nothing written
 
 
