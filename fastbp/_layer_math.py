@@ -391,7 +391,9 @@ def _output_activate(z, bias, loss_code, bits, exact):
     ``exact`` (prediction) computes each exp with the C library's ``exp`` and sums a
     softmax row in numpy's pairwise order: scikit-learn's own arithmetic (scipy's
     expit, numpy's exp and sum), so that predictions from the same weights are its
-    bits in float64 (``tests/test_prediction_bits.py``). Training keeps the
+    bits in float64 (``tests/test_prediction_bits.py``) where numpy's exp is the C
+    library's; on CPUs with AVX-512, numpy's own vectorised exp rounds an ulp away in
+    some values, and softmax outputs differ by a few ulp. Training keeps the
     vectorised :func:`_exp_all` (an ulp apart, and faster).
 
     ``exact`` is a bool decided at run time, never a literal ``True`` or ``False``:

@@ -12,8 +12,16 @@ differently from the C library's in about a quarter of the values.
 
 Both run the matrix products through BLAS; the tests hold where numpy's and scipy's
 OpenBLAS round alike (the same kernel family), which is what these machines have.
+
+The softmax's exponentials are numpy's ``exp`` in scikit-learn. On CPUs with AVX-512
+numpy computes float64 ``exp`` with its own vectorised code, which rounds an ulp away
+from the C library's in some values (measured: a shared AVX-512 Xeon here, where 250 of
+7,500 softmax outputs differed by one ulp, and up to 4 ulp with 12 classes, each
+exponential's ulp entering the row's sum); there the softmax outputs are checked to
+within 8 ulp, and every other output still bit for bit.
 """
 
+import math
 import warnings
 
 import numpy as np
@@ -32,6 +40,15 @@ TARGETS = {
     "multilabel": (X[:, :3] > 0).astype(int),
     "regression": X @ RNG.standard_normal(7),
 }
+
+
+def _numpy_exp_is_the_c_librarys():
+    """Whether numpy's float64 exp gives the C library's bits on this CPU."""
+    values = np.linspace(-40.0, 5.0, 20001)
+    return bool(np.array_equal(np.exp(values), [math.exp(value) for value in values]))
+
+
+NUMPY_EXP_IS_THE_C_LIBRARYS = _numpy_exp_is_the_c_librarys()
 
 
 def _pair(activation, kind):
@@ -58,4 +75,7 @@ def test_predictions_are_scikit_learns_bits(activation, kind):
         expected = getattr(theirs, method)(rows)
         got = getattr(ours, method)(rows)
         assert got.dtype == expected.dtype
-        np.testing.assert_array_equal(got, expected)
+        if kind.startswith("multiclass") and not NUMPY_EXP_IS_THE_C_LIBRARYS:
+            np.testing.assert_array_max_ulp(got, expected, maxulp=8)
+        else:
+            np.testing.assert_array_equal(got, expected)
