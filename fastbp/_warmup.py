@@ -35,7 +35,8 @@ def warmup(dtypes=("float64", "float32"), *, everything=False, n_jobs=1):
     or gradient clipping, with 'identity', 'relu', 'leaky_relu' or 'logistic' hidden
     layers, the squared error or the cross-entropy, and sgd, adam or adamw; and
     prediction. Everything else (sparse input, dropout, the other activations and
-    losses, clipping, L-BFGS on data above its exact-arithmetic budget) is compiled
+    losses, clipping, L-BFGS's compiled steps, within its exact-arithmetic budget
+    and above it) is compiled
     the first time a fit uses it, or here with ``everything=True``.
 
     Parameters
@@ -172,6 +173,7 @@ def _warmup_here(dtypes, everything):
     from sklearn.exceptions import ConvergenceWarning
 
     from fastbp import _kernels
+    from fastbp._lbfgs import COMPILED_STEPS_MIN_VALUES
     from fastbp._network import NetworkLayout, read_only
     from fastbp._optimizers import FullBatchObjective
     from fastbp.estimators import BackpropClassifier, BackpropRegressor
@@ -205,6 +207,15 @@ def _warmup_here(dtypes, everything):
                         1e-4, chunk_rows=8,
                     )  # fmt: skip
                     objective(layout.initialize(rng, activation, dtype))
+                # L-BFGS within its exact-arithmetic budget: the compiled steps of
+                # scikit-learn's arithmetic (fastbp._exact_steps, used from
+                # COMPILED_STEPS_MIN_VALUES rows x units), for one output and for a
+                # softmax (1-4 s of a first L-BFGS fit otherwise).
+                rows = rng.normal(size=(COMPILED_STEPS_MIN_VALUES // 16 + 1, 3)).astype(dtype)
+                for n_classes in (2, 3):
+                    exact = BackpropClassifier(hidden_layer_sizes=(16,), solver="lbfgs",
+                                               max_iter=2)  # fmt: skip
+                    exact.fit(rows, np.arange(rows.shape[0]) % n_classes)
         seconds[dtype.name] = time.perf_counter() - start
     return seconds
 

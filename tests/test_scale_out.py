@@ -64,6 +64,14 @@ def test_warmup_compiles_the_common_paths_and_on_request_everything():
     params = argument_position(_kernels._full_gradient, "params")
     chunked = {str(signature[params].dtype) for signature in _kernels._full_gradient.signatures}
     assert chunked == {"float64", "float32"}
+    # L-BFGS's compiled exact steps (fastbp._exact_steps), one output and a softmax
+    from fastbp import _exact_steps
+
+    for step in (_exact_steps.outer_relu_derivative_summed, _exact_steps.subtract_summed):
+        assert {str(signature[0].dtype) for signature in step.signatures} == {
+            "float64",
+            "float32",
+        }
 
 
 def test_warmup_refuses_a_bad_n_jobs():
