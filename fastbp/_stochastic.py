@@ -138,7 +138,7 @@ class EpochLoop:
         # compilation of the epochs; every other fit runs the full kernel, compiled on
         # first use.
         self.rare = None
-        if needs_rare_paths(net, csr is not None, True, self.settings):
+        if needs_rare_paths(net, csr is not None, True):
             self.rare = rare_paths(layout, self.batch_size, dtype, csr, self.with_dropout)
         # Short epochs run several to a compiled call (returning about every
         # SECONDS_PER_CALL) when nothing needs Python between them: no callback,

@@ -284,7 +284,7 @@ def prepare_prediction_while_training(model, X):
 def kernels_are_cached(dtype):
     """True when numba's cache holds the common-path kernel for ``dtype``
     (so a fit will load, not compile, it). A cheap look at the cache index."""
-    from fastbp._common_path import common_epochs
+    from fastbp._common_epochs import common_epochs
     from fastbp._kernel_cache import argument_position, cached_signatures
 
     name = np.dtype(dtype).name
