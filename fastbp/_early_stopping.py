@@ -13,7 +13,7 @@ from numbers import Real
 import numpy as np
 from sklearn.base import is_classifier
 
-from fastbp._common_path import no_improvement_rule
+from fastbp._convergence import no_improvement_rule
 from fastbp._logging import LOGGER
 from fastbp._losses import loss_parameters, output_loss
 

@@ -108,7 +108,8 @@ KERNEL_SOURCES = (
     "_optimizer_steps.py",
     "_batch_passes.py",
     "_kernels.py",
-    "_common_path.py",
+    "_common_epochs.py",
+    "_convergence.py",
     "_argument_checks.py",
     "_exact_steps.py",
 )

@@ -1,6 +1,7 @@
 """The compiled kernels' entry points: epochs of training (the full kernel; the
-common path's is :data:`fastbp._common_path.common_epochs`), the full-batch
-gradient, prediction.
+common path's, :data:`fastbp._common_epochs.common_epochs`, is written out from
+this one's code by ``tools/generate_common_path.py``), the full-batch gradient,
+prediction.
 
 Every public kernel here is compiled once per dtype (float32, float64) and cached on
 disk (and once more with the rare paths). Options (activation, loss, solver) arrive
@@ -37,8 +38,15 @@ from fastbp._argument_checks import (
     rare_paths_fit,
     workspace_fits,
 )
-from fastbp._batch_passes import _backward, _forward, _gather
-from fastbp._common_path import KERNEL_MARGIN, common_epochs, no_improvement
+from fastbp._batch_passes import (
+    _backward,
+    _clipped_weight_sum,
+    _forward,
+    _gather,
+    _squared_coef_norm,
+)
+from fastbp._common_epochs import common_epochs
+from fastbp._convergence import KERNEL_MARGIN, no_improvement
 from fastbp._kernel_arguments import Data, Network, RarePaths, Settings, Workspace, entry_point
 from fastbp._kernel_cache import _HELPER, _JIT, pause_gc_while_compiling, prepare_caches
 from fastbp._kernel_codes import (
@@ -55,37 +63,6 @@ from fastbp._layer_math import _BLOCK, _output_delta_and_loss
 from fastbp._optimizer_steps import optimizer_step
 
 __all__ = ["Data", "Network", "RarePaths", "Settings", "Workspace"]  # named here too
-
-
-# ---------------------------------------------------------------------------------
-# The L2 penalty's value and gradient clipping (the steps: fastbp._optimizer_steps).
-# ---------------------------------------------------------------------------------
-@njit(**_HELPER)
-def _squared_coef_norm(params, net):
-    """Sum of squared coefficients, one dot product per layer as scikit-learn does."""
-    total = 0.0
-    units = net.units
-    for layer in range(units.shape[0] - 1):
-        start = net.coef_offsets[layer]
-        coefs = params[start : start + units[layer] * units[layer + 1]]
-        total += float(np.dot(coefs, coefs))
-    return total
-
-
-@njit(**_HELPER)
-def _clipped_weight_sum(params, grads, n_coefs, alpha, weight_sum, max_norm):
-    """The divisor that scales the step's gradient (raw + alpha w) / weight_sum down
-    to a global norm of at most ``max_norm`` (gradient clipping)."""
-    squared = 0.0
-    for k in range(params.shape[0]):
-        g = float(grads[k])
-        if k < n_coefs:
-            g += alpha * float(params[k])
-        squared += g * g
-    norm = math.sqrt(squared) / weight_sum
-    if norm > max_norm:
-        return weight_sum * norm / max_norm
-    return weight_sum
 
 
 # ---------------------------------------------------------------------------------
@@ -108,6 +85,7 @@ def _train_epoch(data, net, work, rare, params, state, order, batch_size, settin
     out_start, n_outputs = offsets[last], net.units[last]
     is_sparse = False if rare is None else rare.is_sparse
     loss_sum = 0.0
+    finite = True
     step = adam_step
     if rare is not None:
         if dropout_seed >= 0:
@@ -143,11 +121,16 @@ def _train_epoch(data, net, work, rare, params, state, order, batch_size, settin
         batch_loss = batch_loss_sum / weight_sum + 0.5 * alpha * squared_norm / weight_sum
         loss_sum += batch_loss * n_rows
         if not math.isfinite(batch_loss):
-            return loss_sum, False, step
-    for k in range(params.shape[0]):
-        if not math.isfinite(params[k]):
-            return loss_sum, False, step
-    return loss_sum, True, step
+            finite = False
+            break
+    if finite:
+        for k in range(params.shape[0]):
+            if not math.isfinite(params[k]):
+                finite = False
+                break
+    # One return, at the end: tools/generate_common_path.py writes this body out
+    # in place of its call.
+    return loss_sum, finite, step
 
 
 @njit(**_JIT)
@@ -375,8 +358,9 @@ def run_epochs(data, net, work, rare, params, state, orders, batch_size, setting
     epoch ``e``.
 
     ``rare`` is None exactly when :func:`fastbp._common_path.takes_common_path`
-    said so for this training call: the flat common-path kernel runs; every other
-    fit passes its :class:`RarePaths` and runs the full kernel.
+    said so for this training call: the common path's kernel runs (this kernel's
+    code with ``rare=None``, written out); every other fit passes its
+    :class:`RarePaths` and runs the full kernel.
 
     Several epochs in one call spare short epochs the cost of returning to Python.
     ``stopping`` (``S_*`` layout) says whether to return early, after the first epoch
@@ -398,7 +382,7 @@ def run_epochs(data, net, work, rare, params, state, orders, batch_size, setting
     """
     if rare is None:
         result = common_epochs(*data, *net, *work, params, state, orders, batch_size, *settings,
-                               adam_step, loss_sums, steps, stopping)  # fmt: skip
+                               adam_step, dropout_seeds, loss_sums, steps, stopping)  # fmt: skip
     else:
         result = epoch_kernel(*data, *net, *work, rare, params, state, orders, batch_size,
                               *settings, adam_step, dropout_seeds, loss_sums, steps,

@@ -27,11 +27,11 @@ def network(layout, hidden_codes, dropout_rates):
     )
 
 
-def needs_rare_paths(net, is_sparse, training, settings=None):
+def needs_rare_paths(net, is_sparse, training):
     """True when a kernel call needs its :class:`fastbp._kernels.RarePaths`: the
     negation of the one routing decision,
     :func:`fastbp._common_path.takes_common_path` (arguments there)."""
-    return not takes_common_path(net, is_sparse, training, settings)
+    return not takes_common_path(net, is_sparse, training)
 
 
 class NetworkLayout:

@@ -134,11 +134,11 @@ class EpochLoop:
             optimizer.hyperparameters(estimator.alpha, dtype),
             estimator._loss_parameters(dtype),
         )
-        # The common path (fastbp._common_path) passes no RarePaths and runs its own
-        # compilation of the epochs; every other fit runs the full kernel, compiled on
-        # first use.
+        # The common path (fastbp._common_path) passes no RarePaths and runs the
+        # kernel generated from the full one with rare=None; every other fit runs the
+        # full kernel, compiled on first use.
         self.rare = None
-        if needs_rare_paths(net, csr is not None, True, self.settings):
+        if needs_rare_paths(net, csr is not None, True):
             self.rare = rare_paths(layout, self.batch_size, dtype, csr, self.with_dropout)
         # Short epochs run several to a compiled call (returning about every
         # SECONDS_PER_CALL) when nothing needs Python between them: no callback,

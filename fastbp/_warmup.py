@@ -31,12 +31,11 @@ import numpy as np
 def warmup(dtypes=("float64", "float32"), *, everything=False, n_jobs=1):
     """Compile (or load from the cache) the kernels for the given dtypes.
 
-    The common paths are always prepared: training on dense input without dropout
-    or gradient clipping, with 'identity', 'relu', 'leaky_relu' or 'logistic' hidden
-    layers, the squared error or the cross-entropy, and sgd, adam or adamw; and
-    prediction. Everything else (sparse input, dropout, the other activations and
-    losses, clipping, L-BFGS's compiled steps, within its exact-arithmetic budget
-    and above it) is compiled
+    The common paths are always prepared: training on dense input without dropout,
+    with 'identity', 'relu', 'leaky_relu' or 'logistic' hidden layers (every loss
+    and solver); and prediction. Everything else (sparse input, dropout, the other
+    activations, L-BFGS's compiled steps, within its exact-arithmetic budget and
+    above it) is compiled
     the first time a fit uses it, or here with ``everything=True``.
 
     Parameters
@@ -190,14 +189,13 @@ def _warmup_here(dtypes, everything):
             out = np.empty((X.shape[0], network.n_outputs), dtype=dtype)
             _kernels.predict_forward(read_only(X), None, *network.predict_arguments, out)
             if everything:
-                # One full epoch kernel serves sparse input, dropout, clipping and
-                # every activation and loss; sparse prediction uses the full
-                # prediction kernel.
+                # One full epoch kernel serves sparse input, dropout and every
+                # activation; sparse prediction uses the full prediction kernel.
                 rare = BackpropClassifier(
                     hidden_layer_sizes=(2,), activation="tanh", dropout=0.1, max_iter=1
                 )
                 rare.fit(sp.csr_matrix(X), y).predict(sp.csr_matrix(X))
-                # a loss outside the common path: dense prediction without it
+                # a loss of its own output activation: dense prediction with it
                 robust = BackpropRegressor(hidden_layer_sizes=(2,), loss="huber", max_iter=1)
                 robust.fit(X, X[:, 0]).predict(X)
                 layout = NetworkLayout([3, 2, 1])
@@ -284,7 +282,7 @@ def prepare_prediction_while_training(model, X):
 def kernels_are_cached(dtype):
     """True when numba's cache holds the common-path kernel for ``dtype``
     (so a fit will load, not compile, it). A cheap look at the cache index."""
-    from fastbp._common_path import common_epochs
+    from fastbp._common_epochs import common_epochs
     from fastbp._kernel_cache import argument_position, cached_signatures
 
     name = np.dtype(dtype).name

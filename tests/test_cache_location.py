@@ -227,13 +227,13 @@ FIT_AND_REPORT = """
     import numpy as np
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        from fastbp import BackpropClassifier, _common_path, _kernel_cache
+        from fastbp import BackpropClassifier, _common_epochs, _kernel_cache
         X = np.random.RandomState(0).normal(size=(40, 3))
         y = np.arange(40) % 2
         start = time.perf_counter()
         BackpropClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X, y).predict(X)
         seconds = time.perf_counter() - start
-    stats = _common_path.common_epochs.stats
+    stats = _common_epochs.common_epochs.stats
     print(_kernel_cache.CACHE_LOCATION, _kernel_cache.CACHE_WRITABLE)
     print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
     print([str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)])

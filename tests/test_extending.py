@@ -8,7 +8,9 @@ import re
 import pytest
 
 from fastbp import (
+    _common_epochs,
     _common_path,
+    _convergence,
     _kernel_arguments,
     _kernel_codes,
     _kernels,
@@ -24,13 +26,14 @@ from fastbp import (
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGE = (ROOT / "docs" / "user_guide" / "extending.rst").read_text()
 MODULES = [
-    _common_path, _kernel_arguments, _kernel_codes, _kernels, _layer_math, _losses,
-    _onnx_converters, _optimizer_steps, _optimizers, _warmup, estimators,
+    _common_epochs, _common_path, _convergence, _kernel_arguments, _kernel_codes, _kernels,
+    _layer_math, _losses, _onnx_converters, _optimizer_steps, _optimizers, _warmup, estimators,
 ]  # fmt: skip
 # Double-quoted words of the page that name no code: parameters, values, prose.
 WORDS = {
     "activation", "loss", "solver", "pre", "state", "hyper", "loss_params", "stopping",
-    "nesterov", "rare is None", "a = f(z)", "'swish'", "'gelu'", "out_activation_",
+    "nesterov", "rare is None", "rare is not None", "rare=None", "a = f(z)", "'swish'", "'gelu'",
+    "out_activation_",
     "to_sklearn", "__init__", "H_*", "P_*",
 }  # fmt: skip
 

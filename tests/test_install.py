@@ -20,13 +20,13 @@ USE = textwrap.dedent(
     """
     import numpy as np
     import fastbp
-    from fastbp import BackpropClassifier, _common_path
+    from fastbp import BackpropClassifier, _common_epochs
     X = np.random.RandomState(0).normal(size=(40, 3))
     y = (X[:, 0] > 0).astype(int)
     model = BackpropClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0)
     print(fastbp.__file__)
     print(model.fit(X, y).score(X, y) > 0.5)
-    stats = _common_path.common_epochs.stats  # loaded from the cache, or compiled
+    stats = _common_epochs.common_epochs.stats  # loaded from the cache, or compiled
     print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
     """
 )

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from fastbp import BackpropClassifier, _common_path, _kernels
+from fastbp import BackpropClassifier, _common_epochs, _kernels
 from fastbp._kernel_arguments import Data, Network, Settings, Workspace, entry_point
 from fastbp._optimizer_steps import STATE_ARRAYS
 from fastbp._optimizers import OPTIMIZERS
@@ -42,13 +42,14 @@ def test_the_training_entry_points_take_the_named_tuples_fields_in_order():
                                                   else (group,))
         )  # fmt: skip
 
-    tail = ("adam_step", "loss_sums", "steps", "stopping")
-    assert _common_path.common_epochs.py_func.arguments == fields(
+    tail = ("adam_step", "dropout_seeds", "loss_sums", "steps", "stopping")
+    # the common path's: the full kernel's, less the rare paths
+    assert _common_epochs.common_epochs.py_func.arguments == fields(
         Data, Network, Workspace, "params", "state", "orders", "batch_size", Settings, *tail
     )
     assert _kernels.epoch_kernel.py_func.arguments == fields(
         Data, Network, Workspace, "rare", "params", "state", "orders", "batch_size",
-        Settings, "adam_step", "dropout_seeds", *tail[1:],
+        Settings, *tail,
     )  # fmt: skip
     assert _kernels.predict_forward.py_func.arguments == fields(
         "X", "rare", "params", Network, "loss_code", "out"

@@ -384,7 +384,7 @@ EVERY_KERNEL_PATH = """
     import numpy as np
     import scipy.sparse as sp
     from fastbp import BackpropClassifier, BackpropRegressor
-    from fastbp._common_path import COMMON_ACTIVATIONS, COMMON_SOLVERS
+    from fastbp._common_path import COMMON_ACTIVATIONS
     from fastbp._kernel_codes import ACTIVATION_CODES
     from fastbp._losses import REGRESSION_LOSSES
     from fastbp._optimizers import OPTIMIZERS
@@ -409,19 +409,20 @@ EVERY_KERNEL_PATH = """
                 for loss in REGRESSION_LOSSES:
                     reg = BackpropRegressor(loss=loss, **options).fit(data, Y)
                     reg.predict(data[:1])
-        # the common-path kernel (dense, no dropout or clipping), training and
-        # predicting, in 1024-row chunks and less
+        # the common-path kernel (dense, no dropout), training (with clipping too)
+        # and predicting, in 1024-row chunks and less
         common = [name for name, code in ACTIVATION_CODES.items() if code in COMMON_ACTIVATIONS]
         dense, many = X.astype(dtype), rng.normal(size=(2100, 5)).astype(dtype)
-        solvers = [name for name, cls in OPTIMIZERS.items() if cls.solver_code in COMMON_SOLVERS]
-        for solver in solvers:
+        for solver in OPTIMIZERS:
             options = dict(solver=solver, max_iter=3, batch_size=16, random_state=0,
-                           hidden_layer_sizes=(7,) * len(common), activation=common)
+                           hidden_layer_sizes=(7,) * len(common), activation=common,
+                           max_grad_norm=1.0 if solver == "adam" else None)
             for target in (y, y % 2, np.stack([y % 2, y // 2], axis=1)):
                 clf = BackpropClassifier(**options).fit(dense, target)
                 clf.predict_proba(dense[:1]), clf.predict_proba(many)
-            reg = BackpropRegressor(**options).fit(dense, Y)
-            reg.predict(dense[:1]), reg.predict(many)
+            for loss in REGRESSION_LOSSES:
+                reg = BackpropRegressor(loss=loss, **options).fit(dense, Y)
+                reg.predict(dense[:1]), reg.predict(many)
     print("all kernel paths ran")
 """
 

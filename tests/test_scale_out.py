@@ -16,7 +16,14 @@ from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV, train_test_split
 
 import fastbp
-from fastbp import BackpropClassifier, DaskChunks, _common_path, _kernel_cache, _kernels, fit_chunks
+from fastbp import (
+    BackpropClassifier,
+    DaskChunks,
+    _common_epochs,
+    _kernel_cache,
+    _kernels,
+    fit_chunks,
+)
 from fastbp._kernel_cache import argument_position
 
 GRID = {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-1]}
@@ -50,7 +57,7 @@ def _compiled(kernel):
 def test_warmup_compiles_the_common_paths_and_on_request_everything():
     seconds = fastbp.warmup()
     assert set(seconds) == {"float64", "float32"}
-    common_kernel = _common_path.common_epochs
+    common_kernel = _common_epochs.common_epochs
     params = _position(common_kernel, "params")
     common = {str(signature[params].dtype) for signature in common_kernel.signatures}
     assert common == {"float64", "float32"}  # one common-path kernel per dtype
@@ -142,7 +149,7 @@ def test_parallel_warmup_leaves_every_dtype_in_the_cache(tmp_path):
     check = """
 import sys
 import numpy as np
-from fastbp import BackpropClassifier, _common_path, _kernels
+from fastbp import BackpropClassifier, _common_epochs, _kernels
 from fastbp._warmup import kernels_are_cached
 X = np.random.RandomState(0).rand(40, 3)
 y = np.arange(40) % 3
@@ -150,7 +157,7 @@ for dtype in (np.float64, np.float32):
     assert kernels_are_cached(dtype)
     model = BackpropClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X.astype(dtype), y)
     model.predict(X.astype(dtype))  # through the cached prediction kernel
-for kernel in (_common_path.common_epochs, _kernels.predict_forward):
+for kernel in (_common_epochs.common_epochs, _kernels.predict_forward):
     stats = kernel.stats
     print(kernel.__name__, sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
 # loading skipped numba's refresh of its compiler registries (a module only it imports)

@@ -86,7 +86,7 @@ def test_what_is_imported_late_still_works_when_used(small_classification):
 def test_a_warm_first_fit_loads_only_its_kernel_and_skips_numbas_extension_scan():
     fit = """
 import numpy as np
-from fastbp import MLPClassifier, _kernels, _common_path
+from fastbp import MLPClassifier, _kernels, _common_epochs
 X = np.random.RandomState(0).normal(size=(40, 3))
 y = (X[:, 0] > 0).astype(int)
 clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X, y)
@@ -96,11 +96,11 @@ clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X, y)
         fit
         + """
 import numba.core.entrypoints as entrypoints
-print(len(_common_path.common_epochs.overloads), len(_kernels.epoch_kernel.overloads),
+print(len(_common_epochs.common_epochs.overloads), len(_kernels.epoch_kernel.overloads),
       len(_kernels.predict_forward.overloads), len(_kernels._full_gradient.overloads))
 clf.predict(X)
 print("extension scan:", entrypoints._already_initialized)
-print("cache hits:", sum(_common_path.common_epochs.stats.cache_hits.values()))
+print("cache hits:", sum(_common_epochs.common_epochs.stats.cache_hits.values()))
 """
     )
     # the common-path kernel only, loaded from the cache, with no scan (fit and predict)

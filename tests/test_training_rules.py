@@ -12,7 +12,7 @@ from numpy.testing import assert_array_equal
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from fastbp import BackpropClassifier, BackpropRegressor
-from fastbp._common_path import KERNEL_MARGIN, no_improvement
+from fastbp._convergence import KERNEL_MARGIN, no_improvement
 from fastbp._early_stopping import update_no_improvement_count
 
 # One configuration per kernel: the common path, and the full kernel (tanh takes it).

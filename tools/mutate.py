@@ -4,12 +4,13 @@ Each mutation below breaks one rule of the kernel math or the training bookkeepi
 replacing an exact snippet of source. The script copies ``fastbp/``, ``tests/`` and
 ``pyproject.toml`` into a temporary directory (the working tree is never edited, so an
 interrupted run leaves nothing behind), with a kernel cache of its own
-(``NUMBA_CACHE_DIR``). For each mutation it edits the copy, runs the tests, puts the
-original files back (with their times, so that the cached kernels stay valid), and
-reports KILLED (a test failed), SURVIVED (every test passed) or NOT APPLIED (its
-snippet is no longer in the source: update the mutation). Mutations of files without
-kernels run first, from the baseline run's cache; each mutation of a kernel source
-recompiles the kernels.
+(``NUMBA_CACHE_DIR``). For each mutation it edits the copy (and writes the common
+path's kernel out again from the mutated full kernel, as a developer would with
+``tools/generate_common_path.py``), runs the tests, puts the original files back
+(with their times, so that the cached kernels stay valid), and reports KILLED (a
+test failed), SURVIVED (every test passed) or NOT APPLIED (its snippet is no longer
+in the source: update the mutation). Mutations of files without kernels run first,
+from the baseline run's cache; each mutation of a kernel source recompiles the kernels.
 
 Run by hand, never in CI (a kernel mutant recompiles the kernels: 1-4 min on two
 busy cores, then its tests)::
@@ -55,19 +56,21 @@ def _mutation(name, what, *edits, tests=()):
     return Mutation(name, what, tuple(Edit(*edit) for edit in edits), tuple(tests))
 
 
-COMMON = "fastbp/_common_path.py"
+CONVERGENCE = "fastbp/_convergence.py"
 LAYER_MATH = "fastbp/_layer_math.py"
 KERNELS = "fastbp/_kernels.py"
+GENERATOR = "tools/generate_common_path.py"
+GENERATED = "fastbp/_common_epochs.py"
 STEPS = "fastbp/_optimizer_steps.py"
 
 MUTATIONS = [
     _mutation(
         "zero-weight-batch-guard",
-        "the common path steps on a batch whose weights sum to 0 (divides by 0)",
+        "training steps on a batch whose weights sum to 0 (divides by 0)",
         (
-            COMMON,
-            "            if weight_sum == 0:\n                continue",
-            "            if False:\n                continue",
+            KERNELS,
+            "        if weight_sum == 0:\n            continue",
+            "        if False:\n            continue",
         ),
     ),
     _mutation(
@@ -79,7 +82,7 @@ MUTATIONS = [
         "convergence-reset",
         "the convergence count never starts again after an improvement (the one rule, "
         "which Python and both kernels run)",
-        (COMMON, "    else:\n        count = 0\n", "    else:\n        count = count\n"),
+        (CONVERGENCE, "    else:\n        count = 0\n", "    else:\n        count = count\n"),
     ),
     _mutation(
         "convergence-best-score-kept",
@@ -129,9 +132,9 @@ MUTATIONS = [
     ),
     _mutation(
         "l2-loss-term",
-        "the L2 penalty left out of the common path's reported loss",
+        "the L2 penalty left out of training's reported loss",
         (
-            COMMON,
+            KERNELS,
             "batch_loss_sum / weight_sum + 0.5 * alpha * squared_norm / weight_sum",
             "batch_loss_sum / weight_sum",
         ),
@@ -176,7 +179,7 @@ MUTATIONS = [
     _mutation(
         "epoch-loss-unweighted-by-rows",
         "the epoch loss sums batch losses without weighting each by its rows",
-        (COMMON, "loss_sum += batch_loss * n_rows", "loss_sum += batch_loss"),
+        (KERNELS, "loss_sum += batch_loss * n_rows", "loss_sum += batch_loss"),
     ),
     _mutation(
         "kernels-hold-the-gil",
@@ -218,10 +221,23 @@ def apply(mutation, tree):
     return None
 
 
+def regenerate(mutation, tree):
+    """Write the common path's kernel out again from the mutated full kernel (it is
+    generated from it: tools/generate_common_path.py), so both kernels carry the
+    mutant; returns a problem, or None."""
+    if not touches_kernels(mutation):
+        return None
+    result = subprocess.run(
+        [sys.executable, str(tree / GENERATOR)], cwd=tree, capture_output=True, text=True
+    )
+    return None if result.returncode == 0 else f"generator: {result.stderr.strip()[-300:]}"
+
+
 def restore(mutation, tree):
-    """Put back the files ``mutation`` edited, with their modification times."""
-    for edit in mutation.edits:
-        shutil.copy2(ROOT / edit.path, tree / edit.path)
+    """Put back the files ``mutation`` edited, and the generated kernel, with their
+    modification times."""
+    for path in {edit.path for edit in mutation.edits} | {GENERATED}:
+        shutil.copy2(ROOT / path, tree / path)
 
 
 def touches_kernels(mutation):
@@ -230,7 +246,7 @@ def touches_kernels(mutation):
 
 def copy_tree(destination):
     ignore = shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc", "*.pyc")
-    for name in ("fastbp", "tests"):
+    for name in ("fastbp", "tests", "tools"):
         shutil.copytree(ROOT / name, destination / name, ignore=ignore)
     shutil.copy(ROOT / "pyproject.toml", destination / "pyproject.toml")
 
@@ -298,8 +314,9 @@ def main():
                 print(failure)
                 return 2
         for mutation in chosen:
-            problem = apply(mutation, tree)
+            problem = apply(mutation, tree) or regenerate(mutation, tree)
             if problem:
+                restore(mutation, tree)
                 rows.append((mutation.name, "NOT APPLIED", 0.0, problem))
             else:
                 tests = list(mutation.tests) or args.tests
