@@ -45,7 +45,7 @@ clock = time.process_time if os.environ.get("AB_CLOCK") == "cpu" else time.perf_
 
 def best(function, repeats):
     times = []
-    for _ in range(repeats):
+    for _ in range(repeats * int(os.environ.get("AB_REPEATS", "1"))):
         start = clock()
         function()
         times.append(clock() - start)
@@ -82,15 +82,19 @@ value = 1e6 * best(lambda: [clf.predict_proba(row) for _ in range(2000)], 7) / 2
 }
 
 
-def measure(source, case, clock="wall"):
+def measure(source, case, clock="wall", repeats=1, cpu=None):
     code = SETUP + "\nwith threadpool_limits(1):\n" + textwrap.indent(CASES[case], "    ")
     code += "\nprint(json.dumps(value))\n"
-    env = {**os.environ, "PYTHONPATH": os.path.abspath(source), "AB_CLOCK": clock}
+    env = {**os.environ, "PYTHONPATH": os.path.abspath(source), "AB_CLOCK": clock,
+           "AB_REPEATS": str(repeats)}  # fmt: skip
+    # --cpu: both checkouts' processes on one core (on a shared 2-core machine, which
+    # core a process lands on moves its time by up to 40%).
+    pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     # In the checkout: ``python -c`` puts the working directory before PYTHONPATH, so a
     # run started in the other checkout measured that one twice.
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
-        cwd=os.path.abspath(source),
+        cwd=os.path.abspath(source), preexec_fn=pin,
     )  # fmt: skip
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -105,32 +109,49 @@ def main():
         "--clock", choices=("wall", "cpu"), default="wall",
         help="time each case by the wall clock or by the process's CPU time",
     )  # fmt: skip
+    parser.add_argument(
+        "--repeats", type=int, default=1,
+        help="multiply each case's repeats inside a process (its time: their minimum)",
+    )  # fmt: skip
+    parser.add_argument("--cpu", type=int, help="run every process on this core only")
     args = parser.parse_args()
+    options = {"clock": args.clock, "repeats": args.repeats, "cpu": args.cpu}
     import numpy  # noqa: F401  (loads the BLAS library that threadpool_info reports)
     from threadpoolctl import threadpool_info
 
     blas = [(i.get("internal_api"), i.get("version"), i.get("architecture")) for i in
             threadpool_info() if i.get("user_api") == "blas"]  # fmt: skip
     print(
-        f"BLAS: {blas}; {args.rounds} rounds; {args.clock} clock; "
+        f"BLAS: {blas}; {args.rounds} rounds; {args.clock} clock; repeats x{args.repeats}; "
+        f"core {args.cpu if args.cpu is not None else 'any'}; "
         f"A = {args.before}, B = {args.after}\n"
     )
     for case in args.cases:  # warm both caches (uncounted)
-        measure(args.before, case, args.clock)
-        measure(args.after, case, args.clock)
-    print("| case | A median | B median | B/A (median of rounds) | B/A min-max |")
-    print("|---|---|---|---|---|")
+        measure(args.before, case, **options)
+        measure(args.after, case, **options)
+    # The lower half: processes of this machine run in a fast and a slow mode (up to
+    # 40% apart, whichever checkout); the median of each checkout's faster half compares
+    # like with like.
+    print(
+        "| case | A median | B median | B/A (median of rounds) | B/A min-max "
+        "| A lower-half median | B lower-half median | B/A lower halves |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for case in args.cases:
         before, after, ratios = [], [], []
         for _ in range(args.rounds):
-            a = measure(args.before, case, args.clock)
-            b = measure(args.after, case, args.clock)
+            a = measure(args.before, case, **options)
+            b = measure(args.after, case, **options)
             before.append(a)
             after.append(b)
             ratios.append(b / a)
+        half = max(1, args.rounds // 2)
+        low_a = statistics.median(sorted(before)[:half])
+        low_b = statistics.median(sorted(after)[:half])
         print(
             f"| {case} | {statistics.median(before):.4g} | {statistics.median(after):.4g} | "
-            f"{statistics.median(ratios):.3f} | {min(ratios):.3f}-{max(ratios):.3f} |",
+            f"{statistics.median(ratios):.3f} | {min(ratios):.3f}-{max(ratios):.3f} "
+            f"| {low_a:.4g} | {low_b:.4g} | {low_b / low_a:.3f} |",
             flush=True,
         )
 
