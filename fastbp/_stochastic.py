@@ -134,9 +134,9 @@ class EpochLoop:
             optimizer.hyperparameters(estimator.alpha, dtype),
             estimator._loss_parameters(dtype),
         )
-        # The common path (fastbp._common_path) passes no RarePaths and runs the
-        # kernel generated from the full one with rare=None; every other fit runs the
-        # full kernel, compiled on first use.
+        # The common path (routed by fastbp._common_path) passes no RarePaths and runs
+        # fastbp._common_epochs, generated from the full kernel with rare=None; every
+        # other fit runs the full kernel, compiled on first use.
         self.rare = None
         if needs_rare_paths(net, csr is not None, True):
             self.rare = rare_paths(layout, self.batch_size, dtype, csr, self.with_dropout)
