@@ -765,6 +765,79 @@ def test_5_pickles_taken_during_a_refit_load_and_hold_one_model(child):
     check(not problems, problems)
     """,
 )
+def test_5_refits_that_switch_loss_clipping_and_architecture_hold_one_model_in_threads(child):
+    """Item 5 on the common path's widened routing (every loss, clipping): one
+    regressor refitted 40 times, alternating two complete settings (Huber with
+    gradient clipping and one layer; absolute error, sgd and two layers), while two
+    threads predict, one pickles and predicts the copy, and one partial_fits a copy:
+    every prediction is one model's own, bit for bit, nothing crashes, and partial_fit
+    either trains or names the architecture it refuses."""
+    child(
+        """
+        import copy
+        import pickle
+        import threading
+
+        Xr = RNG.normal(size=(400, 5))
+        yr = Xr[:, 0] - Xr[:, 1] ** 2
+        settings = [
+            dict(hidden_layer_sizes=(7,), loss="huber", solver="adam", max_grad_norm=0.5,
+                 random_state=0, max_iter=30),
+            dict(hidden_layer_sizes=(13, 4), loss="absolute_error", solver="sgd",
+                 max_grad_norm=None, random_state=1, max_iter=30),
+        ]
+        expected = [BackpropRegressor(**s).fit(Xr, yr).predict(Xr[:20]) for s in settings]
+        check(not np.array_equal(*expected), "the two settings predict alike")
+        reg = BackpropRegressor(**settings[0]).fit(Xr, yr)
+        stop = threading.Event()
+        mixed, unexpected, predictions = [], [], [0]
+
+        def one_model(prediction):
+            return any(np.array_equal(prediction, e) for e in expected)
+
+        def refit():
+            try:
+                for i in range(40):
+                    reg.set_params(**settings[i % 2])
+                    reg.fit(Xr, yr)
+            finally:
+                stop.set()
+
+        def predict():
+            while not stop.is_set():
+                predictions[0] += 1
+                if not one_model(reg.predict(Xr[:20])):
+                    mixed.append("predict")
+
+        def save():
+            while not stop.is_set():
+                if not one_model(pickle.loads(pickle.dumps(reg)).predict(Xr[:20])):
+                    mixed.append("pickle")
+
+        def partial():
+            other = copy.deepcopy(reg)
+            while not stop.is_set():
+                try:
+                    other.partial_fit(Xr[:50], yr[:50])
+                except ValueError as error:
+                    if "layer sizes" not in str(error):
+                        unexpected.append(describe(error))
+                except Exception as error:
+                    unexpected.append(describe(error))
+
+        threads = [threading.Thread(target=f) for f in (refit, predict, predict, save, partial)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        check(predictions[0] > 100, f"only {predictions[0]} predictions ran beside the refits")
+        check(not mixed, f"{len(mixed)} predictions of neither model: {mixed[:5]}")
+        check(not unexpected, unexpected[:5])
+        check(one_model(reg.predict(Xr[:20])), "the last refit predicts neither model")
+        """
+    )
+
+
 def test_6_float32_sample_weights_that_underflow_are_refused(shared_child):
     """Item 6: float32 X with sample_weight all 1e-50 (every weight 0 once cast to
     float32): a ValueError about the sample weights, for adam and lbfgs, classifier
