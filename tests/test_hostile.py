@@ -745,26 +745,6 @@ def test_5_pickles_taken_during_a_refit_load_and_hold_one_model(child):
     )
 
 
-# ----------------------------------------------------- 6. weights that vanish in float32
-@shared(
-    """
-    X32 = X.astype(np.float32)
-    weights = np.full(60, 1e-50)
-    problems = []
-    for Estimator, target in ((BackpropClassifier, y_binary), (BackpropRegressor, X[:, 0])):
-        for solver in ("adam", "lbfgs"):
-            est = Estimator(hidden_layer_sizes=(5,), solver=solver, max_iter=5, random_state=0)
-            error = raised(lambda: est.fit(X32, target, sample_weight=weights))
-            name = f"{Estimator.__name__}(solver={solver!r})"
-            if error is None:
-                problems.append(f"{name}: fitted silently, loss_={est.loss_}")
-            elif not (
-                isinstance(error, ValueError) and "sample weight" in str(error).lower()
-            ):
-                problems.append(f"{name}: {describe(error)}")
-    check(not problems, problems)
-    """,
-)
 def test_5_refits_that_switch_loss_clipping_and_architecture_hold_one_model_in_threads(child):
     """Item 5 on the common path's widened routing (every loss, clipping): one
     regressor refitted 40 times, alternating two complete settings (Huber with
@@ -838,6 +818,26 @@ def test_5_refits_that_switch_loss_clipping_and_architecture_hold_one_model_in_t
     )
 
 
+# ----------------------------------------------------- 6. weights that vanish in float32
+@shared(
+    """
+    X32 = X.astype(np.float32)
+    weights = np.full(60, 1e-50)
+    problems = []
+    for Estimator, target in ((BackpropClassifier, y_binary), (BackpropRegressor, X[:, 0])):
+        for solver in ("adam", "lbfgs"):
+            est = Estimator(hidden_layer_sizes=(5,), solver=solver, max_iter=5, random_state=0)
+            error = raised(lambda: est.fit(X32, target, sample_weight=weights))
+            name = f"{Estimator.__name__}(solver={solver!r})"
+            if error is None:
+                problems.append(f"{name}: fitted silently, loss_={est.loss_}")
+            elif not (
+                isinstance(error, ValueError) and "sample weight" in str(error).lower()
+            ):
+                problems.append(f"{name}: {describe(error)}")
+    check(not problems, problems)
+    """,
+)
 def test_6_float32_sample_weights_that_underflow_are_refused(shared_child):
     """Item 6: float32 X with sample_weight all 1e-50 (every weight 0 once cast to
     float32): a ValueError about the sample weights, for adam and lbfgs, classifier
