@@ -13,6 +13,7 @@ it (``*tuple``).
 
 import ast
 import inspect
+import linecache
 import textwrap
 import types
 from typing import NamedTuple
@@ -91,6 +92,40 @@ class Settings(NamedTuple):
     loss_params: np.ndarray
 
 
+def _function_tree(body):
+    """The syntax tree of the plain function ``body``, on its lines in its file.
+
+    A module-level function ends before the next line that starts in the first
+    column with code: reading that far is a scan of the file's lines, where
+    ``inspect.getsourcelines`` tokenizes the function and ``ast.increment_lineno``
+    walks its tree (together four fifths of an entry point's 6 ms, paid at every
+    import). Any other function, or one this reading does not parse to itself, is
+    read by ``inspect``.
+    """
+    filename, first = body.__code__.co_filename, body.__code__.co_firstlineno
+    lines = linecache.getlines(filename, body.__globals__)
+    end = first  # the def line (no decorators: a plain function)
+    while end < len(lines) and (
+        not lines[end].strip() or lines[end][0] in " \t#" or lines[end].startswith(")")
+    ):
+        end += 1
+    try:
+        # Blank lines before it put every node on its line in the file.
+        tree = ast.parse("\n" * (first - 1) + "".join(lines[first - 1 : end]))
+    except SyntaxError:
+        tree = None
+    if (
+        tree is None
+        or len(tree.body) != 1
+        or not isinstance(tree.body[0], ast.FunctionDef)
+        or tree.body[0].name != body.__name__
+    ):
+        source, first = inspect.getsourcelines(body)
+        tree = ast.parse(textwrap.dedent("".join(source)))
+        ast.increment_lineno(tree, first - 1)
+    return tree.body[0]
+
+
 def entry_point(body, *groups):
     """The entry point of ``body`` (a plain function, to compile with ``njit``): its
     arguments are, for each of ``groups`` in order (one per argument of ``body``), the
@@ -107,10 +142,7 @@ def entry_point(body, *groups):
     The result's ``arguments`` lists its argument names: callers pass ``*tuple`` in
     the same order, tests find a position by name (``arguments.index(name)``).
     """
-    lines, first_line = inspect.getsourcelines(body)
-    tree = ast.parse(textwrap.dedent("".join(lines)))
-    ast.increment_lineno(tree, first_line - 1)
-    function = tree.body[0]
+    function = _function_tree(body)
     names = [argument.arg for argument in function.args.args]
     if len(names) != len(groups):
         raise TypeError(f"entry_point: {body.__name__} takes {names}, given {len(groups)} groups")

@@ -10,7 +10,6 @@ call helpers in several), and pauses the garbage collector while a kernel compil
 """
 
 import contextlib
-import gc
 import hashlib
 import inspect
 import os
@@ -38,6 +37,7 @@ from numba.core.registry import CPUDispatcher
 from numba.core.runtime import rtsys
 
 from fastbp import __version__
+from fastbp._collection import collection_paused
 
 # ---------------------------------------------------------------------------------
 # Where the cache lives. numba's own default is the ``__pycache__`` next to the
@@ -458,21 +458,16 @@ def prepare_caches(namespace):
 
 
 # ---------------------------------------------------------------------------------
-# Python's cyclic garbage collector runs again and again during a compilation, over
-# the many short-lived objects numba and LLVM make: pausing it while a kernel
-# compiles saves about a tenth of the time. It is restored however compilation ends.
+# Python's cyclic garbage collector runs again and again during a compilation (or a
+# load from the disk cache), over the many objects numba and LLVM make: pausing it
+# while a kernel compiles saves about a tenth of the time (fastbp._collection).
 # ---------------------------------------------------------------------------------
 def pause_gc_while_compiling(dispatcher):
     compile_signature = dispatcher.compile
 
     def compile(sig):
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with collection_paused():
             return compile_signature(sig)
-        finally:
-            if was_enabled:
-                gc.enable()
 
     dispatcher.compile = compile
 

@@ -1,6 +1,8 @@
 """The shape of the kernels' boundary: entry points written from the named tuples,
 optimizer state declared by each optimizer, prediction as its own kernel."""
 
+import ast
+import inspect
 import os
 import pickle
 import subprocess
@@ -13,7 +15,14 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from fastbp import BackpropClassifier, _common_epochs, _kernels
-from fastbp._kernel_arguments import Data, Network, Settings, Workspace, entry_point
+from fastbp._kernel_arguments import (
+    Data,
+    Network,
+    Settings,
+    Workspace,
+    _function_tree,
+    entry_point,
+)
 from fastbp._optimizer_steps import STATE_ARRAYS
 from fastbp._optimizers import OPTIMIZERS
 
@@ -54,6 +63,65 @@ def test_the_training_entry_points_take_the_named_tuples_fields_in_order():
     assert _kernels.predict_forward.py_func.arguments == fields(
         "X", "rare", "params", Network, "loss_code", "out"
     )
+
+
+def _read_by_inspect(body):
+    source, first = inspect.getsourcelines(body)
+    tree = ast.parse(textwrap.dedent("".join(source)))
+    ast.increment_lineno(tree, first - 1)
+    return tree.body[0]
+
+
+def _decorated(function):
+    return function
+
+
+@_decorated
+def _decorated_body(pair, scale):
+    return pair.first * scale
+
+
+def _body_with_a_flush_left_string(pair, scale):
+    text = """
+flush left: the scan stops here, the parse fails, inspect reads it"""
+    return pair.first * scale + len(text)
+
+
+@pytest.mark.parametrize(
+    ("body", "scanned"),
+    [
+        (_common_epochs._common_epochs, True),
+        (_kernels._epoch_kernel, True),
+        (_kernels._predict_forward, True),
+        (_body, True),
+        (_decorated_body, False),
+        (_body_with_a_flush_left_string, False),
+    ],
+    ids=lambda value: getattr(value, "__name__", str(value)),
+)
+def test_an_entry_points_body_is_read_as_inspect_reads_it(body, scanned, monkeypatch):
+    # The scan of the file's lines that replaced inspect.getsourcelines (at every
+    # import: it tokenizes) gives the same tree on the same lines, or hands the
+    # function to inspect.
+    expected = ast.dump(_read_by_inspect(body), include_attributes=True)
+    read_by_inspect = []
+    getsourcelines = inspect.getsourcelines
+    monkeypatch.setattr(
+        inspect,
+        "getsourcelines",
+        lambda function: read_by_inspect.append(function) or getsourcelines(function),
+    )
+    assert ast.dump(_function_tree(body), include_attributes=True) == expected
+    assert read_by_inspect == ([] if scanned else [body])
+
+
+def test_an_entry_point_defined_inside_a_function_is_read_by_inspect():
+    def local(pair, scale):
+        return pair.first - scale
+
+    function = entry_point(local, _Pair, "scale")
+    assert function(np.arange(3), 0, 1).tolist() == [-1, 0, 1]
+    assert function.__code__.co_firstlineno == local.__code__.co_firstlineno
 
 
 @pytest.mark.parametrize("solver", sorted(OPTIMIZERS))

@@ -138,6 +138,46 @@ def test_a_kernel_missing_from_the_cache_compiles_through_numbas_own_path(tmp_pa
     assert _run(code, env)[-1] == "42 False 1 0"  # loaded, no scan
 
 
+def test_importing_the_estimators_runs_no_older_collection_and_restores_the_collector():
+    # numba's import and fastbp's kernel modules make some 100,000 objects that live
+    # on: the collector's passes (over the whole process, after scikit-learn's import
+    # left its objects pending) free nothing then.
+    lines = _run(
+        """
+import gc
+import sklearn.neural_network  # what a user's process holds already
+passes = []
+gc.callbacks.append(
+    lambda phase, info: phase == "start" and passes.append(info["generation"])
+)
+import fastbp.estimators
+print(*[passes.count(generation) for generation in (0, 1, 2)], gc.isenabled())
+"""
+    )
+    # Without the pause: 66 passes over the youngest objects, 6 over the middle
+    # generation and one over the whole process (measured). With it, one young pass
+    # once the collector runs again, over what the import left there.
+    young, middle, full, enabled = lines[-1].split()
+    assert (int(young) <= 1, middle, full, enabled) == (True, "0", "0", "True")
+
+
+def test_the_collector_stays_off_for_a_caller_that_turned_it_off():
+    lines = _run("import gc; gc.disable(); import fastbp.estimators; print(gc.isenabled())")
+    assert lines[-1] == "False"
+
+
+def test_the_collector_runs_again_after_a_pause_that_raised():
+    import gc
+
+    from fastbp._collection import collection_paused
+
+    assert gc.isenabled()
+    with pytest.raises(KeyError), collection_paused():
+        assert not gc.isenabled()
+        raise KeyError("in the block")
+    assert gc.isenabled()
+
+
 # ---------------------------------------------------------------------------------
 # The prediction fast path checks that the published weights are still in place at
 # every call (by identity): whatever replaced them is checked before a kernel runs.
