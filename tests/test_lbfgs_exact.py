@@ -3,6 +3,7 @@ buffers that are allocated once per fit and reused by every evaluation; and the
 L-BFGS-B loop that replaces scipy.optimize.minimize's wrappers, checked against
 scipy.optimize.minimize itself."""
 
+import inspect
 import threading
 import warnings
 
@@ -374,6 +375,43 @@ def test_the_installed_scipys_driver_is_the_reviewed_one():
     if version not in _lbfgs.KNOWN_SCIPY_DRIVERS:
         pytest.skip(f"scipy {version}'s L-BFGS-B driver was never reviewed (fallback runs)")
     assert scipy_driver_is_known(), _lbfgs._scipy_driver_digest()
+
+
+def _decorated(cls):
+    return cls
+
+
+@_decorated
+class _DecoratedClass:
+    def method(self):
+        return 1
+
+
+class _PlainClass:
+    """A docstring."""
+
+    value = 2
+
+    def method(self):
+        return self.value
+
+
+def _function_with_a_class():
+    class Inner:
+        pass
+
+    return Inner
+
+
+@pytest.mark.parametrize(
+    "function",
+    [*_lbfgs._scipy_driver_sources(), _PlainClass, _DecoratedClass, _function_with_a_class()],
+    ids=lambda function: function.__qualname__,
+)
+def test_the_driver_digest_reads_each_source_as_inspect_does(function):
+    # Classes are found by their statement's line rather than by inspect's parse of
+    # the whole module (80-90 ms -> 30 ms for the digest): the same text.
+    assert _lbfgs._source(function) == inspect.getsource(function)
 
 
 def test_an_unreadable_driver_of_an_unreviewed_scipy_is_not_known(monkeypatch):
