@@ -435,7 +435,7 @@ class SklearnArithmeticObjective:
         self.derivative_summed = DERIVATIVES_SUMMED_INTO[activation]
         self.relu = activation == "relu"
         self.steps = _NumpySteps
-        if n_samples * max(units[1:]) >= COMPILED_STEPS_MIN_VALUES:
+        if _takes_compiled_steps(n_samples * max(units[1:])):
             from fastbp import _exact_steps  # loaded by the fits it serves
 
             self.steps = _exact_steps
@@ -580,11 +580,29 @@ class SklearnArithmeticObjective:
 
 
 #: Values in the widest layer of the whole batch from which the objective runs its
-#: element-wise steps compiled (fastbp/_exact_steps.py) rather than with numpy. Below
-#: it numpy's per-call cost is a few microseconds either way, and a process whose
-#: fits are all that small never waits for numba to load a kernel (about 0.3 s for
-#: the first one in a process).
+#: element-wise steps compiled (fastbp/_exact_steps.py) rather than with numpy, from
+#: a process's first fit on.
 COMPILED_STEPS_MIN_VALUES = 1 << 14
+
+#: Below that size, the fits a process runs with numpy's steps before it loads the
+#: compiled ones. Loading them costs a process 70-100 ms once, more than one small
+#: fit saves; from then on they run small fits 1.3x faster (each is one call where
+#: numpy makes two to four, each call a microsecond or two on arrays this small):
+#: the 15 fits of scikit-learn's plot_mlp_alpha example took 0.50 s instead of 0.65
+#: (measured, CPU time, bit-identical), and the whole example's process no longer.
+NUMPY_STEPS_SMALL_FITS = 1
+
+_small_fits = 0  # small fits this process has run (a count; races only move a load)
+
+
+def _takes_compiled_steps(n_values):
+    """Whether a fit whose widest layer holds ``n_values`` values over the batch runs
+    the compiled steps (counting it among the small fits where it is one)."""
+    global _small_fits
+    if n_values >= COMPILED_STEPS_MIN_VALUES:
+        return True
+    _small_fits += 1
+    return _small_fits > NUMPY_STEPS_SMALL_FITS
 
 
 class _NumpySteps:

@@ -38,6 +38,7 @@ def steps(request, monkeypatch):
     ones), whatever the batch size."""
     threshold = 0 if request.param == "compiled" else np.inf
     monkeypatch.setattr(_lbfgs, "COMPILED_STEPS_MIN_VALUES", threshold)
+    monkeypatch.setattr(_lbfgs, "NUMPY_STEPS_SMALL_FITS", np.inf)
     return request.param
 
 
@@ -762,3 +763,35 @@ def test_a_small_lbfgs_fit_loads_no_compiled_step():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
+
+
+def test_a_processs_later_small_lbfgs_fits_run_the_compiled_steps_to_the_same_bits():
+    """Loading the compiled steps pays off over a process's small fits after its
+    first: the second fit runs them, and gives the first one's weights bit for bit."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from sklearn.datasets import make_moons\n"
+        "from fastbp import BackpropClassifier, _lbfgs\n"
+        "X, y = make_moons(n_samples=60, noise=0.3, random_state=0)\n"
+        "fit = lambda: BackpropClassifier(solver='lbfgs', hidden_layer_sizes=(10, 10),\n"
+        "                                 random_state=0).fit(X, y)\n"
+        "first = fit()\n"
+        "print('fastbp._exact_steps' in sys.modules)\n"
+        "steps = []\n"
+        "init = _lbfgs.SklearnArithmeticObjective.__init__\n"
+        "def spy(self, *args, **kwargs):\n"
+        "    init(self, *args, **kwargs)\n"
+        "    steps.append(self.steps.__name__)\n"
+        "_lbfgs.SklearnArithmeticObjective.__init__ = spy\n"
+        "second = fit()\n"
+        "print(steps)\n"
+        "params = lambda m: np.concatenate([a.ravel() for a in m.coefs_ + m.intercepts_])\n"
+        "print(params(first).tobytes() == params(second).tobytes(),\n"
+        "      first.n_iter_ == second.n_iter_, first.loss_ == second.loss_)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    lines = result.stdout.strip().splitlines()
+    assert lines[-3:] == ["False", "['fastbp._exact_steps']", "True True True"], result.stderr
