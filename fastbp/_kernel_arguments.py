@@ -104,7 +104,8 @@ def _function_tree(body):
     """
     filename, first = body.__code__.co_filename, body.__code__.co_firstlineno
     lines = linecache.getlines(filename, body.__globals__)
-    end = first  # the def line (no decorators: a plain function)
+    end = first  # the def line (no decorators: a plain function); a ")" in the first
+    # column closes a signature that ruff wrapped (the generated _common_epochs)
     while end < len(lines) and (
         not lines[end].strip() or lines[end][0] in " \t#" or lines[end].startswith(")")
     ):
